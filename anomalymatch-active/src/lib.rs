@@ -1,0 +1,1 @@
+//! anomalymatch-active (work in progress).

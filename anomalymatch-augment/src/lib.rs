@@ -1,0 +1,1 @@
+//! anomalymatch-augment (work in progress).

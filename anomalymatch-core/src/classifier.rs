@@ -1,0 +1,163 @@
+//! The classifier trait: what the FixMatch trainer, the scorer and the checkpoint code need
+//! from a backbone, so that users can plug in their own network.
+
+use crate::error::{Error, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// How the optimiser, weight decay and EMA treat a variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VarRole {
+    /// Trained, with weight decay (convolution and linear weights).
+    Weight,
+    /// Trained, without weight decay (batch-norm scale and shift, biases), as in FixMatch.
+    NoDecay,
+    /// Not trained by the optimiser but part of the state (batch-norm running statistics);
+    /// EMA copies it instead of averaging it.
+    Buffer,
+}
+
+impl VarRole {
+    /// True for roles the optimiser updates.
+    pub fn is_trainable(self) -> bool {
+        self != VarRole::Buffer
+    }
+}
+
+/// One named piece of model state.
+#[derive(Debug, Clone)]
+pub struct NamedVar {
+    /// Stable name, used as the key in checkpoints.
+    pub name: String,
+    /// The storage; updating it in place updates the model.
+    pub var: Var,
+    /// How it is trained.
+    pub role: VarRole,
+}
+
+/// What a model is, for telling whether a checkpoint fits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Architecture name, e.g. `efficientnet-lite0`.
+    pub architecture: String,
+    /// Input channels (3 for RGB, more for multi-band survey data).
+    pub in_channels: usize,
+    /// Output classes (2 for normal/anomaly).
+    pub num_classes: usize,
+}
+
+/// An image classifier the trainer can fit: the backbone plug-in point.
+///
+/// Implementations keep all their state in [`candle_core::Var`]s listed by
+/// [`Classifier::variables`]; the trainer, EMA and checkpoints work through that list only,
+/// so a new backbone needs no change anywhere else.
+pub trait Classifier {
+    /// Logits `[N, num_classes]` for images `[N, C, H, W]`.
+    ///
+    /// `train` switches batch norm to batch statistics (updating running statistics) and
+    /// enables dropout; FixMatch needs both modes on the same network.
+    fn forward_t(&self, images: &Tensor, train: bool) -> Result<Tensor>;
+
+    /// Every variable with its role, in a stable order: optimiser, EMA and checkpoints use it.
+    fn variables(&self) -> Vec<NamedVar>;
+
+    /// Architecture, channel and class counts, checked when a checkpoint is loaded.
+    fn spec(&self) -> ModelSpec;
+
+    /// The device the variables live on.
+    fn device(&self) -> &Device;
+
+    /// Pooled features `[N, D]` in eval mode, for diversity-based querying; `None` when the
+    /// model has no meaningful embedding.
+    fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {
+        let _ = images;
+        Ok(None)
+    }
+
+    /// An independent copy with its own variables (the EMA model is one).
+    fn duplicate(&self) -> Result<Self>
+    where
+        Self: Sized;
+
+    /// Writes all variables to a safetensors file, atomically, with the spec as metadata.
+    fn save(&self, path: &Path) -> Result<()> {
+        save_variables(path, &self.spec(), &self.variables())
+    }
+
+    /// Loads variables saved by [`Classifier::save`]; a file for another spec, or with a
+    /// missing or differently shaped tensor, is an error naming the file and the tensor.
+    fn load(&self, path: &Path) -> Result<()> {
+        load_variables(path, &self.spec(), &self.variables())
+    }
+}
+
+/// Metadata key under which the model spec is stored in safetensors files.
+pub const SPEC_METADATA_KEY: &str = "anomalymatch.model_spec";
+
+/// Saves `vars` as safetensors (f32) with `spec` in the metadata, atomically.
+pub fn save_variables(path: &Path, spec: &ModelSpec, vars: &[NamedVar]) -> Result<()> {
+    let mut tensors = Vec::with_capacity(vars.len());
+    for v in vars {
+        let t = v.var.as_tensor().to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        tensors.push((v.name.clone(), t));
+    }
+    let spec_json = serde_json::to_string(spec).map_err(|e| Error::Checkpoint {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    let metadata = HashMap::from([(SPEC_METADATA_KEY.to_string(), spec_json)]);
+    let bytes = safetensors::serialize(
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
+        Some(metadata),
+    )
+    .map_err(|e| Error::Checkpoint {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    crate::atomic::write_bytes_atomic(path, &bytes)
+}
+
+/// Loads safetensors written by [`save_variables`] into `vars`, checking spec, names and shapes.
+pub fn load_variables(path: &Path, spec: &ModelSpec, vars: &[NamedVar]) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |message: String| Error::Checkpoint {
+        path: path.into(),
+        message,
+    };
+    let (_, meta) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    if let Some(saved) = meta.metadata().as_ref().and_then(|m| m.get(SPEC_METADATA_KEY)) {
+        let saved: ModelSpec = serde_json::from_str(saved).map_err(|e| bad(e.to_string()))?;
+        if &saved != spec {
+            return Err(bad(format!(
+                "saved for {} ({} channels, {} classes), model is {} ({} channels, {} classes)",
+                saved.architecture,
+                saved.in_channels,
+                saved.num_classes,
+                spec.architecture,
+                spec.in_channels,
+                spec.num_classes
+            )));
+        }
+    }
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    for v in vars {
+        let view = st
+            .tensor(&v.name)
+            .map_err(|_| bad(format!("tensor {} is missing", v.name)))?;
+        let t = candle_core::safetensors::Load::load(&view, &Device::Cpu)?;
+        if t.dims() != v.var.dims() {
+            return Err(bad(format!(
+                "tensor {} has shape {:?}, model expects {:?}",
+                v.name,
+                t.dims(),
+                v.var.dims()
+            )));
+        }
+        v.var
+            .set(&t.to_dtype(v.var.dtype())?.to_device(v.var.device())?)?;
+    }
+    Ok(())
+}

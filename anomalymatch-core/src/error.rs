@@ -1,0 +1,84 @@
+//! Errors of the core crate: every variant that concerns a file names it.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout `anomalymatch-core`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the core crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A label file has a bad header or row.
+    #[error("{path}:{line}: {message}")]
+    LabelFile {
+        /// The label file.
+        path: PathBuf,
+        /// 1-based line number (0 when the problem is not tied to a line).
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// An image could not be read or decoded.
+    #[error("{path}: cannot decode image: {message}")]
+    Image {
+        /// The image file (or `archive:member` for images inside containers).
+        path: PathBuf,
+        /// What the decoder said.
+        message: String,
+    },
+    /// Some images of a load were unreadable and strict mode was asked for.
+    #[error("{count} unreadable image(s), first: {first}")]
+    UnreadableImages {
+        /// How many failed.
+        count: usize,
+        /// The first failure, with its file name.
+        first: String,
+    },
+    /// A configuration was rejected; one message per bad field.
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    /// A configuration file could not be parsed.
+    #[error("{path}: {message}")]
+    ConfigFile {
+        /// The configuration file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A tensor or buffer had the wrong shape.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// An argument was outside what the function accepts.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A checkpoint or weight file does not fit the model it is loaded into.
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
+    /// An error from candle (tensor maths).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

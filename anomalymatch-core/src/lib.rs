@@ -1,0 +1,27 @@
+//! Core of AnomalyMatch: the vocabulary shared by all crates (labels, images, the traits that
+//! connect backbones, augmentations, query strategies, oracles and image sources), label files,
+//! datasets, metrics, configuration, and the FixMatch trainer.
+//!
+//! AnomalyMatch (Gómez et al., arXiv 2505.03509) treats anomaly detection as binary
+//! classification trained semi-supervised with FixMatch from a handful of labels, and improves
+//! it with active learning.
+
+pub mod atomic;
+pub mod augmenter;
+pub mod classifier;
+pub mod error;
+pub mod image;
+pub mod label;
+pub mod oracle;
+pub mod query;
+pub mod rng;
+pub mod source;
+
+pub use augmenter::{Augmenter, IdentityAugmenter};
+pub use classifier::{Classifier, ModelSpec, NamedVar, VarRole};
+pub use error::{Error, Result};
+pub use image::ImageBatch;
+pub use label::Label;
+pub use oracle::{Answer, Candidate, Oracle, OracleOutcome};
+pub use query::{Embeddings, QueryInput, QueryStrategy};
+pub use source::{ImagePayload, ImageSource, SourceImage};

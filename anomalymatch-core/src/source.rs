@@ -1,0 +1,42 @@
+//! The image-source trait: a stream of named images read with bounded memory.
+
+use crate::error::Result;
+use crate::image::ImageBatch;
+
+/// The content of one image as a source delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImagePayload {
+    /// An encoded file (JPEG, PNG, TIFF, ...), decoded later in parallel.
+    Encoded(Vec<u8>),
+    /// Pixels already decoded, as a batch of one image in `[0, 1]`
+    /// (for array formats such as FITS or HDF5 datasets).
+    Pixels(ImageBatch),
+}
+
+/// One image from a source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceImage {
+    /// Name as used in label files (e.g. the file name relative to the folder).
+    pub name: String,
+    /// Where it came from, for error messages (a path, or `archive.zip:member`).
+    pub origin: String,
+    /// The image itself.
+    pub payload: ImagePayload,
+}
+
+/// A collection of images read in chunks, so that memory stays flat however large it is.
+///
+/// Folders are provided by the crate; zip archives, HDF5 and FITS files plug in here.
+pub trait ImageSource: Send {
+    /// Total number of images, when known without reading them (for progress and ETA).
+    fn len_hint(&self) -> Option<usize>;
+
+    /// Up to `max` more images, in a stable order; an empty vector means the end.
+    ///
+    /// An unreadable item is returned as an error only when it makes the whole source
+    /// unusable; a single unreadable file is reported by the decoder, which counts it.
+    fn next_chunk(&mut self, max: usize) -> Result<Vec<SourceImage>>;
+
+    /// Starts again from the first image.
+    fn rewind(&mut self) -> Result<()>;
+}

@@ -1,0 +1,1 @@
+//! anomalymatch-models (work in progress).
