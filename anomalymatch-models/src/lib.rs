@@ -1,1 +1,4 @@
-//! anomalymatch-models (work in progress).
+//! EfficientNet backbones for AnomalyMatch in candle: the Lite and B families, pretrained
+//! weights, checkpoints, and the fast CPU kernels they run on.
+
+pub mod ops;
