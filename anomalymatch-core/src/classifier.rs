@@ -100,7 +100,11 @@ pub const SPEC_METADATA_KEY: &str = "anomalymatch.model_spec";
 pub fn save_variables(path: &Path, spec: &ModelSpec, vars: &[NamedVar]) -> Result<()> {
     let mut tensors = Vec::with_capacity(vars.len());
     for v in vars {
-        let t = v.var.as_tensor().to_dtype(DType::F32)?.to_device(&Device::Cpu)?;
+        let t = v
+            .var
+            .as_tensor()
+            .to_dtype(DType::F32)?
+            .to_device(&Device::Cpu)?;
         tensors.push((v.name.clone(), t));
     }
     let spec_json = serde_json::to_string(spec).map_err(|e| Error::Checkpoint {
@@ -108,14 +112,12 @@ pub fn save_variables(path: &Path, spec: &ModelSpec, vars: &[NamedVar]) -> Resul
         message: e.to_string(),
     })?;
     let metadata = HashMap::from([(SPEC_METADATA_KEY.to_string(), spec_json)]);
-    let bytes = safetensors::serialize(
-        tensors.iter().map(|(n, t)| (n.as_str(), t)),
-        Some(metadata),
-    )
-    .map_err(|e| Error::Checkpoint {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+            .map_err(|e| Error::Checkpoint {
+                path: path.into(),
+                message: e.to_string(),
+            })?;
     crate::atomic::write_bytes_atomic(path, &bytes)
 }
 
@@ -128,7 +130,11 @@ pub fn load_variables(path: &Path, spec: &ModelSpec, vars: &[NamedVar]) -> Resul
     };
     let (_, meta) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
-    if let Some(saved) = meta.metadata().as_ref().and_then(|m| m.get(SPEC_METADATA_KEY)) {
+    if let Some(saved) = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(SPEC_METADATA_KEY))
+    {
         let saved: ModelSpec = serde_json::from_str(saved).map_err(|e| bad(e.to_string()))?;
         if &saved != spec {
             return Err(bad(format!(

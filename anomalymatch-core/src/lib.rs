@@ -9,6 +9,7 @@
 pub mod atomic;
 pub mod augmenter;
 pub mod classifier;
+pub mod config;
 pub mod error;
 pub mod image;
 pub mod label;
@@ -19,6 +20,7 @@ pub mod source;
 
 pub use augmenter::{Augmenter, IdentityAugmenter};
 pub use classifier::{Classifier, ModelSpec, NamedVar, VarRole};
+pub use config::{Checked, Config, Validate};
 pub use error::{Error, Result};
 pub use image::ImageBatch;
 pub use label::Label;
