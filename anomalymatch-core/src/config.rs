@@ -254,7 +254,7 @@ impl Validate for ModelConfig {
                 self.bn_momentum
             ));
         }
-        if !(self.bn_eps > 0.0) {
+        if self.bn_eps.is_nan() || self.bn_eps <= 0.0 {
             errors.push(format!("{}: must be > 0, got {}", f("bn_eps"), self.bn_eps));
         }
     }
