@@ -1,0 +1,377 @@
+//! The FixMatch trainer (Sohn et al. 2020, "FixMatch: Simplifying Semi-Supervised Learning with
+//! Consistency and Confidence", arXiv 2001.07685), as AnomalyMatch uses it.
+//!
+//! Each step draws `B` labelled images (inverse class frequency, with replacement) and `uB`
+//! unlabelled images (uniform, with replacement). The labelled images and a weak view of the
+//! unlabelled ones, plus a strong view of the same unlabelled images, go through the network
+//! in one forward pass so that batch norm sees them together. The loss is cross-entropy on the
+//! labelled images plus `lambda_u` times the cross-entropy of the strong view against the weak
+//! view's pseudo-label, counted only where the weak view is at least `p_cutoff` confident.
+//! An exponential moving average of the weights is kept for scoring.
+
+use crate::augmenter::Augmenter;
+use crate::classifier::Classifier;
+use crate::config::{Checked, Schedule, TrainConfig};
+use crate::ema::ema_update;
+use crate::error::{Error, Result};
+use crate::image::ImageBatch;
+use crate::label::Label;
+use crate::optim::{Sgd, SgdConfig};
+use crate::rng::{derive_seed, item_rng};
+use candle_core::{DType, Tensor};
+use rand::RngExt;
+
+/// Random stream id of training steps (see [`crate::rng::derive_seed`]).
+const STREAM_TRAIN: u64 = 0x7472_6169_6e;
+
+/// What one training call works on.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    /// Labelled images.
+    pub labelled: &'a ImageBatch,
+    /// Their labels, all `Normal` or `Anomaly`.
+    pub labels: &'a [Label],
+    /// Unlabelled images (the in-memory pool).
+    pub unlabelled: &'a ImageBatch,
+}
+
+/// Figures of one training step, handed to the caller's observer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepMetrics {
+    /// Steps taken so far by this trainer, including this one (continues across cycles).
+    pub iteration: usize,
+    /// Total loss.
+    pub loss: f32,
+    /// Cross-entropy on the labelled images.
+    pub sup_loss: f32,
+    /// Masked cross-entropy of the strong views against the pseudo-labels.
+    pub unsup_loss: f32,
+    /// Share of unlabelled images whose pseudo-label passed `p_cutoff`.
+    pub mask_ratio: f32,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Accuracy on the (augmented) labelled images of the step.
+    pub labelled_accuracy: f32,
+}
+
+/// A FixMatch training run: the model, its EMA copy, the optimiser and the step count.
+///
+/// Training continues across active-learning cycles: call [`FixMatch::fit`] again with the
+/// grown labelled set. The random draws of step `t` depend only on the seed and `t`, so a run
+/// resumed from a checkpoint at step `t` continues exactly as it would have.
+pub struct FixMatch<C: Classifier, A: Augmenter> {
+    model: C,
+    ema: C,
+    augmenter: A,
+    config: Checked<TrainConfig>,
+    optimizer: Sgd,
+    iteration: usize,
+    seed: u64,
+    overlap: bool,
+}
+
+/// One step's inputs, prepared (sampled and augmented) ahead of the step.
+struct Batch {
+    images: ImageBatch,
+    targets: Vec<u32>,
+    n_labelled: usize,
+    n_unlabelled: usize,
+}
+
+impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
+    /// Starts training `model`; its EMA copy starts equal to it.
+    pub fn new(model: C, augmenter: A, config: Checked<TrainConfig>, seed: u64) -> Result<Self> {
+        let ema = model.duplicate()?;
+        let optimizer = Sgd::new(
+            model.variables(),
+            SgdConfig {
+                momentum: config.momentum,
+                nesterov: config.nesterov,
+                weight_decay: config.weight_decay,
+            },
+        );
+        Ok(FixMatch {
+            model,
+            ema,
+            augmenter,
+            config,
+            optimizer,
+            iteration: 0,
+            seed,
+            overlap: true,
+        })
+    }
+
+    /// Whether the next step's sampling and augmentation run on another thread while the
+    /// current step trains (on by default).
+    pub fn set_overlap(&mut self, overlap: bool) {
+        self.overlap = overlap;
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &C {
+        &self.model
+    }
+
+    /// The EMA model, used for all scoring.
+    pub fn ema(&self) -> &C {
+        &self.ema
+    }
+
+    /// Steps taken so far.
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+
+    /// The training configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Optimiser state as named tensors, for checkpoints.
+    pub fn optimizer_state(&self) -> Vec<(String, Tensor)> {
+        self.optimizer.state()
+    }
+
+    /// Restores the step count and optimiser state of a checkpoint (the models' variables are
+    /// loaded separately through [`Classifier::load`]).
+    pub fn restore(
+        &mut self,
+        iteration: usize,
+        optimizer_state: &[(String, Tensor)],
+    ) -> Result<()> {
+        self.optimizer.load_state(optimizer_state)?;
+        self.iteration = iteration;
+        Ok(())
+    }
+
+    /// Runs `iterations` steps on `data`, calling `observer` after each.
+    pub fn fit(
+        &mut self,
+        data: &TrainData<'_>,
+        iterations: usize,
+        observer: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<()> {
+        check_data(data)?;
+        if iterations == 0 {
+            return Ok(());
+        }
+        let start = self.iteration;
+        let mut current = prepare(&self.augmenter, &self.config, data, self.seed, start)?;
+        for k in 0..iterations {
+            let lr = learning_rate(&self.config, k, iterations);
+            let next_iteration = (k + 1 < iterations).then_some(start + k + 1);
+            let (metrics, next) = self.step_and_prepare(&current, lr, data, next_iteration);
+            let mut metrics = metrics?;
+            self.iteration += 1;
+            metrics.iteration = self.iteration;
+            observer(&metrics);
+            if let Some(next) = next? {
+                current = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// Trains on `current` and prepares step `next_iteration`'s batch, on another thread when
+    /// overlap is on, so augmentation hides behind the network's work.
+    fn step_and_prepare(
+        &mut self,
+        current: &Batch,
+        lr: f64,
+        data: &TrainData<'_>,
+        next_iteration: Option<usize>,
+    ) -> (Result<StepMetrics>, Result<Option<Batch>>) {
+        let (aug, cfg, seed) = (&self.augmenter, &self.config, self.seed);
+        let (model, ema, opt) = (&self.model, &self.ema, &mut self.optimizer);
+        let prepare_next = move || {
+            next_iteration
+                .map(|it| prepare(aug, cfg, data, seed, it))
+                .transpose()
+        };
+        if !self.overlap || next_iteration.is_none() {
+            let metrics = train_step(model, ema, opt, cfg, current, lr);
+            return (metrics, prepare_next());
+        }
+        std::thread::scope(|s| {
+            let handle = s.spawn(prepare_next);
+            let metrics = train_step(model, ema, opt, cfg, current, lr);
+            let next = handle
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidArgument("augmentation panicked".into())));
+            (metrics, next)
+        })
+    }
+}
+
+fn check_data(data: &TrainData<'_>) -> Result<()> {
+    if data.labelled.len() != data.labels.len() {
+        return Err(Error::Shape(format!(
+            "{} labelled images but {} labels",
+            data.labelled.len(),
+            data.labels.len()
+        )));
+    }
+    if data.labels.iter().any(|l| !l.is_known()) {
+        return Err(Error::InvalidArgument(
+            "labelled set contains an unknown label".into(),
+        ));
+    }
+    if data.labelled.is_empty() {
+        return Err(Error::InvalidArgument(
+            "no labelled image to train on".into(),
+        ));
+    }
+    let same_shape = |b: &ImageBatch| {
+        (b.channels(), b.height(), b.width())
+            == (
+                data.labelled.channels(),
+                data.labelled.height(),
+                data.labelled.width(),
+            )
+    };
+    if !data.unlabelled.is_empty() && !same_shape(data.unlabelled) {
+        return Err(Error::Shape(
+            "labelled and unlabelled images differ in shape".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Learning rate at step `k` of `total`: constant, or FixMatch's cosine `lr * cos(7 pi k / 16 K)`
+/// after an optional linear warm-up.
+fn learning_rate(cfg: &TrainConfig, k: usize, total: usize) -> f64 {
+    match cfg.schedule {
+        Schedule::Constant => cfg.lr,
+        Schedule::Cosine => {
+            if k < cfg.warmup_iterations {
+                cfg.lr * (k + 1) as f64 / cfg.warmup_iterations as f64
+            } else {
+                let t = (k - cfg.warmup_iterations) as f64
+                    / (total.saturating_sub(cfg.warmup_iterations)).max(1) as f64;
+                cfg.lr * (7.0 * std::f64::consts::PI * t / 16.0).cos()
+            }
+        }
+    }
+}
+
+/// Samples and augments the inputs of step `iteration`; depends only on the seed and `iteration`.
+fn prepare<A: Augmenter>(
+    augmenter: &A,
+    cfg: &TrainConfig,
+    data: &TrainData<'_>,
+    seed: u64,
+    iteration: usize,
+) -> Result<Batch> {
+    let step_seed = derive_seed(seed, STREAM_TRAIN, iteration as u64);
+    let mut rng = item_rng(step_seed, 0, 0);
+    // Inverse class frequency: pick a class uniformly, then an image of it uniformly.
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); 2];
+    for (i, l) in data.labels.iter().enumerate() {
+        if let Some(c) = l.class_index() {
+            by_class[c as usize].push(i);
+        }
+    }
+    by_class.retain(|c| !c.is_empty());
+    let mut picks = Vec::with_capacity(cfg.batch_size);
+    let mut targets = Vec::with_capacity(cfg.batch_size);
+    for _ in 0..cfg.batch_size {
+        let class = &by_class[rng.random_range(0..by_class.len())];
+        let i = class[rng.random_range(0..class.len())];
+        picks.push(i);
+        targets.push(data.labels[i].class_index().unwrap_or(0));
+    }
+    let mut images =
+        augmenter.weak(&data.labelled.select(&picks)?, derive_seed(step_seed, 1, 0))?;
+    let n_unlabelled = if data.unlabelled.is_empty() {
+        0
+    } else {
+        cfg.uratio * cfg.batch_size
+    };
+    if n_unlabelled > 0 {
+        let upicks: Vec<usize> = (0..n_unlabelled)
+            .map(|_| rng.random_range(0..data.unlabelled.len()))
+            .collect();
+        let u = data.unlabelled.select(&upicks)?;
+        images.extend(&augmenter.weak(&u, derive_seed(step_seed, 2, 0))?)?;
+        images.extend(&augmenter.strong(&u, derive_seed(step_seed, 3, 0))?)?;
+    }
+    Ok(Batch {
+        images,
+        targets,
+        n_labelled: picks.len(),
+        n_unlabelled,
+    })
+}
+
+/// One forward/backward pass, optimiser step and EMA update.
+fn train_step<C: Classifier>(
+    model: &C,
+    ema: &C,
+    optimizer: &mut Sgd,
+    cfg: &TrainConfig,
+    batch: &Batch,
+    lr: f64,
+) -> Result<StepMetrics> {
+    let device = model.device();
+    let x = batch.images.to_tensor(device)?;
+    let logits = model.forward_t(&x, true)?;
+    let (b, u) = (batch.n_labelled, batch.n_unlabelled);
+    let logits_l = logits.narrow(0, 0, b)?;
+    let y = Tensor::from_slice(&batch.targets, b, device)?;
+    let sup = candle_nn::loss::cross_entropy(&logits_l, &y)?;
+    let (unsup, mask_ratio) = if u > 0 {
+        let weak = logits.narrow(0, b, u)?.detach();
+        let strong = logits.narrow(0, b + u, u)?;
+        unsupervised_loss(&weak, &strong, cfg)?
+    } else {
+        (Tensor::zeros((), DType::F32, device)?, 0.0)
+    };
+    let loss = (&sup + (&unsup * cfg.lambda_u)?)?;
+    let grads = loss.backward()?;
+    optimizer.step(&grads, lr)?;
+    ema_update(&ema.variables(), &model.variables(), cfg.ema_momentum)?;
+    let correct = logits_l
+        .detach()
+        .argmax(1)?
+        .eq(&y)?
+        .to_dtype(DType::F32)?
+        .mean_all()?
+        .to_scalar::<f32>()?;
+    Ok(StepMetrics {
+        iteration: 0,
+        loss: loss.to_scalar::<f32>()?,
+        sup_loss: sup.to_scalar::<f32>()?,
+        unsup_loss: unsup.to_scalar::<f32>()?,
+        mask_ratio,
+        lr,
+        labelled_accuracy: correct,
+    })
+}
+
+/// FixMatch's consistency loss: cross-entropy of the strong view's logits against the weak
+/// view's pseudo-label (hard argmax, or soft probabilities at `temperature`), averaged over all
+/// unlabelled images with the unconfident ones counted as zero.
+fn unsupervised_loss(weak: &Tensor, strong: &Tensor, cfg: &TrainConfig) -> Result<(Tensor, f32)> {
+    let temperature = if cfg.hard_labels {
+        1.0
+    } else {
+        cfg.temperature
+    };
+    let probs = candle_nn::ops::softmax_last_dim(&(weak / temperature)?)?;
+    let mask = probs
+        .max_keepdim(1)?
+        .squeeze(1)?
+        .ge(cfg.p_cutoff)?
+        .to_dtype(DType::F32)?;
+    let log_p = candle_nn::ops::log_softmax(strong, 1)?;
+    let per_item = if cfg.hard_labels {
+        let pseudo = probs.argmax_keepdim(1)?;
+        log_p.gather(&pseudo, 1)?.squeeze(1)?.neg()?
+    } else {
+        (&probs * &log_p)?.sum(1)?.neg()?
+    };
+    let loss = (per_item * &mask)?.mean_all()?;
+    let ratio = mask.mean_all()?.to_scalar::<f32>()?;
+    Ok((loss, ratio))
+}

@@ -1,0 +1,172 @@
+//! Anomaly scores: the softmax probability of `anomaly` from a (normally the EMA) model, and
+//! rankings of named images by score.
+
+use crate::classifier::Classifier;
+use crate::error::{Error, Result};
+use crate::image::ImageBatch;
+use crate::query::Embeddings;
+use std::path::Path;
+
+/// Softmax probability of class 1 (`anomaly`) for every image, in eval mode, `batch_size` images
+/// per forward pass so memory stays bounded.
+pub fn anomaly_scores<C: Classifier + ?Sized>(
+    model: &C,
+    images: &ImageBatch,
+    batch_size: usize,
+) -> Result<Vec<f32>> {
+    let mut scores = Vec::with_capacity(images.len());
+    for chunk in chunks(images.len(), batch_size)? {
+        let idx: Vec<usize> = chunk.collect();
+        let x = images.select(&idx)?.to_tensor(model.device())?;
+        let logits = model.forward_t(&x, false)?;
+        if logits.dim(1)? < 2 {
+            return Err(Error::Shape(format!(
+                "scoring needs at least 2 classes, model gives {}",
+                logits.dim(1)?
+            )));
+        }
+        let p = candle_nn::ops::softmax_last_dim(&logits)?
+            .narrow(1, 1, 1)?
+            .flatten_all()?;
+        scores.extend(p.to_vec1::<f32>()?);
+    }
+    Ok(scores)
+}
+
+/// Pooled backbone features for every image, or `None` when the model has no embedding.
+pub fn embed_all<C: Classifier + ?Sized>(
+    model: &C,
+    images: &ImageBatch,
+    batch_size: usize,
+) -> Result<Option<Embeddings>> {
+    let mut data = Vec::new();
+    let mut dim = 0;
+    for chunk in chunks(images.len(), batch_size)? {
+        let idx: Vec<usize> = chunk.collect();
+        let x = images.select(&idx)?.to_tensor(model.device())?;
+        let Some(e) = model.embed(&x)? else {
+            return Ok(None);
+        };
+        dim = e.dim(1)?;
+        data.extend(e.flatten_all()?.to_vec1::<f32>()?);
+    }
+    if dim == 0 {
+        return Ok(None);
+    }
+    Embeddings::new(data, dim).map(Some)
+}
+
+fn chunks(n: usize, batch_size: usize) -> Result<impl Iterator<Item = std::ops::Range<usize>>> {
+    if batch_size == 0 {
+        return Err(Error::InvalidArgument(
+            "batch size must be at least 1".into(),
+        ));
+    }
+    Ok((0..n)
+        .step_by(batch_size)
+        .map(move |s| s..(s + batch_size).min(n)))
+}
+
+/// One ranked image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    /// Image name.
+    pub name: String,
+    /// Anomaly score.
+    pub score: f32,
+}
+
+/// Images ordered from most to least anomalous; equal scores keep their input order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ranking {
+    entries: Vec<Ranked>,
+}
+
+impl Ranking {
+    /// Ranks `names` by `scores` (same length); NaN scores are an error.
+    pub fn new(names: &[String], scores: &[f32]) -> Result<Ranking> {
+        if names.len() != scores.len() {
+            return Err(Error::Shape(format!(
+                "{} names but {} scores",
+                names.len(),
+                scores.len()
+            )));
+        }
+        if let Some(i) = scores.iter().position(|s| s.is_nan()) {
+            return Err(Error::InvalidArgument(format!(
+                "score of {} is NaN",
+                names[i]
+            )));
+        }
+        let mut entries: Vec<Ranked> = names
+            .iter()
+            .zip(scores)
+            .map(|(n, &s)| Ranked {
+                name: n.clone(),
+                score: s,
+            })
+            .collect();
+        entries.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(Ranking { entries })
+    }
+
+    /// All entries, best first.
+    pub fn entries(&self) -> &[Ranked] {
+        &self.entries
+    }
+
+    /// The `k` highest-scored entries (fewer if the ranking is shorter).
+    pub fn top(&self, k: usize) -> &[Ranked] {
+        &self.entries[..k.min(self.entries.len())]
+    }
+
+    /// Writes `rank,filename,score` rows (rank from 1), atomically.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        crate::atomic::write_atomic(path, |w| {
+            let mut csv = csv::Writer::from_writer(w);
+            csv.write_record(["rank", "filename", "score"])?;
+            for (i, e) in self.entries.iter().enumerate() {
+                csv.write_record([
+                    (i + 1).to_string(),
+                    e.name.clone(),
+                    format!("{:.6}", e.score),
+                ])?;
+            }
+            csv.flush()?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_orders_by_score_and_keeps_ties_stable() {
+        let names: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let r = Ranking::new(&names, &[0.1, 0.9, 0.5, 0.9]).unwrap();
+        let order: Vec<&str> = r.entries().iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(order, ["b", "d", "c", "a"]);
+        assert_eq!(r.top(2).len(), 2);
+        assert_eq!(r.top(10).len(), 4);
+        assert!(Ranking::new(&names, &[0.1, f32::NAN, 0.0, 0.0]).is_err());
+        assert!(Ranking::new(&names, &[0.1]).is_err());
+    }
+
+    #[test]
+    fn ranking_csv_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ranking.csv");
+        let names = vec!["x,1.png".to_string(), "y.png".to_string()];
+        Ranking::new(&names, &[0.25, 0.75])
+            .unwrap()
+            .write_csv(&p)
+            .unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(
+            text,
+            "rank,filename,score\n1,y.png,0.750000\n2,\"x,1.png\",0.250000\n"
+        );
+    }
+}
