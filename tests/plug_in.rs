@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! A downstream crate plugs its own classifier, augmenter, query strategy, oracle and image
 //! source into the library's traits, and the FixMatch trainer works with them.
 
