@@ -1,1 +1,11 @@
-//! anomalymatch-active (work in progress).
+//! Active learning for AnomalyMatch: query strategies that choose what an expert should look
+//! at, oracles that give the labels (simulated, from a file, or a person at a terminal), and
+//! the durable session loop train -> score -> query -> label -> retrain.
+
+pub mod error;
+pub mod oracle;
+pub mod strategy;
+
+pub use error::{ActiveError, Result};
+pub use oracle::{SimulatedExpert, TerminalOracle};
+pub use strategy::by_name;
