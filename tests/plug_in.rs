@@ -316,25 +316,11 @@ fn resumed_training_continues_exactly() {
     let mut first = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg.clone(), 11).unwrap();
     first.fit(&data, 4, &mut |_| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    first
-        .model()
-        .save(&dir.path().join("model.safetensors"))
-        .unwrap();
-    first
-        .ema()
-        .save(&dir.path().join("ema.safetensors"))
-        .unwrap();
-    let state = first.optimizer_state();
+    let ckpt = dir.path().join("run.safetensors");
+    first.save_checkpoint(&ckpt).unwrap();
     let mut resumed = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg, 11).unwrap();
-    resumed
-        .model()
-        .load(&dir.path().join("model.safetensors"))
-        .unwrap();
-    resumed
-        .ema()
-        .load(&dir.path().join("ema.safetensors"))
-        .unwrap();
-    resumed.restore(first.iteration(), &state).unwrap();
+    resumed.resume(&ckpt).unwrap();
+    assert_eq!(resumed.iteration(), 4);
     resumed.fit(&data, 6, &mut |_| {}).unwrap();
 
     let a = straight.ema().w.as_tensor().to_vec2::<f32>().unwrap();
@@ -344,4 +330,40 @@ fn resumed_training_continues_exactly() {
             assert!((x - y).abs() < 1e-6, "{a:?} vs {b:?}");
         }
     }
+}
+
+#[test]
+fn checkpoint_of_another_model_is_refused() {
+    struct Other(TinyClassifier);
+    impl Classifier for Other {
+        fn forward_t(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+            self.0.forward_t(images, train)
+        }
+        fn variables(&self) -> Vec<NamedVar> {
+            self.0.variables()
+        }
+        fn spec(&self) -> ModelSpec {
+            ModelSpec {
+                in_channels: 5,
+                ..self.0.spec()
+            }
+        }
+        fn device(&self) -> &Device {
+            self.0.device()
+        }
+        fn duplicate(&self) -> Result<Self> {
+            Ok(Other(self.0.duplicate()?))
+        }
+    }
+    let cfg = Config::default().train.validate().unwrap();
+    let trainer = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg.clone(), 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("tiny.safetensors");
+    trainer.save_checkpoint(&ckpt).unwrap();
+    let mut other = FixMatch::new(Other(TinyClassifier::new()), FlipNoise, cfg, 1).unwrap();
+    let msg = other.resume(&ckpt).unwrap_err().to_string();
+    assert!(
+        msg.contains("tiny.safetensors") && msg.contains("5 channels"),
+        "{msg}"
+    );
 }

@@ -10,6 +10,7 @@
 //! An exponential moving average of the weights is kept for scoring.
 
 use crate::augmenter::Augmenter;
+use crate::checkpoint::{CheckpointState, load_checkpoint, save_checkpoint};
 use crate::classifier::Classifier;
 use crate::config::{Checked, Schedule, TrainConfig};
 use crate::ema::ema_update;
@@ -20,6 +21,7 @@ use crate::optim::{Sgd, SgdConfig};
 use crate::rng::{derive_seed, item_rng};
 use candle_core::{DType, Tensor};
 use rand::RngExt;
+use std::path::Path;
 
 /// Random stream id of training steps (see [`crate::rng::derive_seed`]).
 const STREAM_TRAIN: u64 = 1;
@@ -128,20 +130,25 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
         &self.config
     }
 
-    /// Optimiser state as named tensors, for checkpoints.
-    pub fn optimizer_state(&self) -> Vec<(String, Tensor)> {
-        self.optimizer.state()
+    /// Saves the whole training state (both models, optimiser, step count and configuration)
+    /// to one file, atomically.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let config_json = serde_json::to_string(&*self.config)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let state = CheckpointState {
+            iteration: self.iteration,
+            optimizer: self.optimizer.state(),
+            config_json,
+        };
+        save_checkpoint(path, &self.model, &self.ema, &state)
     }
 
-    /// Restores the step count and optimiser state of a checkpoint (the models' variables are
-    /// loaded separately through [`Classifier::load`]).
-    pub fn restore(
-        &mut self,
-        iteration: usize,
-        optimizer_state: &[(String, Tensor)],
-    ) -> Result<()> {
-        self.optimizer.load_state(optimizer_state)?;
-        self.iteration = iteration;
+    /// Restores a state saved by [`FixMatch::save_checkpoint`]; training then continues exactly
+    /// where it stopped.
+    pub fn resume(&mut self, path: &Path) -> Result<()> {
+        let state = load_checkpoint(path, &self.model, &self.ema)?;
+        self.optimizer.load_state(&state.optimizer)?;
+        self.iteration = state.iteration;
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 
 pub mod atomic;
 pub mod augmenter;
+pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod ema;
