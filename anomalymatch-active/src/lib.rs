@@ -3,6 +3,7 @@
 //! the durable session loop train -> score -> query -> label -> retrain.
 
 pub mod error;
+pub mod journal;
 pub mod oracle;
 pub mod strategy;
 
