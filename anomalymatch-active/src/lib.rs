@@ -5,6 +5,7 @@
 pub mod error;
 pub mod journal;
 pub mod oracle;
+pub mod session;
 pub mod strategy;
 
 pub use error::{ActiveError, Result};

@@ -22,6 +22,8 @@ pub mod query;
 pub mod rng;
 pub mod score;
 pub mod source;
+#[cfg(any(test, feature = "toy"))]
+pub mod toy;
 
 pub use augmenter::{Augmenter, IdentityAugmenter};
 pub use classifier::{Classifier, ModelSpec, NamedVar, VarRole};

@@ -1,0 +1,195 @@
+//! A session with a toy classifier and the simulated expert: several cycles, a crash in the
+//! middle of labelling, a resume, and no label lost or duplicated.
+
+use anomalymatch_active::journal::Journal;
+use anomalymatch_active::session::{ImageStore, Session, SessionConfig, SessionEnd};
+use anomalymatch_active::{SimulatedExpert, by_name};
+use anomalymatch_core::fixmatch::FixMatch;
+use anomalymatch_core::toy::{MaxMeanClassifier, toy_images};
+use anomalymatch_core::{
+    Answer, Candidate, Config, IdentityAugmenter, ImageBatch, Label, Oracle, OracleOutcome,
+    Validate,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+/// All images in memory, handed out in chunks of `chunk`.
+struct MemStore {
+    names: Vec<String>,
+    images: ImageBatch,
+    chunk: usize,
+    pos: usize,
+}
+
+impl ImageStore for MemStore {
+    fn load(&mut self, names: &[String]) -> anomalymatch_core::Result<ImageBatch> {
+        let idx: Vec<usize> = names
+            .iter()
+            .map(|n| self.names.iter().position(|m| m == n).unwrap())
+            .collect();
+        self.images.select(&idx)
+    }
+
+    fn next_chunk(
+        &mut self,
+        exclude: &HashSet<String>,
+    ) -> anomalymatch_core::Result<(Vec<String>, ImageBatch)> {
+        let n = self.names.len();
+        let idx: Vec<usize> = (0..self.chunk)
+            .map(|k| (self.pos + k) % n)
+            .filter(|&i| !exclude.contains(&self.names[i]))
+            .collect();
+        self.pos = (self.pos + self.chunk) % n;
+        Ok((
+            idx.iter().map(|&i| self.names[i].clone()).collect(),
+            self.images.select(&idx)?,
+        ))
+    }
+
+    fn position(&self) -> usize {
+        self.pos
+    }
+
+    fn seek(&mut self, position: usize) -> anomalymatch_core::Result<()> {
+        self.pos = position;
+        Ok(())
+    }
+
+    fn path_of(&self, _name: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// Gives `budget` answers, then dies the way a killed process does: no clean-up at all.
+struct Crashing {
+    inner: SimulatedExpert,
+    budget: usize,
+}
+
+impl Oracle for Crashing {
+    fn label(
+        &mut self,
+        candidates: &[Candidate],
+        record: &mut dyn FnMut(Answer) -> anomalymatch_core::Result<()>,
+    ) -> anomalymatch_core::Result<OracleOutcome> {
+        let budget = &mut self.budget;
+        self.inner.label(candidates, &mut |a| {
+            if *budget == 0 {
+                panic!("simulated crash");
+            }
+            *budget -= 1;
+            record(a)
+        })
+    }
+}
+
+fn session(
+    dir: &std::path::Path,
+    start: &BTreeMap<String, Label>,
+) -> Session<MaxMeanClassifier, IdentityAugmenter, MemStore> {
+    let (images, _) = toy_images(120, 8, 10, 5);
+    let names = (0..120).map(|i| format!("img{i:03}.png")).collect();
+    let mut train = Config::default().train;
+    train.lr = 0.1;
+    let trainer = FixMatch::new(
+        MaxMeanClassifier::new().unwrap(),
+        IdentityAugmenter,
+        train.validate().unwrap(),
+        9,
+    )
+    .unwrap();
+    let config = SessionConfig {
+        cycles: 4,
+        iterations: 8,
+        queries_per_cycle: 5,
+        score_batch: 64,
+        seed: 1,
+    };
+    let store = MemStore {
+        names,
+        images,
+        chunk: 60,
+        pos: 0,
+    };
+    Session::open(dir, config, trainer, store, start.clone()).unwrap()
+}
+
+#[test]
+fn crash_mid_cycle_then_resume_loses_and_duplicates_nothing() {
+    let (_, truth_labels) = toy_images(120, 8, 10, 5);
+    let truth: HashMap<String, Label> = truth_labels
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (format!("img{i:03}.png"), l))
+        .collect();
+    // Start: 2 anomalies and 6 normals.
+    let start: BTreeMap<String, Label> = [0usize, 10, 1, 2, 3, 4, 5, 6]
+        .iter()
+        .map(|&i| (format!("img{i:03}.png"), truth_labels[i]))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let top = by_name("top").unwrap();
+
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut s = session(dir.path(), &start);
+        let mut oracle = Crashing {
+            inner: SimulatedExpert::new(truth.clone()),
+            budget: 7,
+        };
+        let _ = s.run(top.as_ref(), &mut oracle, &mut |_| {}, &mut |_| {});
+    }));
+    assert!(
+        crashed.is_err(),
+        "the oracle should have crashed the session"
+    );
+    let journal = dir.path().join("journal.jsonl");
+    assert_eq!(Journal::replay(&journal).unwrap().entries.len(), 7);
+
+    let mut s = session(dir.path(), &start);
+    assert_eq!(s.cycles_done(), 1, "cycle 1 finished before the crash");
+    assert_eq!(s.labels().len(), start.len() + 7);
+    let mut reports = Vec::new();
+    let end = s
+        .run(
+            top.as_ref(),
+            &mut SimulatedExpert::new(truth.clone()),
+            &mut |_| {},
+            &mut |r| reports.push(r.clone()),
+        )
+        .unwrap();
+    assert_eq!(end, SessionEnd::Finished);
+    assert_eq!(s.cycles_done(), 4);
+    assert_eq!(reports.len(), 3);
+    assert_eq!(reports[0].cycle, 2);
+    assert!(reports.iter().all(|r| r.queried == 5));
+
+    let entries = Journal::replay(&journal).unwrap().entries;
+    assert_eq!(entries.len(), 20, "4 cycles x 5 answers");
+    let unique: HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(unique.len(), 20, "no image labelled twice");
+    for e in &entries {
+        assert_eq!(Some(truth[&e.name]), e.event.label(), "{}", e.name);
+        assert!(
+            !start.contains_key(&e.name),
+            "starting labels are never re-asked"
+        );
+        assert_eq!(s.labels()[&e.name], truth[&e.name]);
+    }
+    assert_eq!(s.labels().len(), start.len() + 20);
+    let found = entries
+        .iter()
+        .filter(|e| e.event.label() == Some(Label::Anomaly))
+        .count();
+    assert_eq!(reports.last().unwrap().anomalies_found, found);
+    // The 10 unlabelled anomalies are easy for the toy model: top-score querying finds most.
+    assert!(found >= 8, "found {found} of 10 anomalies");
+    assert_eq!(
+        reports
+            .last()
+            .unwrap()
+            .labels_per_class
+            .iter()
+            .sum::<usize>(),
+        start.len() + 20
+    );
+}

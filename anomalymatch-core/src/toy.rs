@@ -1,0 +1,116 @@
+//! A toy classifier and toy images for tests and examples that need a model but not a network.
+
+use crate::classifier::{Classifier, ModelSpec, NamedVar, VarRole};
+use crate::error::Result;
+use crate::image::ImageBatch;
+use crate::label::Label;
+use crate::rng::item_rng;
+use candle_core::{DType, Device, Tensor, Var};
+use rand::RngExt;
+
+/// Logistic regression on two features of an image, its brightest pixel and its mean: enough
+/// to separate [`toy_images`]' anomalies, and fast enough for tests of the training loop.
+pub struct MaxMeanClassifier {
+    w: Var,
+    b: Var,
+    device: Device,
+}
+
+impl MaxMeanClassifier {
+    /// A classifier on the CPU with a fixed, slightly wrong start (it prefers dark images).
+    pub fn new() -> Result<Self> {
+        let device = Device::Cpu;
+        Ok(MaxMeanClassifier {
+            w: Var::from_tensor(&Tensor::new(&[[0.1f32, -0.1], [-0.1, 0.1]], &device)?)?,
+            b: Var::zeros(2, DType::F32, &device)?,
+            device,
+        })
+    }
+
+    fn features(&self, images: &Tensor) -> Result<Tensor> {
+        let flat = images.flatten_from(1)?;
+        Ok(Tensor::cat(
+            &[flat.max_keepdim(1)?, flat.mean_keepdim(1)?],
+            1,
+        )?)
+    }
+}
+
+impl Classifier for MaxMeanClassifier {
+    fn forward_t(&self, images: &Tensor, _train: bool) -> Result<Tensor> {
+        let f = self.features(images)?;
+        Ok(f.matmul(&self.w.as_tensor().t()?)?
+            .broadcast_add(self.b.as_tensor())?)
+    }
+
+    fn variables(&self) -> Vec<NamedVar> {
+        vec![
+            NamedVar {
+                name: "w".into(),
+                var: self.w.clone(),
+                role: VarRole::Weight,
+            },
+            NamedVar {
+                name: "b".into(),
+                var: self.b.clone(),
+                role: VarRole::NoDecay,
+            },
+        ]
+    }
+
+    fn spec(&self) -> ModelSpec {
+        ModelSpec {
+            architecture: "toy-max-mean".into(),
+            in_channels: 1,
+            num_classes: 2,
+        }
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {
+        self.features(images).map(Some)
+    }
+
+    fn duplicate(&self) -> Result<Self> {
+        Ok(MaxMeanClassifier {
+            w: Var::from_tensor(&self.w.as_tensor().copy()?)?,
+            b: Var::from_tensor(&self.b.as_tensor().copy()?)?,
+            device: self.device.clone(),
+        })
+    }
+}
+
+/// `n` one-channel `side`x`side` images of dark noise; every `anomaly_every`-th also holds a
+/// bright 2x2 square and is labelled `Anomaly`.
+pub fn toy_images(
+    n: usize,
+    side: usize,
+    anomaly_every: usize,
+    seed: u64,
+) -> (ImageBatch, Vec<Label>) {
+    let mut batch = ImageBatch::zeros(n, 1, side, side);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut rng = item_rng(seed, 0, i as u64);
+        let img = batch.image_mut(i);
+        for v in img.iter_mut() {
+            *v = rng.random_range(0.0..0.3);
+        }
+        let anomaly = anomaly_every > 0 && i % anomaly_every == 0;
+        if anomaly {
+            let (y, x) = (rng.random_range(0..side - 1), rng.random_range(0..side - 1));
+            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                img[(y + dy) * side + x + dx] = 0.9;
+            }
+        }
+        labels.push(if anomaly {
+            Label::Anomaly
+        } else {
+            Label::Normal
+        });
+    }
+    (batch, labels)
+}
