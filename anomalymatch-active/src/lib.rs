@@ -9,5 +9,5 @@ pub mod session;
 pub mod strategy;
 
 pub use error::{ActiveError, Result};
-pub use oracle::{SimulatedExpert, TerminalOracle};
+pub use oracle::{FileOracle, SimulatedExpert, TerminalOracle};
 pub use strategy::by_name;

@@ -18,6 +18,7 @@ use anomalymatch_core::{
     Answer, Augmenter, Candidate, Classifier, ImageBatch, Label, Oracle, OracleOutcome, QueryInput,
     QueryStrategy,
 };
+use anomalymatch_core::{LabelTable, MergeReport};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -387,6 +388,32 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
             estimated_unfound,
         };
         Ok((outcome, report))
+    }
+
+    /// Writes the current labels merged over the user's label file (if any) to `out`, in the
+    /// original's `labeled_data.csv` format; the user's file itself is never written.
+    pub fn export_labels(&self, user_file: Option<&Path>, out: &Path) -> Result<MergeReport> {
+        let mut table = match user_file {
+            Some(p) => LabelTable::read(p)?,
+            None => LabelTable::new(),
+        };
+        let report = table.merge(self.labels.iter().map(|(n, l)| (n.as_str(), *l)));
+        table.write(out)?;
+        Ok(report)
+    }
+
+    /// Writes the remember list as `filename,remembered_at` (Unix seconds), atomically.
+    pub fn export_remembered(&self, out: &Path) -> Result<()> {
+        let mut text = String::from("filename,remembered_at\n");
+        for (name, time) in &self.remembered {
+            let quoted = if name.contains([',', '"', '\n']) {
+                format!("\"{}\"", name.replace('"', "\"\""))
+            } else {
+                name.clone()
+            };
+            text.push_str(&format!("{quoted},{time}\n"));
+        }
+        Ok(write_bytes_atomic(out, text.as_bytes())?)
     }
 
     fn save_state(&self) -> Result<()> {

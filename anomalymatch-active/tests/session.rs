@@ -7,8 +7,8 @@ use anomalymatch_active::{SimulatedExpert, by_name};
 use anomalymatch_core::fixmatch::FixMatch;
 use anomalymatch_core::toy::{MaxMeanClassifier, toy_images};
 use anomalymatch_core::{
-    Answer, Candidate, Config, IdentityAugmenter, ImageBatch, Label, Oracle, OracleOutcome,
-    Validate,
+    Answer, Candidate, Config, IdentityAugmenter, ImageBatch, Label, LabelTable, Oracle,
+    OracleOutcome, Validate,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -192,4 +192,19 @@ fn crash_mid_cycle_then_resume_loses_and_duplicates_nothing() {
             .sum::<usize>(),
         start.len() + 20
     );
+
+    // Export over the user's file: the file itself is untouched, its extra column survives.
+    let user = dir.path().join("labeled_data.csv");
+    let mut text = String::from("filename,label,note\n");
+    for (n, l) in &start {
+        text.push_str(&format!("{n},{l},from user\n"));
+    }
+    std::fs::write(&user, &text).unwrap();
+    let out = dir.path().join("export.csv");
+    let merge = s.export_labels(Some(&user), &out).unwrap();
+    assert_eq!((merge.added, merge.changed), (20, 0));
+    assert_eq!(std::fs::read_to_string(&user).unwrap(), text);
+    let exported = LabelTable::read(&out).unwrap();
+    assert_eq!(exported.len(), start.len() + 20);
+    assert_eq!(exported.row("img001.png").unwrap().extra, ["from user"]);
 }
