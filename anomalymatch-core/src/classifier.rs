@@ -1,8 +1,8 @@
 //! The classifier trait: what the FixMatch trainer, the scorer and the checkpoint code need
 //! from a backbone, so that users can plug in their own network.
 
-use crate::error::{Error, Result};
-use candle_core::{DType, Device, Tensor, Var};
+use crate::error::Result;
+use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -98,72 +98,12 @@ pub const SPEC_METADATA_KEY: &str = "anomalymatch.model_spec";
 
 /// Saves `vars` as safetensors (f32) with `spec` in the metadata, atomically.
 pub fn save_variables(path: &Path, spec: &ModelSpec, vars: &[NamedVar]) -> Result<()> {
-    let mut tensors = Vec::with_capacity(vars.len());
-    for v in vars {
-        let t = v
-            .var
-            .as_tensor()
-            .to_dtype(DType::F32)?
-            .to_device(&Device::Cpu)?;
-        tensors.push((v.name.clone(), t));
-    }
-    let spec_json = serde_json::to_string(spec).map_err(|e| Error::Checkpoint {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
-    let metadata = HashMap::from([(SPEC_METADATA_KEY.to_string(), spec_json)]);
-    let bytes =
-        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-            .map_err(|e| Error::Checkpoint {
-                path: path.into(),
-                message: e.to_string(),
-            })?;
-    crate::atomic::write_bytes_atomic(path, &bytes)
+    let tensors = crate::checkpoint::named_tensors("", vars)?;
+    crate::checkpoint::write_tensors(path, spec, tensors, HashMap::new())
 }
 
 /// Loads safetensors written by [`save_variables`] into `vars`, checking spec, names and shapes.
 pub fn load_variables(path: &Path, spec: &ModelSpec, vars: &[NamedVar]) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |message: String| Error::Checkpoint {
-        path: path.into(),
-        message,
-    };
-    let (_, meta) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
-    if let Some(saved) = meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(SPEC_METADATA_KEY))
-    {
-        let saved: ModelSpec = serde_json::from_str(saved).map_err(|e| bad(e.to_string()))?;
-        if &saved != spec {
-            return Err(bad(format!(
-                "saved for {} ({} channels, {} classes), model is {} ({} channels, {} classes)",
-                saved.architecture,
-                saved.in_channels,
-                saved.num_classes,
-                spec.architecture,
-                spec.in_channels,
-                spec.num_classes
-            )));
-        }
-    }
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-    for v in vars {
-        let view = st
-            .tensor(&v.name)
-            .map_err(|_| bad(format!("tensor {} is missing", v.name)))?;
-        let t = candle_core::safetensors::Load::load(&view, &Device::Cpu)?;
-        if t.dims() != v.var.dims() {
-            return Err(bad(format!(
-                "tensor {} has shape {:?}, model expects {:?}",
-                v.name,
-                t.dims(),
-                v.var.dims()
-            )));
-        }
-        v.var
-            .set(&t.to_dtype(v.var.dtype())?.to_device(v.var.device())?)?;
-    }
-    Ok(())
+    let file = crate::checkpoint::TensorFile::open(path, spec)?;
+    file.load_into("", vars)
 }
