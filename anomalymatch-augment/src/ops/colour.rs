@@ -165,3 +165,128 @@ pub(crate) fn solarize(img: &mut [f32], threshold: f32) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "got {got:?}, want {want:?}");
+        }
+    }
+
+    fn d(c: usize, h: usize, w: usize) -> Dims {
+        Dims { c, h, w }
+    }
+
+    #[test]
+    fn brightness_scales_and_clips() {
+        let mut img = vec![0.2, 0.8];
+        brightness(&mut img, 0.5);
+        close(&img, &[0.1, 0.4]);
+        let mut img = vec![0.2, 0.8];
+        brightness(&mut img, 1.5);
+        close(&img, &[0.3, 1.0]);
+    }
+
+    #[test]
+    fn color_blends_with_luminance_or_channel_mean() {
+        // Pure red: L = 0.299.
+        let mut img = vec![1.0, 0.0, 0.0];
+        let mut s = Vec::new();
+        color(&mut img, d(3, 1, 1), 0.0, &mut s);
+        close(&img, &[0.299, 0.299, 0.299]);
+        let mut img = vec![1.0, 0.0, 0.0];
+        color(&mut img, d(3, 1, 1), 0.5, &mut s);
+        close(&img, &[0.6495, 0.1495, 0.1495]);
+        // One band: its own grey, so nothing changes.
+        let mut img = vec![0.3, 0.9];
+        color(&mut img, d(1, 1, 2), 0.1, &mut s);
+        close(&img, &[0.3, 0.9]);
+        // Five bands: blend with their mean 0.5.
+        let mut img = vec![0.0, 0.25, 0.5, 0.75, 1.0];
+        color(&mut img, d(5, 1, 1), 0.5, &mut s);
+        close(&img, &[0.25, 0.375, 0.5, 0.625, 0.75]);
+    }
+
+    #[test]
+    fn contrast_blends_with_mean_grey() {
+        let mut s = Vec::new();
+        let mut img = vec![0.2, 0.6];
+        contrast(&mut img, d(1, 1, 2), 0.5, &mut s);
+        close(&img, &[0.3, 0.5]);
+        // RGB: mean luminance of a red and a black pixel is 0.1495.
+        let mut img = vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        contrast(&mut img, d(3, 1, 2), 0.0, &mut s);
+        close(&img, &[0.1495; 6]);
+    }
+
+    #[test]
+    fn sharpness_blends_with_smooth_interior_only() {
+        // A single bright centre pixel: SMOOTH gives it 5/13 and leaves the border alone.
+        let mut s = Vec::new();
+        let mut img = vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        sharpness(&mut img, d(1, 3, 3), 0.0, &mut s);
+        let mut want = [0.0; 9];
+        want[4] = 5.0 / 13.0;
+        close(&img, &want);
+        let mut img = vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        sharpness(&mut img, d(1, 3, 3), 0.5, &mut s);
+        want[4] = 9.0 / 13.0;
+        close(&img, &want);
+        // Too small to have an interior: unchanged.
+        let mut img = vec![0.1, 0.9, 0.5, 0.3];
+        sharpness(&mut img, d(1, 2, 2), 0.0, &mut s);
+        close(&img, &[0.1, 0.9, 0.5, 0.3]);
+    }
+
+    #[test]
+    fn autocontrast_stretches_each_channel() {
+        let mut img = vec![0.2, 0.4, 0.6, 0.5, 0.5, 0.5];
+        autocontrast(&mut img, d(2, 1, 3));
+        close(&img, &[0.0, 0.5, 1.0, 0.5, 0.5, 0.5]);
+    }
+
+    #[test]
+    fn equalize_by_hand() {
+        // 300 pixels at level 10, 210 at 100, 100 at 200: step = (610 - 100) / 255 = 2, and
+        // level i maps to (1 + pixels below i) / 2: 10 -> 0, 100 -> 150, 200 -> 255.
+        let mut img: Vec<f32> = [(10, 300), (100, 210), (200, 100)]
+            .iter()
+            .flat_map(|&(l, n)| std::iter::repeat_n(l as f32 / 255.0, n))
+            .collect();
+        equalize(&mut img, d(1, 1, 610));
+        assert!(img[..300].iter().all(|&v| v == 0.0));
+        assert!(img[300..510].iter().all(|&v| v == 150.0 / 255.0));
+        assert!(img[510..].iter().all(|&v| v == 1.0));
+        // One occupied level: unchanged.
+        let mut flat = vec![0.5; 10];
+        equalize(&mut flat, d(1, 1, 10));
+        assert!(flat.iter().all(|&v| v == 0.5));
+    }
+
+    #[test]
+    fn posterize_keeps_top_bits() {
+        let mut img = vec![183.0 / 255.0; 3];
+        posterize(&mut img[..1], 4);
+        posterize(&mut img[1..2], 1);
+        posterize(&mut img[2..], 8);
+        close(&img, &[176.0 / 255.0, 128.0 / 255.0, 183.0 / 255.0]);
+    }
+
+    #[test]
+    fn solarize_inverts_at_and_above_threshold() {
+        let src = [127.0 / 255.0, 128.0 / 255.0];
+        let mut img = src.to_vec();
+        solarize(&mut img, 128.0);
+        close(&img, &[127.0 / 255.0, 127.0 / 255.0]);
+        let mut img = src.to_vec();
+        solarize(&mut img, 256.0);
+        close(&img, &src);
+        let mut img = src.to_vec();
+        solarize(&mut img, 0.0);
+        close(&img, &[128.0 / 255.0, 127.0 / 255.0]);
+    }
+}

@@ -164,3 +164,108 @@ pub(crate) fn rot90(img: &mut [f32], dims: Dims, k: u32, scratch: &mut Vec<f32>)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(c: usize, h: usize, w: usize) -> Dims {
+        Dims { c, h, w }
+    }
+
+    fn iota(n: usize) -> Vec<f32> {
+        (1..=n).map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn translate_samples_shifted_pixels_with_black_fill() {
+        let mut s = Vec::new();
+        // TranslateX 0.25 of 4 pixels: output x shows input x + 1.
+        let mut img = iota(4);
+        affine(&mut img, d(1, 1, 4), [1.0, 0.0, 1.0, 0.0, 1.0, 0.0], &mut s);
+        assert_eq!(img, [2.0, 3.0, 4.0, 0.0]);
+        let mut img = iota(4);
+        affine(
+            &mut img,
+            d(1, 1, 4),
+            [1.0, 0.0, -2.0, 0.0, 1.0, 0.0],
+            &mut s,
+        );
+        assert_eq!(img, [0.0, 0.0, 1.0, 2.0]);
+        // A fractional shift of 0.4 rounds to no move (x + 0.5 + 0.4 floors to x), 0.6 to one.
+        let mut img = iota(4);
+        affine(&mut img, d(1, 1, 4), [1.0, 0.0, 0.4, 0.0, 1.0, 0.0], &mut s);
+        assert_eq!(img, [1.0, 2.0, 3.0, 4.0]);
+        let mut img = iota(4);
+        affine(&mut img, d(1, 1, 4), [1.0, 0.0, 0.6, 0.0, 1.0, 0.0], &mut s);
+        assert_eq!(img, [2.0, 3.0, 4.0, 0.0]);
+        // TranslateY on two channels moves both.
+        let mut img = iota(4);
+        affine(&mut img, d(2, 2, 1), [1.0, 0.0, 0.0, 0.0, 1.0, 1.0], &mut s);
+        assert_eq!(img, [2.0, 0.0, 4.0, 0.0]);
+    }
+
+    #[test]
+    fn shear_x_about_the_top_left_corner() {
+        // Shear 1: output (x, y) samples floor(x + 0.5 + (y + 0.5)) = x + y + 1 in row y.
+        let mut s = Vec::new();
+        let mut img = iota(9);
+        affine(&mut img, d(1, 3, 3), [1.0, 1.0, 0.0, 0.0, 1.0, 0.0], &mut s);
+        assert_eq!(img, [2.0, 3.0, 0.0, 6.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // ShearY 1: output (x, y) samples row y + x + 1 of column x.
+        let mut img = iota(9);
+        affine(&mut img, d(1, 3, 3), [1.0, 0.0, 0.0, 1.0, 1.0, 0.0], &mut s);
+        assert_eq!(img, [4.0, 8.0, 0.0, 7.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn quarter_turns_are_counter_clockwise() {
+        let mut s = Vec::new();
+        let mut img = iota(9);
+        rot90(&mut img, d(1, 3, 3), 1, &mut s);
+        assert_eq!(img, [3.0, 6.0, 9.0, 2.0, 5.0, 8.0, 1.0, 4.0, 7.0]);
+        let mut img = iota(9);
+        rot90(&mut img, d(1, 3, 3), 3, &mut s);
+        assert_eq!(img, [7.0, 4.0, 1.0, 8.0, 5.0, 2.0, 9.0, 6.0, 3.0]);
+        // Rotate by 90 degrees is the same exact turn; -270 and 450 too.
+        for deg in [90.0, -270.0, 450.0] {
+            let mut r = iota(9);
+            rotate(&mut r, d(1, 3, 3), deg, &mut s);
+            assert_eq!(r, [3.0, 6.0, 9.0, 2.0, 5.0, 8.0, 1.0, 4.0, 7.0]);
+        }
+        // Half a turn of a non-square image reverses it.
+        let mut img = iota(6);
+        rotate(&mut img, d(1, 2, 3), 180.0, &mut s);
+        assert_eq!(img, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn small_rotation_keeps_the_centre_and_blackens_corners() {
+        // 45 degrees on 5x5: the centre stays, the corners come from outside.
+        let mut s = Vec::new();
+        let mut img = iota(25);
+        rotate(&mut img, d(1, 5, 5), 45.0, &mut s);
+        assert_eq!(img[12], 13.0);
+        for corner in [0, 4, 20, 24] {
+            assert_eq!(img[corner], 0.0);
+        }
+        // Counter-clockwise: the pixel right of centre (14) moves up to (12 - 5 = 7)'s place
+        // after 90 degrees; after 45 it is on the up-right diagonal (index 8).
+        assert_eq!(img[8], 14.0);
+    }
+
+    #[test]
+    fn flips_mirror_each_channel() {
+        let mut img = iota(8);
+        flip_h(&mut img, d(2, 2, 2));
+        assert_eq!(img, [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 8.0, 7.0]);
+        let mut img = iota(12);
+        flip_v(&mut img, d(2, 3, 2));
+        assert_eq!(
+            img,
+            [
+                5.0, 6.0, 3.0, 4.0, 1.0, 2.0, 11.0, 12.0, 9.0, 10.0, 7.0, 8.0
+            ]
+        );
+    }
+}
