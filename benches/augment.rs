@@ -5,6 +5,9 @@
 //! `cargo bench --bench augment`. Images are synthetic (a smooth pattern plus noise): the
 //! ops' cost does not depend on content.
 
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
+
 use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::{Augmenter, ImageBatch};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
