@@ -147,13 +147,18 @@ impl WeakAugment {
                 }
             }
         };
+        // Undo the shift, then the flips (both per axis), then the turn: the reverse of
+        // applying them.
+        let ys: Vec<Option<i64>> = (0..h)
+            .map(|y| padded(y + dy, h).map(|y1| if vflip { h - 1 - y1 } else { y1 }))
+            .collect();
+        let xs: Vec<Option<i64>> = (0..w)
+            .map(|x| padded(x + dx, w).map(|x1| if hflip { w - 1 - x1 } else { x1 }))
+            .collect();
         let mut map = Vec::with_capacity(dims.plane());
-        for y in 0..h {
-            for x in 0..w {
-                // Undo the shift, then the flips, then the turn (the reverse of applying them).
-                let src = padded(y + dy, h).zip(padded(x + dx, w)).map(|(y1, x1)| {
-                    let y2 = if vflip { h - 1 - y1 } else { y1 };
-                    let x2 = if hflip { w - 1 - x1 } else { x1 };
+        for &y2 in &ys {
+            map.extend(xs.iter().map(|&x2| match (y2, x2) {
+                (Some(y2), Some(x2)) => {
                     let (sx, sy) = match turns {
                         0 => (x2, y2),
                         1 => (w - 1 - y2, x2),
@@ -161,9 +166,9 @@ impl WeakAugment {
                         _ => (y2, h - 1 - x2),
                     };
                     (sy * w + sx) as u32
-                });
-                map.push(src.unwrap_or(OUTSIDE));
-            }
+                }
+                _ => OUTSIDE,
+            }));
         }
         map
     }
