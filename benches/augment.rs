@@ -3,13 +3,15 @@
 //! FixMatch step at 96x96 (16 labelled + 80 unlabelled weak views, 80 strong views).
 //!
 //! `cargo bench --bench augment`. Images are synthetic (a smooth pattern plus noise): the
-//! ops' cost does not depend on content.
+//! ops' cost does not depend on content. The baseline in the same run is core's
+//! `IdentityAugmenter` (a copy of the batch), so figures can be read as ratios to a copy
+//! when the machine is shared.
 
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
 
 use anomalymatch_augment::FixMatchAugmenter;
-use anomalymatch_core::{Augmenter, ImageBatch};
+use anomalymatch_core::{Augmenter, IdentityAugmenter, ImageBatch};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -41,6 +43,9 @@ fn views(c: &mut Criterion) {
         let images = batch(n, side);
         group.throughput(Throughput::Elements(n as u64));
         let id = format!("{side}x{side}x{n}");
+        group.bench_with_input(BenchmarkId::new("copy", &id), &images, |b, im| {
+            b.iter(|| black_box(IdentityAugmenter.weak(im, 1).expect("copy")))
+        });
         group.bench_with_input(BenchmarkId::new("weak", &id), &images, |b, im| {
             b.iter(|| black_box(aug.weak(im, 1).expect("weak view")))
         });
