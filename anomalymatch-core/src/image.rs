@@ -46,7 +46,7 @@ impl ImageBatch {
     /// Number of images.
     pub fn len(&self) -> usize {
         let per = self.image_len();
-        if per == 0 { 0 } else { self.data.len() / per }
+        self.data.len().checked_div(per).unwrap_or(0)
     }
 
     /// True when the batch holds no image.
