@@ -1,7 +1,7 @@
 //! Turning one source image (encoded file or decoded pixels) into `f32` CHW values in `[0, 1]`
 //! at a fixed square size and channel count.
 
-use crate::resample::{PlaneLayout, Resampler, Sample};
+use crate::resample::{Resampler, RowLayout, Sample};
 use crate::source::ImagePayload;
 use image::DynamicImage;
 
@@ -28,10 +28,10 @@ impl ChannelMode {
     }
 }
 
-/// How one output channel is made from the resized source planes.
+/// How one output channel is made from the resized source channels.
 #[derive(Debug, Clone, Copy)]
 enum Recipe {
-    /// A copy of resized plane `i`.
+    /// A copy of resized source channel `i`.
     Plane(usize),
     /// Luma of resized planes 0, 1, 2 (red, green, blue).
     Luma,
@@ -68,28 +68,47 @@ fn plan(mode: ChannelMode, src_channels: usize) -> Result<(Vec<usize>, Vec<Recip
     }
 }
 
-/// Samples of one decoded image, and the value that maps to 1 (255 for 8-bit, 65535 for 16-bit,
-/// 1 for float).
+/// Samples of one decoded image, how they are laid out, and the value that maps to 1 (255 for
+/// 8-bit, 65535 for 16-bit, 1 for float).
 struct Samples<'a, T> {
     data: &'a [T],
     width: usize,
     height: usize,
+    channels: usize,
+    /// Interleaved (`RGBRGB...`, as decoders give) or planar (one channel after another).
+    interleaved: bool,
     max: f32,
 }
 
-/// Resizes the planes at `layouts` and composes the output channels into `out` (CHW, `size` square).
+/// Resizes the channels the image is shown with in `mode` and composes the output channels
+/// into `out` (CHW, `size` square).
 fn resize_compose<T: Sample>(
     src: &Samples<'_, T>,
-    layouts: &[PlaneLayout],
-    recipes: &[Recipe],
+    mode: ChannelMode,
     size: usize,
     out: &mut [f32],
-) {
+) -> Result<(), String> {
+    let (needed, recipes) = plan(mode, src.channels)?;
     let plane = size * size;
-    let mut resampler = Resampler::new(src.width, src.height, size, size);
-    let mut planes = vec![0.0f32; layouts.len() * plane];
-    for (layout, dst) in layouts.iter().zip(planes.chunks_exact_mut(plane)) {
-        resampler.resample(src.data, *layout, dst);
+    let resampler = Resampler::new(src.width, src.height, size, size);
+    let mut planes = vec![0.0f32; src.channels * plane];
+    if src.interleaved {
+        // All channels in one pass: rows stay contiguous, which is what makes it fast.
+        let layout = RowLayout {
+            offset: 0,
+            row_stride: src.width * src.channels,
+            channels: src.channels,
+        };
+        resampler.resample(src.data, layout, &mut planes);
+    } else {
+        for &c in &needed {
+            let layout = RowLayout {
+                offset: c * src.width * src.height,
+                row_stride: src.width,
+                channels: 1,
+            };
+            resampler.resample(src.data, layout, &mut planes[c * plane..(c + 1) * plane]);
+        }
     }
     let inv = 1.0 / src.max;
     for (recipe, dst) in recipes.iter().zip(out.chunks_exact_mut(plane)) {
@@ -109,26 +128,6 @@ fn resize_compose<T: Sample>(
             }
         }
     }
-}
-
-/// Decodes interleaved samples (`channels` per pixel) into `out`.
-fn from_interleaved<T: Sample>(
-    src: Samples<'_, T>,
-    channels: usize,
-    mode: ChannelMode,
-    size: usize,
-    out: &mut [f32],
-) -> Result<(), String> {
-    let (sources, recipes) = plan(mode, channels)?;
-    let layouts: Vec<PlaneLayout> = sources
-        .iter()
-        .map(|&c| PlaneLayout {
-            offset: c,
-            pixel_stride: channels,
-            row_stride: src.width * channels,
-        })
-        .collect();
-    resize_compose(&src, &layouts, &recipes, size, out);
     Ok(())
 }
 
@@ -140,22 +139,22 @@ fn decode_encoded(
     out: &mut [f32],
 ) -> Result<(), String> {
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    if w == 0 || h == 0 {
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    if width == 0 || height == 0 {
         return Err("image has no pixels".to_string());
     }
     // 16-bit data is scaled by 65535 directly, keeping its full precision.
-    let (width, height) = (w, h);
     macro_rules! go {
         ($buf:expr, $channels:expr, $max:expr) => {
-            from_interleaved(
-                Samples {
+            resize_compose(
+                &Samples {
                     data: $buf.as_raw(),
                     width,
                     height,
+                    channels: $channels,
+                    interleaved: true,
                     max: $max,
                 },
-                $channels,
                 mode,
                 size,
                 out,
@@ -196,23 +195,15 @@ pub(crate) fn decode_into(
                 ));
             }
             let (c, h, w) = (batch.channels(), batch.height(), batch.width());
-            let (sources, recipes) = plan(mode, c)?;
-            let layouts: Vec<PlaneLayout> = sources
-                .iter()
-                .map(|&s| PlaneLayout {
-                    offset: s * h * w,
-                    pixel_stride: 1,
-                    row_stride: w,
-                })
-                .collect();
             let src = Samples {
                 data: batch.image(0),
                 width: w,
                 height: h,
+                channels: c,
+                interleaved: false,
                 max: 1.0,
             };
-            resize_compose(&src, &layouts, &recipes, size, out);
-            Ok(())
+            resize_compose(&src, mode, size, out)
         }
         ImagePayload::Unreadable(message) => Err(message.clone()),
     }

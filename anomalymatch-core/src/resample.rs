@@ -30,15 +30,16 @@ impl Sample for f32 {
     }
 }
 
-/// Where the samples of one channel plane lie in a buffer (interleaved or planar alike).
+/// Where an image's rows lie in a buffer: `channels` interleaved samples per pixel, rows of
+/// `src_w * channels` contiguous samples `row_stride` apart (planar data is one channel per call).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct PlaneLayout {
-    /// Index of the top-left sample.
+pub(crate) struct RowLayout {
+    /// Index of the first sample of the top row.
     pub offset: usize,
-    /// Distance between horizontally adjacent samples.
-    pub pixel_stride: usize,
-    /// Distance between vertically adjacent samples.
+    /// Distance between the starts of consecutive rows.
     pub row_stride: usize,
+    /// Interleaved channels per pixel.
+    pub channels: usize,
 }
 
 /// Filter taps along one axis: output pixel `i` is the weighted sum of `count[i]` source pixels
@@ -83,7 +84,23 @@ impl Axis {
             axis.start.push(lo);
             axis.count.push(hi - lo);
         }
+        axis.tighten();
         axis
+    }
+
+    /// Shrinks the weight stride to the largest tap count actually used, so that padded
+    /// zero taps cost nothing in the tap-major loop.
+    fn tighten(&mut self) {
+        let used = self.count.iter().copied().max().unwrap_or(0).max(1);
+        if used == self.max_taps {
+            return;
+        }
+        let mut weights = vec![0.0; self.count.len() * used];
+        for (i, dst) in weights.chunks_exact_mut(used).enumerate() {
+            dst.copy_from_slice(&self.weights[i * self.max_taps..i * self.max_taps + used]);
+        }
+        self.weights = weights;
+        self.max_taps = used;
     }
 
     fn taps(&self, i: usize) -> (usize, &[f32]) {
@@ -92,57 +109,71 @@ impl Axis {
     }
 }
 
-/// Resizes planes of one fixed source size to one fixed output size, reusing its filters.
+/// Resizes images of one fixed source size to one fixed output size, reusing its filters.
 #[derive(Debug, Clone)]
 pub(crate) struct Resampler {
-    src_h: usize,
+    src_w: usize,
     dst_w: usize,
     dst_h: usize,
     horizontal: Axis,
     vertical: Axis,
-    scratch: Vec<f32>,
+    /// Horizontal weights transposed to `[tap][output x]`.
+    horizontal_by_tap: Vec<f32>,
 }
 
 impl Resampler {
     /// Filters for `src_w x src_h` to `dst_w x dst_h` (all non-zero).
     pub fn new(src_w: usize, src_h: usize, dst_w: usize, dst_h: usize) -> Resampler {
+        let horizontal = Axis::new(src_w, dst_w);
+        let taps = horizontal.max_taps;
+        let mut horizontal_by_tap = vec![0.0; taps * dst_w];
+        for x in 0..dst_w {
+            for k in 0..taps {
+                horizontal_by_tap[k * dst_w + x] = horizontal.weights[x * taps + k];
+            }
+        }
         Resampler {
-            src_h,
+            src_w,
             dst_w,
             dst_h,
-            horizontal: Axis::new(src_w, dst_w),
             vertical: Axis::new(src_h, dst_h),
-            scratch: vec![0.0; src_h * dst_w],
+            horizontal_by_tap,
+            horizontal,
         }
     }
 
-    /// Resizes the plane of `data` at `layout` into `out` (`dst_w * dst_h` values, row-major),
-    /// keeping the samples' units.
-    pub fn resample<T: Sample>(&mut self, data: &[T], layout: PlaneLayout, out: &mut [f32]) {
-        // Horizontal pass first: it shrinks the rows before the vertical pass reads them.
-        for y in 0..self.src_h {
-            let row = layout.offset + y * layout.row_stride;
-            let tmp = &mut self.scratch[y * self.dst_w..(y + 1) * self.dst_w];
-            for (x, t) in tmp.iter_mut().enumerate() {
-                let (start, w) = self.horizontal.taps(x);
-                let mut acc = 0.0;
-                let mut idx = row + start * layout.pixel_stride;
-                for &wk in w {
-                    acc += wk * data[idx].to_f32();
-                    idx += layout.pixel_stride;
-                }
-                *t = acc;
-            }
-        }
-        // Vertical pass over whole rows, which the compiler vectorises.
+    /// Resizes the image of `data` at `layout` into `out`: one `dst_w * dst_h` plane per channel,
+    /// channel after channel, keeping the samples' units.
+    pub fn resample<T: Sample>(&self, data: &[T], layout: RowLayout, out: &mut [f32]) {
+        let c = layout.channels;
+        let row_len = self.src_w * c;
+        let taps = self.horizontal.max_taps;
+        let plane = self.dst_w * self.dst_h;
+        // One vertically filtered row, followed by `taps` pixels of zeros so that the padded
+        // (zero-weight) taps of the horizontal pass stay in bounds.
+        let mut column = vec![0.0f32; (self.src_w + taps) * c];
         for y in 0..self.dst_h {
+            // Vertical pass first, over whole interleaved rows: contiguous, all channels at
+            // once, and the compiler vectorises the conversion and multiply-add.
             let (start, w) = self.vertical.taps(y);
-            let dst = &mut out[y * self.dst_w..(y + 1) * self.dst_w];
-            dst.fill(0.0);
+            let acc = &mut column[..row_len];
+            acc.fill(0.0);
             for (k, &wk) in w.iter().enumerate() {
-                let src = &self.scratch[(start + k) * self.dst_w..(start + k + 1) * self.dst_w];
-                for (d, &s) in dst.iter_mut().zip(src) {
-                    *d += wk * s;
+                let first = layout.offset + (start + k) * layout.row_stride;
+                for (a, s) in acc.iter_mut().zip(&data[first..first + row_len]) {
+                    *a += wk * s.to_f32();
+                }
+            }
+            // Horizontal pass in tap-major order: every output pixel is its own accumulator,
+            // so the additions are independent instead of one dependency chain per pixel.
+            for ch in 0..c {
+                let dst = &mut out[ch * plane + y * self.dst_w..ch * plane + (y + 1) * self.dst_w];
+                dst.fill(0.0);
+                for k in 0..taps {
+                    let wk = &self.horizontal_by_tap[k * self.dst_w..(k + 1) * self.dst_w];
+                    for ((d, &w), &start) in dst.iter_mut().zip(wk).zip(&self.horizontal.start) {
+                        *d += w * column[(start + k) * c + ch];
+                    }
                 }
             }
         }
@@ -153,11 +184,11 @@ impl Resampler {
 mod tests {
     use super::*;
 
-    fn planar(w: usize) -> PlaneLayout {
-        PlaneLayout {
+    fn planar(w: usize) -> RowLayout {
+        RowLayout {
             offset: 0,
-            pixel_stride: 1,
             row_stride: w,
+            channels: 1,
         }
     }
 
@@ -185,18 +216,18 @@ mod tests {
     }
 
     #[test]
-    fn reads_interleaved_channels() {
-        // Two channels interleaved: channel 1 is constant 9, channel 0 is 1.
-        let data: Vec<u16> = (0..2 * 6 * 6)
-            .map(|i| if i % 2 == 0 { 1 } else { 9 })
-            .collect();
-        let mut out = vec![0.0; 9];
-        let layout = PlaneLayout {
+    fn reads_interleaved_channels_into_planes() {
+        // Two channels interleaved: channel 0 is 1, channel 1 is 9, after a one-sample offset.
+        let mut data: Vec<u16> = vec![500];
+        data.extend((0..2 * 6 * 6).map(|i| if i % 2 == 0 { 1 } else { 9 }));
+        let mut out = vec![0.0; 18];
+        let layout = RowLayout {
             offset: 1,
-            pixel_stride: 2,
             row_stride: 12,
+            channels: 2,
         };
         Resampler::new(6, 6, 3, 3).resample(&data, layout, &mut out);
-        assert!(out.iter().all(|&v| (v - 9.0).abs() < 1e-4));
+        assert!(out[..9].iter().all(|&v| (v - 1.0).abs() < 1e-4));
+        assert!(out[9..].iter().all(|&v| (v - 9.0).abs() < 1e-4));
     }
 }
