@@ -331,11 +331,14 @@ mod tests {
         assert!((rgb16[64] - 1.0).abs() < 1e-6);
         assert!((rgb16[128] - 40000.0 / 65535.0).abs() < 1e-6);
         // JPEG red channel near 200/255 (lossy).
-        assert!(
-            images.image(0)[..64]
-                .iter()
-                .all(|&v| (v - 200.0 / 255.0).abs() < 0.03)
-        );
+        let jpeg = images.image(0);
+        assert!(jpeg[..64].iter().all(|&v| (v - 200.0 / 255.0).abs() < 0.03));
+        // Green grows left to right and not top to bottom: the non-square image is not transposed.
+        let green = &jpeg[64..128];
+        for row in green.chunks_exact(8) {
+            assert!(row[7] - row[0] > 0.6, "{row:?}");
+            assert!((row[3] - green[3]).abs() < 0.03);
+        }
     }
 
     #[test]
