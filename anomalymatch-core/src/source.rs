@@ -11,6 +11,9 @@ pub enum ImagePayload {
     /// Pixels already decoded, as a batch of one image in `[0, 1]`
     /// (for array formats such as FITS or HDF5 datasets).
     Pixels(ImageBatch),
+    /// The item could not be read (the message says why); loaders count it as a failed image
+    /// instead of aborting, so one bad file does not stop a long job.
+    Unreadable(String),
 }
 
 /// One image from a source.

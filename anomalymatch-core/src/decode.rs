@@ -1,0 +1,210 @@
+//! Turning one source image (encoded file or decoded pixels) into `f32` CHW values in `[0, 1]`
+//! at a fixed square size and channel count.
+
+use crate::resample::{Resampler, RowLayout, Sample};
+use crate::source::ImagePayload;
+use image::DynamicImage;
+
+/// Which channels the loaded images have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChannelMode {
+    /// Three channels: grey images are replicated, alpha is dropped (what ImageNet backbones expect).
+    #[default]
+    Rgb,
+    /// One channel: luma `0.299 R + 0.587 G + 0.114 B` (ITU-R BT.601, as PIL and OpenCV use).
+    Grayscale,
+    /// The first `n` channels as stored, for multi-band data; images with fewer channels fail.
+    Keep(usize),
+}
+
+impl ChannelMode {
+    /// Number of channels of the output.
+    pub fn channels(self) -> usize {
+        match self {
+            ChannelMode::Rgb => 3,
+            ChannelMode::Grayscale => 1,
+            ChannelMode::Keep(n) => n,
+        }
+    }
+}
+
+/// How one output channel is made from the resized source channels.
+#[derive(Debug, Clone, Copy)]
+enum Recipe {
+    /// A copy of resized source channel `i`.
+    Plane(usize),
+    /// Luma of resized planes 0, 1, 2 (red, green, blue).
+    Luma,
+}
+
+const LUMA: [f32; 3] = [0.299, 0.587, 0.114];
+
+/// Which source channels to resize and how to build the output channels from them, or why the
+/// image cannot be shown in `mode`.
+fn plan(mode: ChannelMode, src_channels: usize) -> Result<(Vec<usize>, Vec<Recipe>), String> {
+    // Channel counts 1..=4 are grey, grey+alpha, RGB and RGBA, as in every common format.
+    match (mode, src_channels) {
+        (ChannelMode::Rgb | ChannelMode::Grayscale, 1 | 2) => {
+            let n = mode.channels();
+            Ok((vec![0], vec![Recipe::Plane(0); n]))
+        }
+        (ChannelMode::Rgb, 3 | 4) => Ok((
+            vec![0, 1, 2],
+            vec![Recipe::Plane(0), Recipe::Plane(1), Recipe::Plane(2)],
+        )),
+        (ChannelMode::Grayscale, 3 | 4) => Ok((vec![0, 1, 2], vec![Recipe::Luma])),
+        (ChannelMode::Rgb | ChannelMode::Grayscale, c) => Err(format!(
+            "{c} channels cannot be read as {}; use ChannelMode::Keep",
+            if mode == ChannelMode::Rgb {
+                "RGB"
+            } else {
+                "grey"
+            }
+        )),
+        (ChannelMode::Keep(n), c) if c >= n => {
+            Ok(((0..n).collect(), (0..n).map(Recipe::Plane).collect()))
+        }
+        (ChannelMode::Keep(n), c) => Err(format!("image has {c} channel(s), {n} were asked for")),
+    }
+}
+
+/// Samples of one decoded image, how they are laid out, and the value that maps to 1 (255 for
+/// 8-bit, 65535 for 16-bit, 1 for float).
+struct Samples<'a, T> {
+    data: &'a [T],
+    width: usize,
+    height: usize,
+    channels: usize,
+    /// Interleaved (`RGBRGB...`, as decoders give) or planar (one channel after another).
+    interleaved: bool,
+    max: f32,
+}
+
+/// Resizes the channels the image is shown with in `mode` and composes the output channels
+/// into `out` (CHW, `size` square).
+fn resize_compose<T: Sample>(
+    src: &Samples<'_, T>,
+    mode: ChannelMode,
+    size: usize,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let (needed, recipes) = plan(mode, src.channels)?;
+    let plane = size * size;
+    let resampler = Resampler::new(src.width, src.height, size, size);
+    let mut planes = vec![0.0f32; src.channels * plane];
+    if src.interleaved {
+        // All channels in one pass: rows stay contiguous, which is what makes it fast.
+        let layout = RowLayout {
+            offset: 0,
+            row_stride: src.width * src.channels,
+            channels: src.channels,
+        };
+        resampler.resample(src.data, layout, &mut planes);
+    } else {
+        for &c in &needed {
+            let layout = RowLayout {
+                offset: c * src.width * src.height,
+                row_stride: src.width,
+                channels: 1,
+            };
+            resampler.resample(src.data, layout, &mut planes[c * plane..(c + 1) * plane]);
+        }
+    }
+    let inv = 1.0 / src.max;
+    for (recipe, dst) in recipes.iter().zip(out.chunks_exact_mut(plane)) {
+        match *recipe {
+            Recipe::Plane(i) => {
+                for (d, &s) in dst.iter_mut().zip(&planes[i * plane..(i + 1) * plane]) {
+                    *d = (s * inv).clamp(0.0, 1.0);
+                }
+            }
+            Recipe::Luma => {
+                let (r, rest) = planes.split_at(plane);
+                let (g, b) = rest.split_at(plane);
+                for (k, d) in dst.iter_mut().enumerate() {
+                    let v = LUMA[0] * r[k] + LUMA[1] * g[k] + LUMA[2] * b[k];
+                    *d = (v * inv).clamp(0.0, 1.0);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes an encoded file's bytes (JPEG, PNG, TIFF) into `out`.
+fn decode_encoded(
+    bytes: &[u8],
+    mode: ChannelMode,
+    size: usize,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
+    let (width, height) = (img.width() as usize, img.height() as usize);
+    if width == 0 || height == 0 {
+        return Err("image has no pixels".to_string());
+    }
+    // 16-bit data is scaled by 65535 directly, keeping its full precision.
+    macro_rules! go {
+        ($buf:expr, $channels:expr, $max:expr) => {
+            resize_compose(
+                &Samples {
+                    data: $buf.as_raw(),
+                    width,
+                    height,
+                    channels: $channels,
+                    interleaved: true,
+                    max: $max,
+                },
+                mode,
+                size,
+                out,
+            )
+        };
+    }
+    match &img {
+        DynamicImage::ImageLuma8(b) => go!(b, 1, 255.0),
+        DynamicImage::ImageLumaA8(b) => go!(b, 2, 255.0),
+        DynamicImage::ImageRgb8(b) => go!(b, 3, 255.0),
+        DynamicImage::ImageRgba8(b) => go!(b, 4, 255.0),
+        DynamicImage::ImageLuma16(b) => go!(b, 1, 65535.0),
+        DynamicImage::ImageLumaA16(b) => go!(b, 2, 65535.0),
+        DynamicImage::ImageRgb16(b) => go!(b, 3, 65535.0),
+        DynamicImage::ImageRgba16(b) => go!(b, 4, 65535.0),
+        DynamicImage::ImageRgb32F(b) => go!(b, 3, 1.0),
+        DynamicImage::ImageRgba32F(b) => go!(b, 4, 1.0),
+        // Layouts added to the image crate later go through its float conversion.
+        other => go!(other.to_rgba32f(), 4, 1.0),
+    }
+}
+
+/// Decodes one payload into `out` (`mode.channels() * size * size` values, CHW, in `[0, 1]`),
+/// or says why it cannot be. Float values outside `[0, 1]` are clamped.
+pub(crate) fn decode_into(
+    payload: &ImagePayload,
+    mode: ChannelMode,
+    size: usize,
+    out: &mut [f32],
+) -> Result<(), String> {
+    match payload {
+        ImagePayload::Encoded(bytes) => decode_encoded(bytes, mode, size, out),
+        ImagePayload::Pixels(batch) => {
+            if batch.len() != 1 {
+                return Err(format!(
+                    "pixel payload holds {} images, expected 1",
+                    batch.len()
+                ));
+            }
+            let (c, h, w) = (batch.channels(), batch.height(), batch.width());
+            let src = Samples {
+                data: batch.image(0),
+                width: w,
+                height: h,
+                channels: c,
+                interleaved: false,
+                max: 1.0,
+            };
+            resize_compose(&src, mode, size, out)
+        }
+        ImagePayload::Unreadable(message) => Err(message.clone()),
+    }
+}

@@ -1,0 +1,184 @@
+//! Images stored as files in one folder, read in chunks.
+
+use crate::error::{Error, Result};
+use crate::source::{ImagePayload, ImageSource, SourceImage};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// File extensions read as images (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "tif", "tiff"];
+
+/// True when `name` ends in one of [`IMAGE_EXTENSIONS`], in any letter case.
+pub fn is_image_file_name(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// The image files of one folder (not its subfolders), in name order, as an [`ImageSource`].
+///
+/// Names are file names relative to the folder, the spelling label files use.
+#[derive(Debug, Clone)]
+pub struct FolderSource {
+    root: PathBuf,
+    names: Vec<String>,
+    position: usize,
+}
+
+impl FolderSource {
+    /// Lists the image files of `root`, sorted by name so that the order is stable across runs.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let entries = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&root, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                // Label files are UTF-8, so a non-UTF-8 name could never carry a label; say so.
+                return Err(Error::InvalidArgument(format!(
+                    "{}: file name {:?} is not valid UTF-8",
+                    root.display(),
+                    entry.file_name()
+                )));
+            };
+            if !is_image_file_name(&name) {
+                continue;
+            }
+            let is_file = entry
+                .file_type()
+                .map_err(|e| Error::io(root.join(&name), e))?
+                .is_file()
+                || entry.path().is_file(); // follows symlinks to files
+            if is_file {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(FolderSource {
+            root,
+            names,
+            position: 0,
+        })
+    }
+
+    /// A source over the given file names inside `root` (e.g. the labelled subset), in the order given.
+    ///
+    /// The folder must exist; a named file that is missing is delivered as unreadable and counted
+    /// by the loader rather than stopping the load.
+    pub fn with_names(
+        root: impl AsRef<Path>,
+        names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let meta = std::fs::metadata(&root).map_err(|e| Error::io(&root, e))?;
+        if !meta.is_dir() {
+            return Err(Error::InvalidArgument(format!(
+                "{} is not a folder",
+                root.display()
+            )));
+        }
+        Ok(FolderSource {
+            root,
+            names: names.into_iter().map(Into::into).collect(),
+            position: 0,
+        })
+    }
+
+    /// The folder read.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// All names, in delivery order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when the folder holds no image.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+impl ImageSource for FolderSource {
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.names.len())
+    }
+
+    fn next_chunk(&mut self, max: usize) -> Result<Vec<SourceImage>> {
+        let end = self.position.saturating_add(max).min(self.names.len());
+        let names = &self.names[self.position..end];
+        // Reading in parallel hides file-system latency on network and cold disks.
+        let chunk = names
+            .par_iter()
+            .map(|name| {
+                let path = self.root.join(name);
+                let payload = match std::fs::read(&path) {
+                    Ok(bytes) => ImagePayload::Encoded(bytes),
+                    Err(e) => ImagePayload::Unreadable(e.to_string()),
+                };
+                SourceImage {
+                    name: name.clone(),
+                    origin: path.display().to_string(),
+                    payload,
+                }
+            })
+            .collect();
+        self.position = end;
+        Ok(chunk)
+    }
+
+    fn rewind(&mut self) -> Result<()> {
+        self.position = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_images_sorted_and_reads_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.PNG", "a.jpg", "c.TIFF", "notes.txt", "d.jpeg"] {
+            std::fs::write(dir.path().join(name), name.as_bytes()).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub.png")).unwrap();
+        let mut src = FolderSource::open(dir.path()).unwrap();
+        assert_eq!(src.names(), &["a.jpg", "b.PNG", "c.TIFF", "d.jpeg"]);
+        assert_eq!(src.len_hint(), Some(4));
+        let first = src.next_chunk(3).unwrap();
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[1].payload, ImagePayload::Encoded(b"b.PNG".to_vec()));
+        assert_eq!(src.next_chunk(3).unwrap().len(), 1);
+        assert!(src.next_chunk(3).unwrap().is_empty());
+        src.rewind().unwrap();
+        assert_eq!(src.next_chunk(10).unwrap()[0].name, "a.jpg");
+    }
+
+    #[test]
+    fn missing_folder_is_an_error_naming_it() {
+        let err = FolderSource::open("/no/such/folder-xyz").unwrap_err();
+        assert!(err.to_string().contains("/no/such/folder-xyz"), "{err}");
+        let err = FolderSource::with_names("/no/such/folder-xyz", ["a.png"]).unwrap_err();
+        assert!(err.to_string().contains("/no/such/folder-xyz"), "{err}");
+    }
+
+    #[test]
+    fn named_subset_reports_missing_files_as_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.png"), b"x").unwrap();
+        let mut src = FolderSource::with_names(dir.path(), ["gone.png", "a.png"]).unwrap();
+        let chunk = src.next_chunk(5).unwrap();
+        assert!(matches!(chunk[0].payload, ImagePayload::Unreadable(_)));
+        assert!(chunk[0].origin.ends_with("gone.png"));
+        assert_eq!(chunk[1].name, "a.png");
+    }
+}

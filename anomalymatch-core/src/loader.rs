@@ -1,0 +1,518 @@
+//! Loading images from any [`ImageSource`] into [`ImageBatch`]es: chunk by chunk, decoded in
+//! parallel, with unreadable files counted and named instead of aborting the job.
+
+use crate::decode::{ChannelMode, decode_into};
+use crate::error::{Error, Result};
+use crate::image::ImageBatch;
+use crate::progress::Progress;
+use crate::source::{ImageSource, SourceImage};
+use rayon::prelude::*;
+use std::path::PathBuf;
+
+/// How images are loaded; checked into an [`ImageLoader`] by [`LoaderConfig::build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoaderConfig {
+    /// Output side length in pixels; every image is resized to `size x size`.
+    pub size: usize,
+    /// Which channels the output has.
+    pub channels: ChannelMode,
+    /// Fail on the first unreadable image instead of counting it and going on.
+    pub strict: bool,
+    /// Images read and decoded per step; bounds the memory of encoded bytes in flight.
+    pub chunk_size: usize,
+}
+
+impl Default for LoaderConfig {
+    /// 96x96 RGB (the benchmark protocol's size), lenient, 256 images per chunk.
+    fn default() -> Self {
+        LoaderConfig {
+            size: 96,
+            channels: ChannelMode::Rgb,
+            strict: false,
+            chunk_size: 256,
+        }
+    }
+}
+
+impl LoaderConfig {
+    /// Checks the settings, naming every bad one.
+    pub fn build(self) -> Result<ImageLoader> {
+        let mut problems = Vec::new();
+        if self.size == 0 {
+            problems.push("size must be at least 1 pixel".to_string());
+        }
+        if self.channels.channels() == 0 {
+            problems.push("ChannelMode::Keep needs at least 1 channel".to_string());
+        }
+        if self.chunk_size == 0 {
+            problems.push("chunk_size must be at least 1".to_string());
+        }
+        if problems.is_empty() {
+            Ok(ImageLoader { config: self })
+        } else {
+            Err(Error::Config(problems))
+        }
+    }
+}
+
+/// One image that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedImage {
+    /// The image's name (as in label files).
+    pub name: String,
+    /// Where it came from (a path).
+    pub origin: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// What a load did: how many images were loaded and which failed, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Images decoded successfully.
+    pub loaded: usize,
+    /// Images that could not be read or decoded, in source order.
+    pub failed: Vec<FailedImage>,
+}
+
+impl LoadReport {
+    /// Adds another report's counts to this one.
+    pub fn merge(&mut self, other: LoadReport) {
+        self.loaded += other.loaded;
+        self.failed.extend(other.failed);
+    }
+
+    /// True when no image failed.
+    pub fn is_clean(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// Loaded images with their names; `names[i]` is image `i` of `images`. Failed images are
+/// absent from both and listed in `report`.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Names of the loaded images, in source order.
+    pub names: Vec<String>,
+    /// The images, `[N, C, size, size]`.
+    pub images: ImageBatch,
+    /// Counts and failures.
+    pub report: LoadReport,
+}
+
+/// Decodes source images to a fixed size and channel count, in parallel across cores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLoader {
+    config: LoaderConfig,
+}
+
+impl ImageLoader {
+    /// A loader with checked settings (same as [`LoaderConfig::build`]).
+    pub fn new(config: LoaderConfig) -> Result<Self> {
+        config.build()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LoaderConfig {
+        &self.config
+    }
+
+    /// Values per loaded image (`channels * size * size`).
+    pub fn image_len(&self) -> usize {
+        self.config.channels.channels() * self.config.size * self.config.size
+    }
+
+    /// No images, with this loader's image shape (a starting point to extend).
+    pub fn empty(&self) -> Loaded {
+        let s = self.config.size;
+        Loaded {
+            names: Vec::new(),
+            images: ImageBatch::zeros(0, self.config.channels.channels(), s, s),
+            report: LoadReport::default(),
+        }
+    }
+
+    /// Decodes one image, failing with an error that names it.
+    pub fn decode_one(&self, image: &SourceImage) -> Result<ImageBatch> {
+        let mut data = vec![0.0; self.image_len()];
+        decode_into(
+            &image.payload,
+            self.config.channels,
+            self.config.size,
+            &mut data,
+        )
+        .map_err(|message| Error::Image {
+            path: PathBuf::from(&image.origin),
+            message,
+        })?;
+        let s = self.config.size;
+        ImageBatch::from_vec(data, self.config.channels.channels(), s, s)
+    }
+
+    /// Decodes a chunk in parallel, keeping input order; failures are counted, or in strict
+    /// mode the first one (in input order) is returned as an error naming the file.
+    pub fn decode_chunk(&self, items: &[SourceImage]) -> Result<Loaded> {
+        let per = self.image_len();
+        let mut data = vec![0.0f32; items.len() * per];
+        let outcomes: Vec<std::result::Result<(), String>> = data
+            .par_chunks_mut(per)
+            .zip(items.par_iter())
+            .map(|(out, item)| {
+                decode_into(&item.payload, self.config.channels, self.config.size, out)
+            })
+            .collect();
+        let mut names = Vec::with_capacity(items.len());
+        let mut report = LoadReport::default();
+        // Compact the successes to the front, in order, so failed slots leave no gap.
+        let mut kept = 0;
+        for (i, (item, outcome)) in items.iter().zip(outcomes).enumerate() {
+            match outcome {
+                Ok(()) => {
+                    if kept != i {
+                        data.copy_within(i * per..(i + 1) * per, kept * per);
+                    }
+                    kept += 1;
+                    names.push(item.name.clone());
+                }
+                Err(message) => {
+                    if self.config.strict {
+                        return Err(Error::Image {
+                            path: PathBuf::from(&item.origin),
+                            message,
+                        });
+                    }
+                    report.failed.push(FailedImage {
+                        name: item.name.clone(),
+                        origin: item.origin.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+        data.truncate(kept * per);
+        report.loaded = kept;
+        let s = self.config.size;
+        let images = ImageBatch::from_vec(data, self.config.channels.channels(), s, s)?;
+        Ok(Loaded {
+            names,
+            images,
+            report,
+        })
+    }
+
+    /// Loads the rest of `source` chunk by chunk, handing each decoded chunk to `sink`, so that
+    /// memory stays bounded however large the source is. Returns the combined report.
+    pub fn for_each_chunk(
+        &self,
+        source: &mut dyn ImageSource,
+        show_progress: bool,
+        mut sink: impl FnMut(Loaded) -> Result<()>,
+    ) -> Result<LoadReport> {
+        let progress = Progress::new(source.len_hint(), "loading images", show_progress);
+        let mut report = LoadReport::default();
+        loop {
+            let chunk = source.next_chunk(self.config.chunk_size)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let loaded = self.decode_chunk(&chunk)?;
+            progress.inc(chunk.len());
+            report.merge(loaded.report.clone());
+            sink(loaded)?;
+        }
+        progress.finish();
+        Ok(report)
+    }
+
+    /// Loads the rest of `source` into memory: for sets that fit (labelled images, a pool).
+    pub fn load_all(&self, source: &mut dyn ImageSource, show_progress: bool) -> Result<Loaded> {
+        let mut all = self.empty();
+        let report = self.for_each_chunk(source, show_progress, |chunk| {
+            all.names.extend(chunk.names);
+            all.images.extend(&chunk.images)
+        })?;
+        all.report = report;
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::folder::FolderSource;
+    use crate::source::ImagePayload;
+    use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, RgbaImage};
+    use std::path::Path;
+
+    fn loader(size: usize, channels: ChannelMode, strict: bool) -> ImageLoader {
+        LoaderConfig {
+            size,
+            channels,
+            strict,
+            chunk_size: 2,
+        }
+        .build()
+        .unwrap()
+    }
+
+    fn load_folder(dir: &Path, l: &ImageLoader) -> Result<Loaded> {
+        l.load_all(&mut FolderSource::open(dir)?, false)
+    }
+
+    /// A folder with one image of each kind the decoder must handle, plus a corrupt file.
+    fn sample_folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        RgbImage::from_fn(40, 30, |x, _| Rgb([200, (x * 6) as u8, 10]))
+            .save(p.join("a_rgb.jpg"))
+            .unwrap();
+        GrayImage::from_pixel(20, 20, Luma([51]))
+            .save(p.join("b_gray.png"))
+            .unwrap();
+        RgbaImage::from_pixel(16, 16, image::Rgba([255, 0, 0, 7]))
+            .save(p.join("c_rgba.PNG"))
+            .unwrap();
+        std::fs::write(p.join("d_corrupt.jpeg"), b"\xff\xd8 not really a jpeg").unwrap();
+        ImageBuffer::<Luma<u16>, Vec<u16>>::from_pixel(12, 12, Luma([1000]))
+            .save(p.join("e_gray16.png"))
+            .unwrap();
+        ImageBuffer::<Rgb<u16>, Vec<u16>>::from_pixel(8, 8, Rgb([257, 65535, 40000]))
+            .save(p.join("f_rgb16.tif"))
+            .unwrap();
+        dir
+    }
+
+    #[test]
+    fn loads_every_format_and_counts_the_corrupt_file() {
+        let dir = sample_folder();
+        let l = loader(8, ChannelMode::Rgb, false);
+        let loaded = load_folder(dir.path(), &l).unwrap();
+        assert_eq!(
+            loaded.names,
+            [
+                "a_rgb.jpg",
+                "b_gray.png",
+                "c_rgba.PNG",
+                "e_gray16.png",
+                "f_rgb16.tif"
+            ]
+        );
+        assert_eq!(loaded.report.loaded, 5);
+        assert_eq!(loaded.report.failed.len(), 1);
+        let failed = &loaded.report.failed[0];
+        assert_eq!(failed.name, "d_corrupt.jpeg");
+        assert!(failed.origin.ends_with("d_corrupt.jpeg"));
+        let images = &loaded.images;
+        assert_eq!(
+            (
+                images.len(),
+                images.channels(),
+                images.height(),
+                images.width()
+            ),
+            (5, 3, 8, 8)
+        );
+        assert!(images.as_slice().iter().all(|v| (0.0..=1.0).contains(v)));
+        // Grey is replicated into three equal channels at 51/255.
+        assert!(images.image(1).iter().all(|&v| (v - 0.2).abs() < 1e-5));
+        // RGBA drops alpha.
+        let rgba = images.image(2);
+        assert!(rgba[..64].iter().all(|&v| (v - 1.0).abs() < 1e-6));
+        assert!(rgba[64..].iter().all(|&v| v.abs() < 1e-6));
+        // 16-bit values keep their precision: v / 65535, not v >> 8.
+        assert!(
+            images
+                .image(3)
+                .iter()
+                .all(|&v| (v - 1000.0 / 65535.0).abs() < 1e-6)
+        );
+        let rgb16 = images.image(4);
+        assert!((rgb16[0] - 257.0 / 65535.0).abs() < 1e-6);
+        assert!((rgb16[64] - 1.0).abs() < 1e-6);
+        assert!((rgb16[128] - 40000.0 / 65535.0).abs() < 1e-6);
+        // JPEG red channel near 200/255 (lossy).
+        let jpeg = images.image(0);
+        assert!(jpeg[..64].iter().all(|&v| (v - 200.0 / 255.0).abs() < 0.03));
+        // Green grows left to right and not top to bottom: the non-square image is not transposed.
+        let green = &jpeg[64..128];
+        for row in green.chunks_exact(8) {
+            assert!(row[7] - row[0] > 0.6, "{row:?}");
+            assert!((row[3] - green[3]).abs() < 0.03);
+        }
+    }
+
+    #[test]
+    fn strict_mode_fails_naming_the_file() {
+        let dir = sample_folder();
+        let err = load_folder(dir.path(), &loader(8, ChannelMode::Rgb, true)).unwrap_err();
+        assert!(matches!(err, Error::Image { .. }));
+        assert!(err.to_string().contains("d_corrupt.jpeg"), "{err}");
+    }
+
+    #[test]
+    fn channel_modes() {
+        let dir = sample_folder();
+        let grey = load_folder(dir.path(), &loader(4, ChannelMode::Grayscale, false)).unwrap();
+        assert_eq!(grey.images.channels(), 1);
+        assert_eq!(grey.images.len(), 5);
+        // Luma of pure red is 0.299.
+        assert!(
+            grey.images
+                .image(2)
+                .iter()
+                .all(|&v| (v - 0.299).abs() < 1e-4)
+        );
+        assert!(grey.images.image(1).iter().all(|&v| (v - 0.2).abs() < 1e-5));
+
+        // Keep(4) keeps RGBA's alpha and fails (counted) on images with fewer channels.
+        let four = load_folder(dir.path(), &loader(4, ChannelMode::Keep(4), false)).unwrap();
+        assert_eq!(four.names, ["c_rgba.PNG"]);
+        assert!(
+            four.images.image(0)[48..]
+                .iter()
+                .all(|&v| (v - 7.0 / 255.0).abs() < 1e-5)
+        );
+        assert_eq!(four.report.failed.len(), 5);
+        assert!(four.report.failed[0].message.contains("4 were asked for"));
+
+        let one = load_folder(dir.path(), &loader(4, ChannelMode::Keep(1), false)).unwrap();
+        assert_eq!(one.images.channels(), 1);
+        assert_eq!(one.images.len(), 5);
+    }
+
+    #[test]
+    fn pixel_payloads_are_resized_and_checked() {
+        let l = loader(4, ChannelMode::Keep(5), false);
+        let pixels = ImageBatch::from_vec(vec![0.25; 5 * 10 * 6], 5, 10, 6).unwrap();
+        let items = vec![
+            SourceImage {
+                name: "cube".into(),
+                origin: "cube.fits".into(),
+                payload: ImagePayload::Pixels(pixels.clone()),
+            },
+            SourceImage {
+                name: "gone".into(),
+                origin: "gone.fits".into(),
+                payload: ImagePayload::Unreadable("no such file".into()),
+            },
+        ];
+        let loaded = l.decode_chunk(&items).unwrap();
+        assert_eq!(loaded.images.channels(), 5);
+        assert_eq!(loaded.images.height(), 4);
+        assert!(
+            loaded
+                .images
+                .as_slice()
+                .iter()
+                .all(|&v| (v - 0.25).abs() < 1e-6)
+        );
+        assert_eq!(loaded.report.failed[0].message, "no such file");
+        // Five bands cannot be shown as RGB.
+        let err = loader(4, ChannelMode::Rgb, true)
+            .decode_chunk(&items[..1])
+            .unwrap_err();
+        assert!(err.to_string().contains("cube.fits"), "{err}");
+    }
+
+    #[test]
+    fn resize_keeps_levels_and_range() {
+        let dir = tempfile::tempdir().unwrap();
+        RgbImage::from_pixel(423, 423, Rgb([90, 128, 255]))
+            .save(dir.path().join("flat.png"))
+            .unwrap();
+        // A hard black/white edge: resized values stay within [0, 1].
+        RgbImage::from_fn(101, 57, |x, _| {
+            if x % 2 == 0 {
+                Rgb([0; 3])
+            } else {
+                Rgb([255; 3])
+            }
+        })
+        .save(dir.path().join("stripes.png"))
+        .unwrap();
+        for size in [96, 200, 600] {
+            let loaded = load_folder(dir.path(), &loader(size, ChannelMode::Rgb, true)).unwrap();
+            let flat = loaded.images.image(0);
+            for (c, level) in [90.0f32, 128.0, 255.0].iter().enumerate() {
+                let plane = &flat[c * size * size..(c + 1) * size * size];
+                assert!(
+                    plane.iter().all(|&v| (v - level / 255.0).abs() < 1e-5),
+                    "size {size}"
+                );
+            }
+            let stripes = loaded.images.image(1);
+            assert!(stripes.iter().all(|v| (0.0..=1.0).contains(v)));
+        }
+        // Shrinking fine stripes averages them (antialiasing) instead of picking black or white.
+        let small = load_folder(dir.path(), &loader(10, ChannelMode::Grayscale, true)).unwrap();
+        assert!(small.images.image(1).iter().all(|&v| (v - 0.5).abs() < 0.1));
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let err = LoaderConfig {
+            size: 0,
+            channels: ChannelMode::Keep(0),
+            strict: false,
+            chunk_size: 0,
+        }
+        .build()
+        .unwrap_err();
+        let Error::Config(problems) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(problems.len(), 3);
+    }
+
+    #[test]
+    fn chunks_stream_in_order() {
+        let dir = sample_folder();
+        let l = loader(4, ChannelMode::Rgb, false);
+        let mut seen = Vec::new();
+        let report = l
+            .for_each_chunk(
+                &mut FolderSource::open(dir.path()).unwrap(),
+                false,
+                |chunk| {
+                    assert!(chunk.names.len() <= 2);
+                    seen.extend(chunk.names);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(seen.len(), 5);
+        assert_eq!(report.loaded, 5);
+        assert_eq!(report.failed.len(), 1);
+    }
+
+    /// `<workspace>/../shared`, or `$ANOMALYMATCH_SHARED` when set.
+    fn shared_dir() -> std::path::PathBuf {
+        match std::env::var_os("ANOMALYMATCH_SHARED") {
+            Some(p) => p.into(),
+            None => Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join("../shared"),
+        }
+    }
+
+    #[test]
+    fn loads_real_gz1_images() {
+        let dir = shared_dir().join("data/gz1-sdss/images");
+        if !dir.is_dir() {
+            eprintln!("skipping: {} not found", dir.display());
+            return;
+        }
+        let mut source = FolderSource::open(&dir).unwrap();
+        assert_eq!(source.len_hint(), Some(6664));
+        let l = loader(96, ChannelMode::Rgb, true);
+        let chunk = source.next_chunk(50).unwrap();
+        let loaded = l.decode_chunk(&chunk).unwrap();
+        assert_eq!(loaded.images.len(), 50);
+        assert_eq!(loaded.images.image_len(), 3 * 96 * 96);
+        let values = loaded.images.as_slice();
+        assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+        // Galaxies on a dark sky: a dark mean, but a bright centre.
+        let mean = values.iter().sum::<f32>() / values.len() as f32;
+        assert!(mean > 0.005 && mean < 0.3, "mean {mean}");
+        let centre = loaded.images.image(0)[48 * 96 + 48];
+        assert!(centre > mean, "centre {centre} vs mean {mean}");
+    }
+}
