@@ -2,27 +2,119 @@
 //!
 //! Models call these functions rather than candle's ops directly, so that fast CPU kernels
 //! (custom ops with their own backward pass) can replace candle's built-in path where they
-//! pay, while CUDA and Metal keep candle's implementation.
+//! pay, while CUDA and Metal keep candle's implementation. The fast path is taken for f32 tensors
+//! on the CPU; everything else goes to [`builtin`].
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
+
+mod depthwise;
+mod simd;
 
 /// Depthwise 2-D convolution: `x [N, C, H, W]`, `w [C, 1, k, k]`, symmetric zero padding.
 pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let channels = x.dim(1)?;
-    x.conv2d(w, padding, stride, 1, channels)
+    if fast_path(&[x, w]) {
+        depthwise::depthwise_conv2d(x, w, stride, padding)
+    } else {
+        builtin::depthwise_conv2d(x, w, stride, padding)
+    }
 }
 
 /// 1x1 convolution: `x [N, Cin, H, W]`, `w [Cout, Cin, 1, 1]`.
 pub fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    x.conv2d(w, 0, 1, 1, 1)
+    builtin::pointwise_conv2d(x, w)
 }
 
 /// `min(max(x, 0), 6)`, the activation of the Lite models.
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    x.relu()?.minimum(6f32)
+    builtin::relu6(x)
 }
 
 /// `x * sigmoid(x)`, the activation of the B models.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
-    candle_nn::Activation::Silu.forward(x)
+    builtin::silu(x)
+}
+
+/// candle's own implementation of each op: the path for GPUs and non-f32 tensors, and the
+/// reference that tests and benches compare the fast kernels against.
+pub mod builtin {
+    use candle_core::{Module, Result, Tensor};
+
+    /// Depthwise convolution as candle's grouped convolution (one group per channel).
+    pub fn depthwise_conv2d(
+        x: &Tensor,
+        w: &Tensor,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        let channels = x.dim(1)?;
+        x.conv2d(w, padding, stride, 1, channels)
+    }
+
+    /// 1x1 convolution as candle's `conv2d`.
+    pub fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        x.conv2d(w, 0, 1, 1, 1)
+    }
+
+    /// ReLU6 as `relu` followed by `minimum`.
+    pub fn relu6(x: &Tensor) -> Result<Tensor> {
+        x.relu()?.minimum(6f32)
+    }
+
+    /// SiLU as candle-nn's activation.
+    pub fn silu(x: &Tensor) -> Result<Tensor> {
+        candle_nn::Activation::Silu.forward(x)
+    }
+}
+
+/// Whether every tensor is f32 on the CPU, where the custom kernels apply.
+fn fast_path(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// The f32 elements of a contiguous CPU storage, in layout order.
+fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("custom CPU kernel called on a non-contiguous tensor"),
+    }
+}
+
+#[cfg(test)]
+mod test_util {
+    #![allow(clippy::unwrap_used)]
+
+    use candle_core::{Device, Tensor};
+
+    /// A reproducible tensor with values in [-1, 1) (a small LCG keeps tests free of RNG crates).
+    pub fn random(dims: &[usize], seed: u64) -> Tensor {
+        let n: usize = dims.iter().product();
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
+    }
+
+    /// Asserts equal shapes and elementwise `|a - b| <= tol * max(1, |b|)`.
+    pub fn assert_close(a: &Tensor, b: &Tensor, tol: f32) {
+        assert_eq!(a.dims(), b.dims());
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * y.abs().max(1.0),
+                "element {i}: {x} vs {y}"
+            );
+        }
+    }
 }
