@@ -62,6 +62,9 @@ impl Geometry {
         if stride == 0 || k == 0 {
             bail!("depthwise_conv2d: stride and kernel size must be positive");
         }
+        if n * channels * h * w == 0 {
+            bail!("depthwise_conv2d: empty input {n}x{channels}x{h}x{w}");
+        }
         if h + 2 * padding < k || w + 2 * padding < k {
             bail!(
                 "depthwise_conv2d: input {h}x{w} with padding {padding} is smaller than kernel {k}"

@@ -7,7 +7,9 @@
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
 
+mod activation;
 mod depthwise;
+mod pointwise;
 mod simd;
 
 /// Depthwise 2-D convolution: `x [N, C, H, W]`, `w [C, 1, k, k]`, symmetric zero padding.
@@ -21,17 +23,29 @@ pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -
 
 /// 1x1 convolution: `x [N, Cin, H, W]`, `w [Cout, Cin, 1, 1]`.
 pub fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    builtin::pointwise_conv2d(x, w)
+    if fast_path(&[x, w]) {
+        pointwise::pointwise_conv2d(x, w)
+    } else {
+        builtin::pointwise_conv2d(x, w)
+    }
 }
 
 /// `min(max(x, 0), 6)`, the activation of the Lite models.
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    builtin::relu6(x)
+    if fast_path(&[x]) {
+        activation::relu6(x)
+    } else {
+        builtin::relu6(x)
+    }
 }
 
 /// `x * sigmoid(x)`, the activation of the B models.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
-    builtin::silu(x)
+    if fast_path(&[x]) {
+        activation::silu(x)
+    } else {
+        builtin::silu(x)
+    }
 }
 
 /// candle's own implementation of each op: the path for GPUs and non-f32 tensors, and the
