@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::cpu_f32;
+use super::{Activation, cpu_f32};
 
 /// Elements per rayon task: large enough that scheduling is negligible, small enough that both
 /// cores get work on the 3x3 late layers.
@@ -23,17 +23,12 @@ pub(super) fn silu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Activation::Silu)
 }
 
-/// The elementwise activations with a fused backward pass.
-#[derive(Debug, Clone, Copy)]
-enum Activation {
-    Relu6,
-    Silu,
-}
-
 impl Activation {
+    /// The activation at `x`.
     #[inline(always)]
-    fn forward(self, x: f32) -> f32 {
+    pub(super) fn forward(self, x: f32) -> f32 {
         match self {
+            Self::Identity => x,
             Self::Relu6 => x.clamp(0.0, 6.0),
             Self::Silu => x / (1.0 + (-x).exp()),
         }
@@ -41,8 +36,9 @@ impl Activation {
 
     /// `d activation / dx` at `x`, times `g`.
     #[inline(always)]
-    fn backward(self, x: f32, g: f32) -> f32 {
+    pub(super) fn backward(self, x: f32, g: f32) -> f32 {
         match self {
+            Self::Identity => g,
             // Zero gradient at the kinks and outside (0, 6), as candle's relu/minimum give.
             Self::Relu6 => {
                 if x > 0.0 && x < 6.0 {
@@ -62,6 +58,7 @@ impl Activation {
 impl CustomOp1 for Activation {
     fn name(&self) -> &'static str {
         match self {
+            Self::Identity => "identity",
             Self::Relu6 => "relu6",
             Self::Silu => "silu",
         }

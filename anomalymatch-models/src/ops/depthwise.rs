@@ -439,8 +439,9 @@ mod tests {
     use candle_core::{DType, Device, Tensor, Var};
 
     /// Direct loops over the definition: output, grad input and grad weight for the loss
-    /// `sum(out * up)`. candle's own backward fails on some stride-2 shapes (its transposed
-    /// convolution drops the output padding), so gradients are checked against this.
+    /// `sum(out * up)`. candle's own backward fails on stride-2 inputs whose height and width
+    /// differ in parity (it applies the height's output padding to the width too), so gradients
+    /// are checked against this.
     fn naive(x: &Tensor, w: &Tensor, up: &Tensor, s: usize, p: usize) -> [Tensor; 3] {
         let (n, c, h, wd) = x.dims4().unwrap();
         let k = w.dim(2).unwrap();

@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
 
 mod activation;
+mod batch_norm;
 mod depthwise;
 mod pointwise;
 mod simd;
@@ -48,10 +49,70 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// The activation fused into [`batch_norm_train`] and [`batch_norm_eval`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// No activation: plain batch norm.
+    Identity,
+    /// [`relu6`].
+    Relu6,
+    /// [`silu`].
+    Silu,
+}
+
+/// Batch statistics of a training-mode batch norm, per channel, for the running averages.
+#[derive(Debug, Clone)]
+pub struct BatchStats {
+    /// Mean over batch and space, `[C]`.
+    pub mean: Tensor,
+    /// Unbiased variance over batch and space, `[C]` (what PyTorch's running variance
+    /// averages; the normalisation itself uses the biased one).
+    pub var: Tensor,
+}
+
+/// Training-mode batch norm followed by `act`, in one pass forward and two backward:
+/// `act(gamma * (x - mean) / sqrt(var + eps) + beta)` with `x [N, C, H, W]`, `gamma, beta [C]`.
+///
+/// Gradients flow to `x`, `gamma` and `beta` through the batch statistics; the returned
+/// [`BatchStats`] are detached. A BatchNorm module updates its running averages from them:
+/// `running = (1 - momentum) * running + momentum * stats` (PyTorch's momentum is 0.1).
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    act: Activation,
+) -> Result<(Tensor, BatchStats)> {
+    if fast_path(&[x, gamma, beta]) {
+        batch_norm::train(x, gamma, beta, eps, act)
+    } else {
+        builtin::batch_norm_train(x, gamma, beta, eps, act)
+    }
+}
+
+/// Inference-mode batch norm followed by `act`, using running statistics `mean, var [C]`:
+/// one pass over `x`. Gradients flow to `x`, `gamma` and `beta` (the statistics are constants).
+pub fn batch_norm_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    eps: f64,
+    act: Activation,
+) -> Result<Tensor> {
+    if fast_path(&[x, gamma, beta, mean, var]) {
+        batch_norm::eval(x, gamma, beta, mean, var, eps, act)
+    } else {
+        builtin::batch_norm_eval(x, gamma, beta, mean, var, eps, act)
+    }
+}
+
 /// candle's own implementation of each op: the path for GPUs and non-f32 tensors, and the
 /// reference that tests and benches compare the fast kernels against.
 pub mod builtin {
-    use candle_core::{Module, Result, Tensor};
+    use super::{Activation, BatchStats};
+    use candle_core::{D, Module, Result, Tensor};
 
     /// Depthwise convolution as candle's grouped convolution (one group per channel).
     pub fn depthwise_conv2d(
@@ -77,6 +138,82 @@ pub mod builtin {
     /// SiLU as candle-nn's activation.
     pub fn silu(x: &Tensor) -> Result<Tensor> {
         candle_nn::Activation::Silu.forward(x)
+    }
+
+    /// `act` as candle ops.
+    pub fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
+        match act {
+            Activation::Identity => Ok(x.clone()),
+            Activation::Relu6 => relu6(x),
+            Activation::Silu => silu(x),
+        }
+    }
+
+    /// Training-mode batch norm and activation as broadcast candle ops.
+    pub fn batch_norm_train(
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f64,
+        act: Activation,
+    ) -> Result<(Tensor, BatchStats)> {
+        let (n, c, h, w) = x.dims4()?;
+        let count = (n * h * w) as f64;
+        // Mean and biased variance over (N, H, W), as [1, C, 1, 1].
+        let flat = x.transpose(0, 1)?.reshape((c, n * h * w))?;
+        let mean = flat.mean_keepdim(D::Minus1)?;
+        let var = flat.broadcast_sub(&mean)?.sqr()?.mean_keepdim(D::Minus1)?;
+        let y = normalize(
+            x,
+            gamma,
+            beta,
+            &mean.reshape((1, c, 1, 1))?,
+            &var.reshape((1, c, 1, 1))?,
+            eps,
+        )?;
+        let stats = BatchStats {
+            mean: mean.flatten_all()?.detach(),
+            var: (var.flatten_all()? * (count / (count - 1.0).max(1.0)))?.detach(),
+        };
+        Ok((activation(&y, act)?, stats))
+    }
+
+    /// Inference-mode batch norm and activation as broadcast candle ops.
+    pub fn batch_norm_eval(
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f64,
+        act: Activation,
+    ) -> Result<Tensor> {
+        let c = x.dim(1)?;
+        let y = normalize(
+            x,
+            gamma,
+            beta,
+            &mean.reshape((1, c, 1, 1))?,
+            &var.reshape((1, c, 1, 1))?,
+            eps,
+        )?;
+        activation(&y, act)
+    }
+
+    fn normalize(
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let c = x.dim(1)?;
+        let inv_std = (var + eps)?.sqrt()?.recip()?;
+        x.broadcast_sub(mean)?
+            .broadcast_mul(&inv_std)?
+            .broadcast_mul(&gamma.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&beta.reshape((1, c, 1, 1))?)
     }
 }
 
