@@ -67,12 +67,16 @@ impl CustomOp1 for Activation {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu_f32(s, l)?;
         let act = *self;
-        let mut out = Vec::new();
-        // collect_into_vec writes into fresh capacity: no zero-fill pass before the real one.
-        x.par_iter()
-            .with_min_len(CHUNK)
-            .map(|&v| act.forward(v))
-            .collect_into_vec(&mut out);
+        let mut out = vec![0f32; x.len()];
+        // Plain loops over chunks, so that ReLU6 vectorises (a per-element parallel iterator
+        // does not).
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = act.forward(v);
+                }
+            });
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -106,12 +110,14 @@ impl CustomOp2 for ActivationGrad {
         }
         let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
         let act = self.0;
-        let mut out = Vec::new();
-        x.par_iter()
-            .zip(g.par_iter())
-            .with_min_len(CHUNK)
-            .map(|(&v, &d)| act.backward(v, d))
-            .collect_into_vec(&mut out);
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+            .for_each(|(o, (x, g))| {
+                for ((o, &v), &d) in o.iter_mut().zip(x).zip(g) {
+                    *o = act.backward(v, d);
+                }
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

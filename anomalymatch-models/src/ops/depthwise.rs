@@ -2,10 +2,14 @@
 //!
 //! candle runs a grouped convolution as one convolution per channel followed by `cat`, and its
 //! backward pass builds a full-size zero tensor per channel, so cost grows with `C^2`. Here each
-//! `(n, c)` plane is an independent task for rayon. Every tap of the `k x k` kernel is a
-//! multiply-add of one input row segment into one output row segment; for stride `s > 1` the input
-//! rows are first split into `s` phases (`x[j*s + r]` for each `r`), so that every tap again reads
-//! a contiguous segment and the inner loops vectorise for any stride.
+//! `(n, c)` plane is an independent task for rayon.
+//!
+//! Within a plane, the input is copied once into a zero-padded, polyphase layout: for stride `s`,
+//! phase `(a, b)` holds padded pixels `(i*s + a, j*s + b)` as an `Lh x Lw` image. Output pixel
+//! `(o, q)` then reads tap `(kh, kw)` at `(o + kh/s, q + kw/s)` of phase `(kh%s, kw%s)`: the same
+//! offset for every output pixel. So each tap is one long multiply-add over the whole plane
+//! (rows laid out `Lw` apart, the extra columns computed and dropped) rather than one short one
+//! per row and border case; that is what keeps the 6x6 and 3x3 late layers fast.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
@@ -24,8 +28,8 @@ pub(super) fn depthwise_conv2d(
     x.apply_op2(&w, DepthwiseConv { stride, padding })
 }
 
-/// Sizes of one depthwise convolution and the per-tap row offsets derived from them.
-#[derive(Debug, Clone)]
+/// Sizes of one depthwise convolution and of its polyphase layout.
+#[derive(Debug, Clone, Copy)]
 struct Geometry {
     planes: usize,
     channels: usize,
@@ -36,19 +40,9 @@ struct Geometry {
     padding: usize,
     oh: usize,
     ow: usize,
-    /// Start of each phase `r` inside a phased row (phase `r` holds `x[j*s + r]`).
-    phase_start: Vec<usize>,
-    /// For each kernel column `kw`: where its segment starts in the phased input row, and the
-    /// range `lo..hi` of output columns that read inside the image (the rest read padding).
-    taps: Vec<Tap>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Tap {
-    /// Index in the phased input row read by output column `lo`.
-    src: usize,
-    lo: usize,
-    hi: usize,
+    /// Rows and columns of each phase image.
+    lh: usize,
+    lw: usize,
 }
 
 impl Geometry {
@@ -70,42 +64,6 @@ impl Geometry {
                 "depthwise_conv2d: input {h}x{w} with padding {padding} is smaller than kernel {k}"
             );
         }
-        let oh = (h + 2 * padding - k) / stride + 1;
-        let ow = (w + 2 * padding - k) / stride + 1;
-        // Phase r holds columns r, r+s, r+2s, ...: ceil((w - r) / s) of them.
-        let phase_len: Vec<usize> = (0..stride)
-            .map(|r| (w.saturating_sub(r)).div_ceil(stride))
-            .collect();
-        let phase_start: Vec<usize> = phase_len
-            .iter()
-            .scan(0, |acc, &len| {
-                let start = *acc;
-                *acc += len;
-                Some(start)
-            })
-            .collect();
-        // Output column o reads input column o*s + d with d = kw - padding, i.e. phase
-        // r = d mod s at index o + floor(d / s).
-        let taps = (0..k)
-            .map(|kw| {
-                let d = kw as isize - padding as isize;
-                let s = stride as isize;
-                let r = d.rem_euclid(s) as usize;
-                let q = d.div_euclid(s);
-                let lo = (-q).max(0) as usize;
-                let hi = (phase_len[r] as isize - q).clamp(0, ow as isize) as usize;
-                if lo >= hi {
-                    // This kernel column only ever reads padding.
-                    return Tap {
-                        src: 0,
-                        lo: 0,
-                        hi: 0,
-                    };
-                }
-                let src = phase_start[r] + (lo as isize + q) as usize;
-                Tap { src, lo, hi }
-            })
-            .collect();
         Ok(Self {
             planes: n * channels,
             channels,
@@ -114,39 +72,74 @@ impl Geometry {
             k,
             stride,
             padding,
-            oh,
-            ow,
-            phase_start,
-            taps,
+            oh: (h + 2 * padding - k) / stride + 1,
+            ow: (w + 2 * padding - k) / stride + 1,
+            lh: (h + 2 * padding).div_ceil(stride),
+            lw: (w + 2 * padding).div_ceil(stride),
         })
     }
 
-    /// The input row read by kernel row `kh` for output row `oh`, if it lies inside the image.
-    fn input_row(&self, oh: usize, kh: usize) -> Option<usize> {
-        let ih = (oh * self.stride + kh).checked_sub(self.padding)?;
-        (ih < self.h).then_some(ih)
+    fn phase_len(&self) -> usize {
+        self.lh * self.lw
     }
 
-    /// Rewrites a plane so that each row is stored phase by phase (a no-op copy for stride 1
-    /// is avoided by the callers).
-    fn phase_plane(&self, src: &[f32], dst: &mut [f32]) {
-        for (srow, drow) in src.chunks_exact(self.w).zip(dst.chunks_exact_mut(self.w)) {
-            for (r, &start) in self.phase_start.iter().enumerate() {
-                let phase = srow.iter().skip(r).step_by(self.stride);
-                for (d, &s) in drow[start..].iter_mut().zip(phase) {
-                    *d = s;
+    /// Length of the flat output run: every row `Lw` wide except the last, which stops at `OW`
+    /// so no tap reads past its phase image.
+    fn run_len(&self) -> usize {
+        (self.oh - 1) * self.lw + self.ow
+    }
+
+    /// Where tap `(kh, kw)` reads, relative to the output position: its phase image and offset.
+    fn tap(&self, kh: usize, kw: usize) -> (usize, usize) {
+        let s = self.stride;
+        let phase = (kh % s) * s + kw % s;
+        (phase * self.phase_len(), (kh / s) * self.lw + kw / s)
+    }
+
+    /// Where input pixel `(ih, iw)` lives in the polyphase layout.
+    fn phased_index(&self, ih: usize, iw: usize) -> usize {
+        let (ph, pw) = (ih + self.padding, iw + self.padding);
+        let s = self.stride;
+        ((ph % s) * s + pw % s) * self.phase_len() + (ph / s) * self.lw + pw / s
+    }
+
+    /// Copies a plane into the polyphase layout; the padding stays zero.
+    fn phase_in(&self, plane: &[f32], phased: &mut [f32]) {
+        phased.fill(0.0);
+        if self.stride == 1 {
+            // One phase: each input row lands `padding` columns into a padded row.
+            for (ih, row) in plane.chunks_exact(self.w).enumerate() {
+                let start = self.phased_index(ih, 0);
+                phased[start..start + self.w].copy_from_slice(row);
+            }
+            return;
+        }
+        for (ih, row) in plane.chunks_exact(self.w).enumerate() {
+            for (iw, &v) in row.iter().enumerate() {
+                phased[self.phased_index(ih, iw)] = v;
+            }
+        }
+    }
+
+    /// Gathers a plane back out of the polyphase layout (the padding is dropped).
+    fn phase_out(&self, phased: &[f32], plane: &mut [f32]) {
+        for (ih, row) in plane.chunks_exact_mut(self.w).enumerate() {
+            if self.stride == 1 {
+                let start = self.phased_index(ih, 0);
+                row.copy_from_slice(&phased[start..start + self.w]);
+            } else {
+                for (iw, v) in row.iter_mut().enumerate() {
+                    *v = phased[self.phased_index(ih, iw)];
                 }
             }
         }
     }
 
-    /// Inverse of [`Geometry::phase_plane`] for one row.
-    fn unphase_row(&self, src: &[f32], dst: &mut [f32]) {
-        for (r, &start) in self.phase_start.iter().enumerate() {
-            let phase = dst.iter_mut().skip(r).step_by(self.stride);
-            for (d, &s) in phase.zip(&src[start..]) {
-                *d = s;
-            }
+    /// Copies an output-sized plane into rows `Lw` apart, the extra columns zero.
+    fn widen(&self, plane: &[f32], wide: &mut [f32]) {
+        wide.fill(0.0);
+        for (row, wrow) in plane.chunks_exact(self.ow).zip(wide.chunks_mut(self.lw)) {
+            wrow[..self.ow].copy_from_slice(row);
         }
     }
 
@@ -157,71 +150,64 @@ impl Geometry {
     }
 }
 
-/// Forward of one plane: `out` is overwritten; `x` is the plane in phased layout.
-fn forward_plane(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32]) {
-    out.fill(0.0);
-    for (oh, orow) in out.chunks_exact_mut(g.ow).enumerate() {
-        for kh in 0..g.k {
-            let Some(ih) = g.input_row(oh, kh) else {
-                continue;
-            };
-            let xrow = &x[ih * g.w..(ih + 1) * g.w];
-            for (tap, &wv) in g.taps.iter().zip(&w[kh * g.k..(kh + 1) * g.k]) {
-                let n = tap.hi - tap.lo;
-                simd::axpy(wv, &xrow[tap.src..tap.src + n], &mut orow[tap.lo..tap.hi]);
-            }
+/// Per-task buffers: the polyphase input (or input gradient) and an output-sized plane with
+/// rows `Lw` apart.
+struct Scratch {
+    phased: Vec<f32>,
+    wide: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(g: &Geometry) -> Self {
+        Self {
+            phased: vec![0.0; g.stride * g.stride * g.phase_len()],
+            wide: vec![0.0; g.oh * g.lw],
         }
     }
 }
 
-/// Gradient wrt one input plane: each output row scatters back through the same taps as the
-/// forward pass. Rows are produced one at a time (gathering from the output rows that read
-/// them) so every input-gradient row is written exactly once.
-fn grad_input_plane(g: &Geometry, grad: &[f32], w: &[f32], gx: &mut [f32], row: &mut [f32]) {
-    for (ih, gxrow) in gx.chunks_exact_mut(g.w).enumerate() {
-        // Stride 1 needs no phasing, so accumulate straight into the result row.
-        let acc: &mut [f32] = if g.stride == 1 {
-            &mut *gxrow
-        } else {
-            &mut row[..]
-        };
-        acc.fill(0.0);
-        for kh in 0..g.k {
-            let t = ih + g.padding;
-            if t < kh || (t - kh) % g.stride != 0 {
-                continue;
-            }
-            let oh = (t - kh) / g.stride;
-            if oh >= g.oh {
-                continue;
-            }
-            let grow = &grad[oh * g.ow..(oh + 1) * g.ow];
-            for (tap, &wv) in g.taps.iter().zip(&w[kh * g.k..(kh + 1) * g.k]) {
-                let n = tap.hi - tap.lo;
-                simd::axpy(wv, &grow[tap.lo..tap.hi], &mut acc[tap.src..tap.src + n]);
-            }
-        }
-        if g.stride != 1 {
-            g.unphase_row(row, gxrow);
-        }
-    }
-}
-
-/// Gradient wrt the weight from one plane: `acc[kh*k + kw]` receives the correlation of the
-/// output gradient with the input shifted by that tap.
-fn grad_weight_plane(g: &Geometry, x: &[f32], grad: &[f32], acc: &mut [f32]) {
+/// Forward of one plane into `out`.
+fn forward_plane(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], t: &mut Scratch) {
+    g.phase_in(x, &mut t.phased);
+    let len = g.run_len();
+    let acc = &mut t.wide[..len];
     acc.fill(0.0);
-    for (oh, grow) in grad.chunks_exact(g.ow).enumerate() {
-        for kh in 0..g.k {
-            let Some(ih) = g.input_row(oh, kh) else {
-                continue;
-            };
-            let xrow = &x[ih * g.w..(ih + 1) * g.w];
-            for (tap, a) in g.taps.iter().zip(&mut acc[kh * g.k..(kh + 1) * g.k]) {
-                let n = tap.hi - tap.lo;
-                *a += simd::dot(&grow[tap.lo..tap.hi], &xrow[tap.src..tap.src + n]);
-            }
-        }
+    for (i, &wv) in w.iter().enumerate() {
+        let (phase, off) = g.tap(i / g.k, i % g.k);
+        simd::axpy(wv, &t.phased[phase + off..phase + off + len], acc);
+    }
+    for (row, wrow) in out.chunks_exact_mut(g.ow).zip(t.wide.chunks(g.lw)) {
+        row.copy_from_slice(&wrow[..g.ow]);
+    }
+}
+
+/// Gradient wrt one input plane: every tap scatters the (widened) output gradient back into the
+/// polyphase layout, which is then gathered into `gx`.
+fn grad_input_plane(g: &Geometry, grad: &[f32], w: &[f32], gx: &mut [f32], t: &mut Scratch) {
+    g.widen(grad, &mut t.wide);
+    t.phased.fill(0.0);
+    let len = g.run_len();
+    for (i, &wv) in w.iter().enumerate() {
+        let (phase, off) = g.tap(i / g.k, i % g.k);
+        simd::axpy(
+            wv,
+            &t.wide[..len],
+            &mut t.phased[phase + off..phase + off + len],
+        );
+    }
+    g.phase_out(&t.phased, gx);
+}
+
+/// Gradient wrt the weight from one plane: `acc[kh*k + kw]` is the correlation of the output
+/// gradient with the input as tap `(kh, kw)` reads it.
+fn grad_weight_plane(g: &Geometry, x: &[f32], grad: &[f32], acc: &mut [f32], t: &mut Scratch) {
+    g.phase_in(x, &mut t.phased);
+    // The extra columns of the widened gradient are zero, so they add nothing.
+    g.widen(grad, &mut t.wide);
+    let len = g.run_len();
+    for (i, a) in acc.iter_mut().enumerate() {
+        let (phase, off) = g.tap(i / g.k, i % g.k);
+        *a = simd::dot(&t.wide[..len], &t.phased[phase + off..phase + off + len]);
     }
 }
 
@@ -237,6 +223,27 @@ fn geometry(x: &Layout, w: &Layout, stride: usize, padding: usize) -> Result<Geo
         );
     }
     Geometry::new(dims_x, kh, stride, padding)
+}
+
+/// Runs `f(plane, chunk_of_out, scratch)` for every plane, `out` split into `per_plane`-sized
+/// chunks, planes grouped into rayon tasks that each own one [`Scratch`].
+fn for_planes(
+    g: &Geometry,
+    out: &mut [f32],
+    per_plane: usize,
+    f: impl Fn(usize, &mut [f32], &mut Scratch) + Sync,
+) {
+    let per_task = g.planes_per_task();
+    out.par_chunks_mut(per_plane * per_task)
+        .enumerate()
+        .for_each_init(
+            || Scratch::new(g),
+            |scratch, (task, chunk)| {
+                for (i, o) in chunk.chunks_exact_mut(per_plane).enumerate() {
+                    f(task * per_task + i, o, scratch);
+                }
+            },
+        );
 }
 
 /// Forward pass; its backward pass runs [`DepthwiseGradInput`] and [`DepthwiseGradWeight`].
@@ -262,26 +269,16 @@ impl CustomOp2 for DepthwiseConv {
         let w = cpu_f32(s2, l2)?;
         let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
         let mut out = vec![0f32; g.planes * ohw];
-        let per_task = g.planes_per_task();
-        out.par_chunks_mut(ohw * per_task)
-            .enumerate()
-            .for_each_init(
-                || vec![0f32; if g.stride == 1 { 0 } else { ihw }],
-                |phased, (task, outs)| {
-                    for (i, o) in outs.chunks_exact_mut(ohw).enumerate() {
-                        let p = task * per_task + i;
-                        let c = p % g.channels;
-                        let xp = &x[p * ihw..(p + 1) * ihw];
-                        let xp = if g.stride == 1 {
-                            xp
-                        } else {
-                            g.phase_plane(xp, phased);
-                            &phased[..]
-                        };
-                        forward_plane(&g, xp, &w[c * kk..(c + 1) * kk], o);
-                    }
-                },
+        for_planes(&g, &mut out, ohw, |p, o, t| {
+            let c = p % g.channels;
+            forward_plane(
+                &g,
+                &x[p * ihw..(p + 1) * ihw],
+                &w[c * kk..(c + 1) * kk],
+                o,
+                t,
             );
+        });
         let shape = Shape::from((g.planes / g.channels, g.channels, g.oh, g.ow));
         Ok((CpuStorage::F32(out), shape))
     }
@@ -337,7 +334,6 @@ impl CustomOp2 for DepthwiseGradInput {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, gh, gw) = l1.shape().dims4()?;
-        let k = l2.shape().dims4()?.2;
         let x_layout = Layout::contiguous((n, c, self.h, self.w));
         let g = geometry(&x_layout, l2, self.stride, self.padding)?;
         if (gh, gw) != (g.oh, g.ow) {
@@ -349,20 +345,13 @@ impl CustomOp2 for DepthwiseGradInput {
         }
         let grad = cpu_f32(s1, l1)?;
         let w = cpu_f32(s2, l2)?;
-        let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, k * k);
+        let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
         let mut gx = vec![0f32; g.planes * ihw];
-        let per_task = g.planes_per_task();
-        gx.par_chunks_mut(ihw * per_task).enumerate().for_each_init(
-            || vec![0f32; g.w],
-            |row, (task, gxs)| {
-                for (i, gxp) in gxs.chunks_exact_mut(ihw).enumerate() {
-                    let p = task * per_task + i;
-                    let cc = p % g.channels;
-                    let gp = &grad[p * ohw..(p + 1) * ohw];
-                    grad_input_plane(&g, gp, &w[cc * kk..(cc + 1) * kk], gxp, row);
-                }
-            },
-        );
+        for_planes(&g, &mut gx, ihw, |p, o, t| {
+            let cc = p % g.channels;
+            let gp = &grad[p * ohw..(p + 1) * ohw];
+            grad_input_plane(&g, gp, &w[cc * kk..(cc + 1) * kk], o, t);
+        });
         Ok((CpuStorage::F32(gx), Shape::from((n, c, self.h, self.w))))
     }
 }
@@ -401,26 +390,10 @@ impl CustomOp2 for DepthwiseGradWeight {
         // One partial sum per plane, then a sum over the batch in a fixed order, so the result
         // does not depend on how rayon split the work.
         let mut partial = vec![0f32; g.planes * kk];
-        let per_task = g.planes_per_task();
-        partial
-            .par_chunks_mut(kk * per_task)
-            .enumerate()
-            .for_each_init(
-                || vec![0f32; if g.stride == 1 { 0 } else { ihw }],
-                |phased, (task, accs)| {
-                    for (i, acc) in accs.chunks_exact_mut(kk).enumerate() {
-                        let p = task * per_task + i;
-                        let xp = &x[p * ihw..(p + 1) * ihw];
-                        let xp = if g.stride == 1 {
-                            xp
-                        } else {
-                            g.phase_plane(xp, phased);
-                            &phased[..]
-                        };
-                        grad_weight_plane(&g, xp, &grad[p * ohw..(p + 1) * ohw], acc);
-                    }
-                },
-            );
+        for_planes(&g, &mut partial, kk, |p, acc, t| {
+            let (xp, gp) = (&x[p * ihw..(p + 1) * ihw], &grad[p * ohw..(p + 1) * ohw]);
+            grad_weight_plane(&g, xp, gp, acc, t);
+        });
         let mut gw = vec![0f32; c * kk];
         for sample in partial.chunks_exact(c * kk) {
             for (a, &b) in gw.iter_mut().zip(sample) {

@@ -4,6 +4,14 @@
 //! (custom ops with their own backward pass) can replace candle's built-in path where they
 //! pay, while CUDA and Metal keep candle's implementation. The fast path is taken for f32 tensors
 //! on the CPU; everything else goes to [`builtin`].
+//!
+//! A BatchNorm module with `weight`, `bias`, `running_mean` and `running_var` of shape `[C]`
+//! (PyTorch's names) and the activation that follows it calls, in training,
+//! `let (y, stats) = batch_norm_train(&x, &weight, &bias, eps, act)?` and then updates its
+//! running averages from `stats` (detached tensors); in inference it calls
+//! `batch_norm_eval(&x, &weight, &bias, &running_mean, &running_var, eps, act)`. Both replace
+//! BatchNorm + [`relu6`] / [`silu`] by one pass (use [`Activation::Identity`] where no
+//! activation follows, as after a projection convolution).
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
 
