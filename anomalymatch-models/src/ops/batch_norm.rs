@@ -11,6 +11,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
+use super::activation::Scalar;
 use super::{Activation, BatchStats, cpu_f32};
 
 /// Training-mode batch norm and activation of contiguous f32 CPU tensors.
@@ -226,20 +227,18 @@ impl CustomOp3 for BatchNorm {
         }
         let x = cpu_f32(s1, l1)?;
         let (scale, shift) = self.affine(cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
-        let act = self.act;
         let mut out = vec![0f32; x.len()];
         let per_task = planes_per_task(hw);
-        out.par_chunks_mut(hw * per_task)
-            .enumerate()
-            .for_each(|(task, outs)| {
-                for (i, o) in outs.chunks_exact_mut(hw).enumerate() {
-                    let p = task * per_task + i;
-                    let (a, b) = (scale[p % c], shift[p % c]);
-                    for (o, &v) in o.iter_mut().zip(&x[p * hw..(p + 1) * hw]) {
-                        *o = act.forward(v * a + b);
-                    }
+        let tasks = out.par_chunks_mut(hw * per_task).enumerate();
+        with_scalar!(self.act, F => tasks.for_each(|(task, outs)| {
+            for (i, o) in outs.chunks_exact_mut(hw).enumerate() {
+                let p = task * per_task + i;
+                let (a, b) = (scale[p % c], shift[p % c]);
+                for (o, &v) in o.iter_mut().zip(&x[p * hw..(p + 1) * hw]) {
+                    *o = F::forward(v * a + b);
                 }
-            });
+            }
+        }));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -305,11 +304,10 @@ impl CustomOp2 for BatchNormGrad {
             );
         }
         let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let act = self.act;
-        let sums = channel_sums(x, g, (n, c, h * w), |ch, xv, gv| {
-            let dz = act.backward(xv * self.scale[ch] + self.shift[ch], gv);
+        let sums = with_scalar!(self.act, F => channel_sums(x, g, (n, c, h * w), |ch, xv, gv| {
+            let dz = F::backward(xv * self.scale[ch] + self.shift[ch], gv);
             (dz, dz * (xv - self.mean[ch]) * self.inv_std[ch])
-        });
+        }));
         let mut out = vec![0f32; 2 * c];
         for (ch, &(a, b)) in sums.iter().enumerate() {
             out[ch] = a as f32;
@@ -345,35 +343,33 @@ impl CustomOp3 for BatchNormGrad {
         }
         let (x, g, sums) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
         let count = (n * hw) as f32;
-        let act = self.act;
         let mut out = vec![0f32; x.len()];
         let per_task = planes_per_task(hw);
-        out.par_chunks_mut(hw * per_task)
-            .enumerate()
-            .for_each(|(task, outs)| {
-                for (i, o) in outs.chunks_exact_mut(hw).enumerate() {
-                    let p = task * per_task + i;
-                    let ch = p % c;
-                    let (a, b, m, s) = (
-                        self.scale[ch],
-                        self.shift[ch],
-                        self.mean[ch],
-                        self.inv_std[ch],
-                    );
-                    // With batch statistics, the mean and variance depend on every input too:
-                    // dx = scale * (dz - mean(dz) - xhat * mean(dz * xhat)).
-                    let (mdz, mdzx) = if self.train {
-                        (sums[ch] / count, sums[c + ch] / count)
-                    } else {
-                        (0.0, 0.0)
-                    };
-                    let range = p * hw..(p + 1) * hw;
-                    for ((o, &xv), &gv) in o.iter_mut().zip(&x[range.clone()]).zip(&g[range]) {
-                        let dz = act.backward(xv * a + b, gv);
-                        *o = a * (dz - mdz - (xv - m) * s * mdzx);
-                    }
+        let tasks = out.par_chunks_mut(hw * per_task).enumerate();
+        with_scalar!(self.act, F => tasks.for_each(|(task, outs)| {
+            for (i, o) in outs.chunks_exact_mut(hw).enumerate() {
+                let p = task * per_task + i;
+                let ch = p % c;
+                let (a, b, m, s) = (
+                    self.scale[ch],
+                    self.shift[ch],
+                    self.mean[ch],
+                    self.inv_std[ch],
+                );
+                // With batch statistics, the mean and variance depend on every input too:
+                // dx = scale * (dz - mean(dz) - xhat * mean(dz * xhat)).
+                let (mdz, mdzx) = if self.train {
+                    (sums[ch] / count, sums[c + ch] / count)
+                } else {
+                    (0.0, 0.0)
+                };
+                let range = p * hw..(p + 1) * hw;
+                for ((o, &xv), &gv) in o.iter_mut().zip(&x[range.clone()]).zip(&g[range]) {
+                    let dz = F::backward(xv * a + b, gv);
+                    *o = a * (dz - mdz - (xv - m) * s * mdzx);
                 }
-            });
+            }
+        }));
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

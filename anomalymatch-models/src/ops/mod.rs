@@ -15,6 +15,27 @@
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
 
+/// Runs `$body` with `$f` naming the [`activation::Scalar`] type of the [`Activation`] `$act`,
+/// so the loops inside are compiled once per activation.
+macro_rules! with_scalar {
+    ($act:expr, $f:ident => $body:expr) => {
+        match $act {
+            $crate::ops::Activation::Identity => {
+                type $f = $crate::ops::activation::IdentityFn;
+                $body
+            }
+            $crate::ops::Activation::Relu6 => {
+                type $f = $crate::ops::activation::Relu6Fn;
+                $body
+            }
+            $crate::ops::Activation::Silu => {
+                type $f = $crate::ops::activation::SiluFn;
+                $body
+            }
+        }
+    };
+}
+
 mod activation;
 mod batch_norm;
 mod depthwise;
