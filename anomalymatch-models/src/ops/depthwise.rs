@@ -292,24 +292,31 @@ impl CustomOp2 for DepthwiseConv {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (_, _, h, width) = x.dims4()?;
-        let grad_x = grad.apply_op2_no_bwd(
-            w,
-            &DepthwiseGradInput {
-                stride: self.stride,
-                padding: self.padding,
-                h,
-                w: width,
-            },
-        )?;
-        let grad_w = x.apply_op2_no_bwd(
-            &grad,
-            &DepthwiseGradWeight {
-                stride: self.stride,
-                padding: self.padding,
-                k: w.dim(2)?,
-            },
-        )?;
-        Ok((Some(grad_x), Some(grad_w)))
+        // Inputs outside the graph (the images, frozen weights) need no gradient.
+        let grad_x = x
+            .track_op()
+            .then(|| {
+                let op = DepthwiseGradInput {
+                    stride: self.stride,
+                    padding: self.padding,
+                    h,
+                    w: width,
+                };
+                grad.apply_op2_no_bwd(w, &op)
+            })
+            .transpose()?;
+        let grad_w = w
+            .track_op()
+            .then(|| {
+                let op = DepthwiseGradWeight {
+                    stride: self.stride,
+                    padding: self.padding,
+                    k: w.dim(2)?,
+                };
+                x.apply_op2_no_bwd(&grad, &op)
+            })
+            .transpose()?;
+        Ok((grad_x, grad_w))
     }
 }
 
@@ -539,6 +546,18 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(grad_w(), first);
         }
+    }
+
+    #[test]
+    fn constant_input_gets_no_gradient() {
+        let x = random(&[2, 3, 5, 5], 14);
+        let w = Var::from_tensor(&random(&[3, 1, 3, 3], 15)).unwrap();
+        let ours = super::depthwise_conv2d(&x, &w, 1, 1).unwrap();
+        let theirs = builtin::depthwise_conv2d(&x, &w, 1, 1).unwrap();
+        let g1 = ours.sum_all().unwrap().backward().unwrap();
+        let g2 = theirs.sum_all().unwrap().backward().unwrap();
+        assert!(g1.get(&x).is_none());
+        assert_close(g1.get(&w).unwrap(), g2.get(&w).unwrap(), 1e-4);
     }
 
     #[test]

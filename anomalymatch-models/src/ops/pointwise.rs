@@ -167,9 +167,16 @@ impl CustomOp2 for PointwiseConv {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let grad_x = grad.apply_op2_no_bwd(w, &PointwiseGradInput)?;
-        let grad_w = x.apply_op2_no_bwd(&grad, &PointwiseGradWeight)?;
-        Ok((Some(grad_x), Some(grad_w)))
+        // Inputs outside the graph (the images, frozen weights) need no gradient.
+        let grad_x = x
+            .track_op()
+            .then(|| grad.apply_op2_no_bwd(w, &PointwiseGradInput))
+            .transpose()?;
+        let grad_w = w
+            .track_op()
+            .then(|| x.apply_op2_no_bwd(&grad, &PointwiseGradWeight))
+            .transpose()?;
+        Ok((grad_x, grad_w))
     }
 }
 
