@@ -18,6 +18,21 @@ pub(super) fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.apply_op2(&w, PointwiseConv)
 }
 
+/// Planes smaller than this (in pixels) take the regrouped weight-gradient product.
+const SMALL_PLANE: usize = 256;
+
+/// `[N, C, HW] -> [C, N * HW]`: each channel's planes side by side.
+fn batch_inner(data: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for (ch, row) in out.chunks_exact_mut(n * hw).enumerate() {
+        for (i, dst) in row.chunks_exact_mut(hw).enumerate() {
+            let src = (i * c + ch) * hw;
+            dst.copy_from_slice(&data[src..src + hw]);
+        }
+    }
+    out
+}
+
 /// A row-major matrix operand: pointer plus row and column strides, in elements.
 #[derive(Clone, Copy)]
 struct Mat {
@@ -258,26 +273,31 @@ impl CustomOp2 for PointwiseGradWeight {
         let hw = h * wd;
         let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
         let mut gw_out = vec![0f32; cout * cin];
-        // Samples are accumulated one after another in a fixed order (gemm parallelises inside
-        // each product over output blocks, never over the summed axis), so the result is
-        // deterministic.
         let threads = rayon::current_num_threads();
         let par = if threads > 1 {
             Parallelism::Rayon(threads)
         } else {
             Parallelism::None
         };
-        for i in 0..n {
-            let gi = &g[i * cout * hw..(i + 1) * cout * hw];
-            let xi = &x[i * cin * hw..(i + 1) * cin * hw];
-            matmul(
-                &mut gw_out,
-                Mat::rows(gi, hw),
-                Mat::transposed(xi, hw),
-                (cout, cin, hw),
-                i > 0,
-                par,
-            );
+        if hw < SMALL_PLANE {
+            // Late layers (12x12 and below): one product per sample would be dozens of tiny
+            // gemm calls, each mostly packing overhead. Regrouping both operands as
+            // [C, N * HW] turns the batch into the summed axis of a single product; the copies
+            // are as small as the planes.
+            let (gt, xt) = (batch_inner(g, n, cout, hw), batch_inner(x, n, cin, hw));
+            let k = n * hw;
+            let (lhs, rhs) = (Mat::rows(&gt, k), Mat::transposed(&xt, k));
+            matmul(&mut gw_out, lhs, rhs, (cout, cin, k), false, par);
+        } else {
+            // Samples are accumulated one after another in a fixed order (gemm parallelises
+            // inside each product over output blocks, never over the summed axis), so the
+            // result is deterministic.
+            for i in 0..n {
+                let gi = &g[i * cout * hw..(i + 1) * cout * hw];
+                let xi = &x[i * cin * hw..(i + 1) * cin * hw];
+                let (lhs, rhs) = (Mat::rows(gi, hw), Mat::transposed(xi, hw));
+                matmul(&mut gw_out, lhs, rhs, (cout, cin, hw), i > 0, par);
+            }
         }
         Ok((CpuStorage::F32(gw_out), Shape::from((cout, cin, 1, 1))))
     }
@@ -310,7 +330,13 @@ mod tests {
 
     #[test]
     fn matches_candle_small_and_large_batch() {
-        for (n, cin, cout, h, w) in [(1, 3, 5, 4, 3), (3, 8, 4, 5, 5), (9, 6, 7, 3, 2)] {
+        // The last shape's 17x16 planes take the per-sample weight-gradient path.
+        for (n, cin, cout, h, w) in [
+            (1, 3, 5, 4, 3),
+            (3, 8, 4, 5, 5),
+            (9, 6, 7, 3, 2),
+            (3, 4, 5, 17, 16),
+        ] {
             let x = Var::from_tensor(&random(&[n, cin, h, w], 10)).unwrap();
             check_view(&x, &x, cin, cout);
         }
