@@ -21,6 +21,71 @@ pub(super) fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// Planes smaller than this (in pixels) take the regrouped weight-gradient product.
 const SMALL_PLANE: usize = 256;
 
+/// The weight `[Cout, Cin]` as the left operand, or its transpose.
+#[derive(Clone, Copy)]
+struct Weight<'a> {
+    w: &'a [f32],
+    cin: usize,
+    transposed: bool,
+}
+
+impl Weight<'_> {
+    fn mat(self) -> Mat {
+        if self.transposed {
+            Mat::transposed(self.w, self.cin)
+        } else {
+            Mat::rows(self.w, self.cin)
+        }
+    }
+}
+
+/// `dst[i] = lhs [m, k] @ src[i] [k, hw]` for each of the `n` samples.
+fn per_sample_product(
+    dst: &mut [f32],
+    lhs: Weight<'_>,
+    src: &[f32],
+    n: usize,
+    (m, k, hw): (usize, usize, usize),
+) {
+    if hw < SMALL_PLANE {
+        // Small planes: per-sample products would be tiny gemm calls dominated by packing, so
+        // regroup as one [m, k] @ [k, N * HW] product.
+        let srct = batch_inner(src, n, k, hw);
+        let mut dstt = vec![0f32; m * n * hw];
+        let (_, par) = split(1);
+        matmul(
+            &mut dstt,
+            lhs.mat(),
+            Mat::rows(&srct, n * hw),
+            (m, n * hw, k),
+            false,
+            par,
+        );
+        batch_outer(&dstt, n, m, hw, dst);
+        return;
+    }
+    let (by_sample, par) = split(n);
+    let product = |(i, o): (usize, &mut [f32])| {
+        let si = &src[i * k * hw..(i + 1) * k * hw];
+        matmul(o, lhs.mat(), Mat::rows(si, hw), (m, hw, k), false, par);
+    };
+    if by_sample {
+        dst.par_chunks_mut(m * hw).enumerate().for_each(product);
+    } else {
+        dst.chunks_mut(m * hw).enumerate().for_each(product);
+    }
+}
+
+/// `[C, N * HW] -> [N, C, HW]`, the inverse of [`batch_inner`], into `out`.
+fn batch_outer(data: &[f32], n: usize, c: usize, hw: usize, out: &mut [f32]) {
+    for (ch, row) in data.chunks_exact(n * hw).enumerate() {
+        for (i, src) in row.chunks_exact(hw).enumerate() {
+            let dst = (i * c + ch) * hw;
+            out[dst..dst + hw].copy_from_slice(src);
+        }
+    }
+}
+
 /// `[N, C, HW] -> [C, N * HW]`: each channel's planes side by side.
 fn batch_inner(data: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
     let mut out = vec![0f32; data.len()];
@@ -153,23 +218,17 @@ impl CustomOp2 for PointwiseConv {
         let (n, cin, hw, cout) = dims(l1, l2)?;
         let (x, w) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
         let mut out = vec![0f32; n * cout * hw];
-        let (by_sample, par) = split(n);
-        let product = |(i, o): (usize, &mut [f32])| {
-            let xi = &x[i * cin * hw..(i + 1) * cin * hw];
-            matmul(
-                o,
-                Mat::rows(w, cin),
-                Mat::rows(xi, hw),
-                (cout, hw, cin),
-                false,
-                par,
-            );
-        };
-        if by_sample {
-            out.par_chunks_mut(cout * hw).enumerate().for_each(product);
-        } else {
-            out.chunks_mut(cout * hw).enumerate().for_each(product);
-        }
+        per_sample_product(
+            &mut out,
+            Weight {
+                w,
+                cin,
+                transposed: false,
+            },
+            x,
+            n,
+            (cout, cin, hw),
+        );
         let (_, _, h, wd) = l1.shape().dims4()?;
         Ok((CpuStorage::F32(out), Shape::from((n, cout, h, wd))))
     }
@@ -225,23 +284,17 @@ impl CustomOp2 for PointwiseGradInput {
         }
         let (g, w) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
         let mut gx = vec![0f32; n * cin * hw];
-        let (by_sample, par) = split(n);
-        let product = |(i, o): (usize, &mut [f32])| {
-            let gi = &g[i * cout * hw..(i + 1) * cout * hw];
-            matmul(
-                o,
-                Mat::transposed(w, cin),
-                Mat::rows(gi, hw),
-                (cin, hw, cout),
-                false,
-                par,
-            );
-        };
-        if by_sample {
-            gx.par_chunks_mut(cin * hw).enumerate().for_each(product);
-        } else {
-            gx.chunks_mut(cin * hw).enumerate().for_each(product);
-        }
+        per_sample_product(
+            &mut gx,
+            Weight {
+                w,
+                cin,
+                transposed: true,
+            },
+            g,
+            n,
+            (cin, cout, hw),
+        );
         Ok((CpuStorage::F32(gx), Shape::from((n, cin, h, wd))))
     }
 }
