@@ -2,9 +2,12 @@
 //! with FixMatch semi-supervised learning, EfficientNet backbones and active learning
 //! (Gómez et al., arXiv 2505.03509).
 //!
-//! This crate re-exports the workspace's crates under short names.
+//! This crate re-exports the workspace's crates under short names and offers a global allocator
+//! for binaries ([`allocator`]).
 
 pub use anomalymatch_active as active;
 pub use anomalymatch_augment as augment;
 pub use anomalymatch_core as core;
 pub use anomalymatch_models as models;
+
+pub mod allocator;

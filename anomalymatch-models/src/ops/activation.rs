@@ -1,0 +1,188 @@
+//! ReLU6 and SiLU on the CPU: one pass over the input forward, one over `(x, grad)` backward.
+//!
+//! candle's `relu().minimum(6)` keeps intermediate tensors for its backward pass and builds
+//! about ten full-size tensors there; here each direction reads its inputs once and writes one
+//! output.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use super::{Activation, cpu_f32};
+
+/// Elements per rayon task: large enough that scheduling is negligible, small enough that both
+/// cores get work on the 3x3 late layers.
+const CHUNK: usize = 1 << 14;
+
+/// ReLU6 of an f32 CPU tensor.
+pub(super) fn relu6(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Activation::Relu6)
+}
+
+/// SiLU of an f32 CPU tensor.
+pub(super) fn silu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Activation::Silu)
+}
+
+/// An activation's scalar functions, as a type: kernels are generic over it (through
+/// `with_scalar!`) so each loop is compiled once per activation and vectorises, which a
+/// `match` on the activation per element prevents.
+pub(super) trait Scalar {
+    /// The activation at `x`.
+    fn forward(x: f32) -> f32;
+    /// `d activation / dx` at `x`, times `g`.
+    fn backward(x: f32, g: f32) -> f32;
+}
+
+/// [`Activation::Identity`].
+pub(super) struct IdentityFn;
+/// [`Activation::Relu6`].
+pub(super) struct Relu6Fn;
+/// [`Activation::Silu`].
+pub(super) struct SiluFn;
+
+impl Scalar for IdentityFn {
+    #[inline(always)]
+    fn forward(x: f32) -> f32 {
+        x
+    }
+
+    #[inline(always)]
+    fn backward(_: f32, g: f32) -> f32 {
+        g
+    }
+}
+
+impl Scalar for Relu6Fn {
+    #[inline(always)]
+    fn forward(x: f32) -> f32 {
+        x.clamp(0.0, 6.0)
+    }
+
+    /// Zero gradient at the kinks and outside (0, 6), as candle's relu/minimum give; `&` rather
+    /// than `&&` so the test compiles to a select, not a branch.
+    #[inline(always)]
+    fn backward(x: f32, g: f32) -> f32 {
+        if (x > 0.0) & (x < 6.0) { g } else { 0.0 }
+    }
+}
+
+impl Scalar for SiluFn {
+    #[inline(always)]
+    fn forward(x: f32) -> f32 {
+        x / (1.0 + (-x).exp())
+    }
+
+    #[inline(always)]
+    fn backward(x: f32, g: f32) -> f32 {
+        let s = 1.0 / (1.0 + (-x).exp());
+        g * s * (1.0 + x * (1.0 - s))
+    }
+}
+
+impl CustomOp1 for Activation {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Relu6 => "relu6",
+            Self::Silu => "silu",
+        }
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_f32(s, l)?;
+        let mut out = vec![0f32; x.len()];
+        // Plain loops over chunks, so that ReLU6 vectorises (a per-element parallel iterator
+        // does not).
+        with_scalar!(*self, F => out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(
+            |(o, x)| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = F::forward(v);
+                }
+            }
+        ));
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        Ok(Some(x.apply_op2_no_bwd(&grad, &ActivationGrad(*self))?))
+    }
+}
+
+/// `(x, grad_out) -> grad_x` for an [`Activation`].
+struct ActivationGrad(Activation);
+
+impl CustomOp2 for ActivationGrad {
+    fn name(&self) -> &'static str {
+        "activation-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!(
+                "activation backward: input {:?} and gradient {:?} differ",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
+        let mut out = vec![0f32; x.len()];
+        let chunks = x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK));
+        with_scalar!(self.0, F => out.par_chunks_mut(CHUNK).zip(chunks).for_each(
+            |(o, (x, g))| {
+                for ((o, &v), &d) in o.iter_mut().zip(x).zip(g) {
+                    *o = F::backward(v, d);
+                }
+            }
+        ));
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::super::{builtin, test_util::*};
+    use candle_core::{Tensor, Var};
+
+    type Op = fn(&Tensor) -> candle_core::Result<Tensor>;
+
+    /// Forward and gradient against candle's path on values spread over (-8, 8), viewed
+    /// through a transpose to cover strided inputs.
+    fn check(ours: Op, theirs: Op) {
+        let x = Var::from_tensor(&(random(&[3, 4, 5, 6], 21) * 8.0).unwrap()).unwrap();
+        for view in [x.as_tensor().clone(), x.transpose(1, 3).unwrap()] {
+            let a = ours(&view).unwrap();
+            let b = theirs(&view).unwrap();
+            assert_close(&a, &b, 1e-5);
+            let up = random(a.dims(), 22);
+            let g1 = (a * &up).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (b * &up).unwrap().sum_all().unwrap().backward().unwrap();
+            assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 1e-5);
+        }
+    }
+
+    #[test]
+    fn relu6_matches_candle() {
+        check(super::super::relu6, builtin::relu6);
+    }
+
+    #[test]
+    fn silu_matches_candle() {
+        check(super::super::silu, builtin::silu);
+    }
+
+    #[test]
+    fn relu6_clamps_both_sides() {
+        let x = Tensor::new(&[-1f32, 0.5, 7.0], &candle_core::Device::Cpu).unwrap();
+        let y = super::super::relu6(&x).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(y, [0.0, 0.5, 6.0]);
+    }
+}
