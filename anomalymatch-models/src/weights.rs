@@ -129,6 +129,29 @@ pub fn load_pretrained(model: &EfficientNet, path: &Path) -> Result<PretrainedRe
     Ok(report)
 }
 
+/// Converts a weight file (`.pth` or safetensors) into an f32 safetensors file with the same
+/// tensor names, written atomically; `num_batches_tracked` counters are dropped because no
+/// model here uses them. Returns the number of tensors written.
+pub fn convert_to_safetensors(input: &Path, output: &Path) -> Result<usize> {
+    let mut tensors: Vec<(String, Tensor)> = read_weights(input)?
+        .into_iter()
+        .filter(|(name, _)| !name.ends_with("num_batches_tracked"))
+        .map(|(name, t)| Ok((name, t.to_dtype(candle_core::DType::F32)?)))
+        .collect::<Result<_>>()?;
+    // Sorted names make the file reproducible byte for byte.
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let source = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let metadata = HashMap::from([("source".to_string(), source)]);
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+            .map_err(|e| Error::weights(output, e.to_string()))?;
+    anomalymatch_core::atomic::write_bytes_atomic(output, &bytes)?;
+    Ok(tensors.len())
+}
+
 /// Adapts a stem kernel `[O, c, k, k]` to `channels` inputs: the mean over its `c` channels,
 /// repeated `channels` times and scaled by `c / channels` (see the module notes).
 pub fn adapt_stem(kernel: &Tensor, channels: usize) -> Result<Tensor> {

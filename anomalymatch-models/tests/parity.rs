@@ -96,3 +96,23 @@ fn lite1_matches_pytorch() {
 fn lite2_matches_pytorch() {
     check(Variant::Lite2, "efficientnet-lite2-9656183e.pth");
 }
+
+/// The converted weights shipped in `weights/` give the same logits as the `.pth` file.
+#[test]
+fn shipped_lite0_matches_pytorch() {
+    let Some(shared) = common::shared_dir("weights/golden/pytorch_reference_outputs.json") else {
+        return;
+    };
+    let golden: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(shared.join("weights/golden/pytorch_reference_outputs.json")).unwrap(),
+    )
+    .unwrap();
+    let model = anomalymatch_models::pretrained_lite0(3, 1000, &Device::Cpu).unwrap();
+    let x = golden_input().narrow(0, 0, 1).unwrap();
+    let logits: Vec<Vec<f32>> = model.forward_t(&x, false).unwrap().to_vec2().unwrap();
+    let want: Vec<f64> =
+        serde_json::from_value(golden["efficientnet-lite0"]["logits"][0].clone()).unwrap();
+    let diff = max_abs_diff(&logits[0], &want);
+    println!("shipped lite0: max |logit diff| = {diff:.2e}");
+    assert!(diff < 1e-3);
+}
