@@ -340,7 +340,7 @@ impl Activation {
     }
 }
 
-/// Draws PyTorch-default initial values and dropout masks from one seeded stream.
+/// Draws PyTorch-default initial values from the seeded initialisation stream.
 struct Init<'a> {
     rng: &'a mut StdRng,
     device: &'a Device,
@@ -390,6 +390,11 @@ struct MbConv {
 }
 
 /// An EfficientNet classifier; build it with [`EfficientNetConfig::init`].
+///
+/// Randomness is seeded by [`EfficientNetConfig::seed`]: initial values and the dropout and
+/// drop-connect masks of training mode come from two [`StdRng`] streams derived from it, the
+/// masks drawn on the CPU (one value per sample or feature) and moved to the device, so a run
+/// repeats exactly on the same inputs. A [`Classifier::duplicate`] gets its own mask stream.
 pub struct EfficientNet {
     config: EfficientNetConfig,
     device: Device,
