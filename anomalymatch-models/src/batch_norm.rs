@@ -1,0 +1,109 @@
+//! 2-D batch normalisation (Ioffe & Szegedy 2015, arXiv 1502.03167) with PyTorch's semantics
+//! and explicit variable roles.
+//!
+//! candle-nn's `BatchNorm` keeps its running statistics in the same `VarMap` as the trained
+//! parameters, so an optimiser over "all variables" would train them. Here scale and shift are
+//! [`VarRole::NoDecay`] and the running statistics [`VarRole::Buffer`], which the FixMatch
+//! trainer and the EMA treat differently.
+
+use anomalymatch_core::{NamedVar, VarRole};
+use candle_core::{DType, Device, Result, Tensor, Var};
+
+/// Batch norm over the channels of `[N, C, H, W]` tensors.
+///
+/// Training mode normalises with the batch's statistics (biased variance, gradients flow
+/// through them) and updates the running statistics as PyTorch does:
+/// `running = (1 - momentum) * running + momentum * batch`, with the unbiased batch variance.
+/// Eval mode normalises with the running statistics.
+#[derive(Debug)]
+pub struct BatchNorm2d {
+    prefix: String,
+    weight: Var,
+    bias: Var,
+    running_mean: Var,
+    running_var: Var,
+    momentum: f64,
+    eps: f64,
+}
+
+impl BatchNorm2d {
+    /// A fresh layer as PyTorch initialises it: scale 1, shift 0, running mean 0, variance 1.
+    /// Variables are named `{prefix}.weight`, `.bias`, `.running_mean`, `.running_var`.
+    pub fn new(
+        prefix: impl Into<String>,
+        channels: usize,
+        momentum: f64,
+        eps: f64,
+        device: &Device,
+    ) -> Result<Self> {
+        let ones = || Var::ones(channels, DType::F32, device);
+        let zeros = || Var::zeros(channels, DType::F32, device);
+        Ok(Self {
+            prefix: prefix.into(),
+            weight: ones()?,
+            bias: zeros()?,
+            running_mean: zeros()?,
+            running_var: ones()?,
+            momentum,
+            eps,
+        })
+    }
+
+    /// Normalises `x [N, C, H, W]`; in training mode also updates the running statistics.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let c = self.weight.dim(0)?;
+        let per_channel = |t: &Tensor| t.reshape((1, c, 1, 1));
+        if !train {
+            // Fold the affine transform and running statistics into one scale and shift.
+            let scale =
+                (self.weight.as_tensor() / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
+            let shift = (self.bias.as_tensor() - (self.running_mean.as_tensor() * &scale)?)?;
+            return x
+                .broadcast_mul(&per_channel(&scale)?)?
+                .broadcast_add(&per_channel(&shift)?);
+        }
+        let (n, _, h, w) = x.dims4()?;
+        let count = n * h * w;
+        if count < 2 {
+            candle_core::bail!(
+                "{}: batch norm in training mode needs more than one value per channel",
+                self.prefix
+            );
+        }
+        let mean = x.mean_keepdim((0, 2, 3))?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
+        let inv_std = (var.clone() + self.eps)?.sqrt()?.recip()?;
+        let y = centred
+            .broadcast_mul(&inv_std)?
+            .broadcast_mul(&per_channel(self.weight.as_tensor())?)?
+            .broadcast_add(&per_channel(self.bias.as_tensor())?)?;
+
+        let m = self.momentum;
+        let unbiased = (var.detach().flatten_all()? * (count as f64 / (count - 1) as f64))?;
+        let new_mean =
+            ((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?;
+        let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?;
+        self.running_mean.set(&new_mean)?;
+        self.running_var.set(&new_var)?;
+        Ok(y)
+    }
+
+    /// Appends scale and shift ([`VarRole::NoDecay`]) and the running statistics
+    /// ([`VarRole::Buffer`]) to `out`.
+    pub fn push_variables(&self, out: &mut Vec<NamedVar>) {
+        let entries = [
+            ("weight", &self.weight, VarRole::NoDecay),
+            ("bias", &self.bias, VarRole::NoDecay),
+            ("running_mean", &self.running_mean, VarRole::Buffer),
+            ("running_var", &self.running_var, VarRole::Buffer),
+        ];
+        for (name, var, role) in entries {
+            out.push(NamedVar {
+                name: format!("{}.{name}", self.prefix),
+                var: var.clone(),
+                role,
+            });
+        }
+    }
+}

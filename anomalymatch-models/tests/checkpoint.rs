@@ -1,0 +1,116 @@
+//! Checkpoints round-trip the whole training state and refuse models they do not fit.
+#![allow(clippy::unwrap_used)]
+
+use anomalymatch_core::Classifier;
+use anomalymatch_models::{EfficientNetConfig, TrainingState, load_checkpoint, save_checkpoint};
+use candle_core::{Device, Tensor};
+
+fn x() -> Tensor {
+    Tensor::rand(0f32, 1f32, (2, 3, 32, 32), &Device::Cpu).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+#[test]
+fn round_trip_restores_models_and_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.ckpt");
+    let config = EfficientNetConfig::lite0();
+    let model = config.clone().with_seed(1).init(&Device::Cpu).unwrap();
+    let ema = model.duplicate().unwrap();
+    let x = x();
+    model.forward_t(&x, true).unwrap(); // move running statistics away from the EMA's
+    let momentum = Tensor::new(&[1f32, 2., 3.], &Device::Cpu).unwrap();
+    let state = TrainingState {
+        iteration: 1234,
+        optimizer: vec![("_fc.weight.momentum".into(), momentum.clone())],
+        metadata: serde_json::json!({"lr": 0.03, "seed": 42}),
+    };
+    save_checkpoint(&path, &model, &ema, &state).unwrap();
+
+    let model2 = config.clone().with_seed(2).init(&Device::Cpu).unwrap();
+    let ema2 = config.with_seed(3).init(&Device::Cpu).unwrap();
+    let restored = load_checkpoint(&path, &model2, &ema2).unwrap();
+    assert_eq!(restored.iteration, 1234);
+    assert_eq!(restored.metadata, state.metadata);
+    assert_eq!(restored.optimizer.len(), 1);
+    assert_eq!(restored.optimizer[0].0, "_fc.weight.momentum");
+    assert_eq!(max_diff(&restored.optimizer[0].1, &momentum), 0.0);
+    for (a, b) in [(&model, &model2), (&ema, &ema2)] {
+        assert_eq!(
+            max_diff(
+                &a.forward_t(&x, false).unwrap(),
+                &b.forward_t(&x, false).unwrap()
+            ),
+            0.0
+        );
+    }
+    assert!(
+        max_diff(
+            &model2.forward_t(&x, false).unwrap(),
+            &ema2.forward_t(&x, false).unwrap()
+        ) > 0.0
+    );
+    // Only the checkpoint itself is left in the folder (no temporary files).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn mismatched_models_are_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.ckpt");
+    let model = EfficientNetConfig::lite0().init(&Device::Cpu).unwrap();
+    let state = TrainingState {
+        iteration: 1,
+        optimizer: vec![],
+        metadata: serde_json::Value::Null,
+    };
+    save_checkpoint(&path, &model, &model, &state).unwrap();
+
+    let x5 = Tensor::rand(0f32, 1f32, (1, 5, 32, 32), &Device::Cpu).unwrap();
+    let five = EfficientNetConfig::lite0()
+        .with_in_channels(5)
+        .with_seed(9)
+        .init(&Device::Cpu)
+        .unwrap();
+    let before = five.forward_t(&x5, false).unwrap();
+    let err = load_checkpoint(&path, &five, &five)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("run.ckpt") && err.contains("5 channels"),
+        "{err}"
+    );
+    assert_eq!(max_diff(&before, &five.forward_t(&x5, false).unwrap()), 0.0);
+
+    let b0 = EfficientNetConfig::new(anomalymatch_models::Variant::B0)
+        .init(&Device::Cpu)
+        .unwrap();
+    let err = load_checkpoint(&path, &b0, &b0).unwrap_err().to_string();
+    assert!(err.contains("efficientnet-b0"), "{err}");
+
+    let classes = EfficientNetConfig::lite0()
+        .with_num_classes(3)
+        .init(&Device::Cpu)
+        .unwrap();
+    assert!(load_checkpoint(&path, &classes, &classes).is_err());
+
+    // A plain weight file is not a checkpoint.
+    let err = load_checkpoint(&path.with_extension("missing"), &model, &model).unwrap_err();
+    assert!(err.to_string().contains("run.missing"));
+    model.save(&dir.path().join("weights.safetensors")).unwrap();
+    let err = load_checkpoint(&dir.path().join("weights.safetensors"), &model, &model).unwrap_err();
+    assert!(
+        err.to_string().contains("not an anomalymatch checkpoint"),
+        "{err}"
+    );
+}
