@@ -6,6 +6,7 @@
 //! [`VarRole::NoDecay`] and the running statistics [`VarRole::Buffer`], which the FixMatch
 //! trainer and the EMA treat differently.
 
+use crate::ops::{self, Activation};
 use anomalymatch_core::{NamedVar, VarRole};
 use candle_core::{DType, Device, Result, Tensor, Var};
 
@@ -49,41 +50,25 @@ impl BatchNorm2d {
         })
     }
 
-    /// Normalises `x [N, C, H, W]`; in training mode also updates the running statistics.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let c = self.weight.dim(0)?;
-        let per_channel = |t: &Tensor| t.reshape((1, c, 1, 1));
+    /// Normalises `x [N, C, H, W]` and applies `act` in the same pass (the fused kernels of
+    /// [`crate::ops`]); in training mode also updates the running statistics.
+    pub fn forward_t(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
+        let (w, b) = (self.weight.as_tensor(), self.bias.as_tensor());
         if !train {
-            // Fold the affine transform and running statistics into one scale and shift.
-            let scale =
-                (self.weight.as_tensor() / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
-            let shift = (self.bias.as_tensor() - (self.running_mean.as_tensor() * &scale)?)?;
-            return x
-                .broadcast_mul(&per_channel(&scale)?)?
-                .broadcast_add(&per_channel(&shift)?);
+            let (mean, var) = (self.running_mean.as_tensor(), self.running_var.as_tensor());
+            return ops::batch_norm_eval(x, w, b, mean, var, self.eps, act);
         }
-        let (n, _, h, w) = x.dims4()?;
-        let count = n * h * w;
-        if count < 2 {
+        let (n, _, h, wd) = x.dims4()?;
+        if n * h * wd < 2 {
             candle_core::bail!(
                 "{}: batch norm in training mode needs more than one value per channel",
                 self.prefix
             );
         }
-        let mean = x.mean_keepdim((0, 2, 3))?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim((0, 2, 3))?;
-        let inv_std = (var.clone() + self.eps)?.sqrt()?.recip()?;
-        let y = centred
-            .broadcast_mul(&inv_std)?
-            .broadcast_mul(&per_channel(self.weight.as_tensor())?)?
-            .broadcast_add(&per_channel(self.bias.as_tensor())?)?;
-
+        let (y, stats) = ops::batch_norm_train(x, w, b, self.eps, act)?;
         let m = self.momentum;
-        let unbiased = (var.detach().flatten_all()? * (count as f64 / (count - 1) as f64))?;
-        let new_mean =
-            ((self.running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?;
-        let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (unbiased * m)?)?;
+        let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (stats.mean * m)?)?;
+        let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (stats.var * m)?)?;
         self.running_mean.set(&new_mean)?;
         self.running_var.set(&new_var)?;
         Ok(y)

@@ -21,6 +21,7 @@
 use crate::batch_norm::BatchNorm2d;
 use crate::error::Error;
 use crate::ops;
+use crate::ops::Activation;
 use anomalymatch_core::{Classifier, ModelSpec, NamedVar, VarRole};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
@@ -324,22 +325,6 @@ fn round_repeats(repeats: usize, depth: f64) -> usize {
     (repeats as f64 * depth).ceil() as usize
 }
 
-/// The non-linearity: ReLU6 for Lite, SiLU for B.
-#[derive(Debug, Clone, Copy)]
-enum Activation {
-    Relu6,
-    Silu,
-}
-
-impl Activation {
-    fn apply(self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Activation::Relu6 => ops::relu6(x),
-            Activation::Silu => ops::silu(x),
-        }
-    }
-}
-
 /// Draws PyTorch-default initial values from the seeded initialisation stream.
 struct Init<'a> {
     rng: &'a mut StdRng,
@@ -561,12 +546,12 @@ impl EfficientNet {
         let x = x.to_dtype(DType::F32)?;
         let (x, pad) = self.stem_padding.apply(&x)?;
         let mut x = x.conv2d(&self.stem, pad, 2, 1, 1)?;
-        x = act.apply(&self.bn0.forward_t(&x, train)?)?;
+        x = self.bn0.forward_t(&x, train, act)?;
         for block in &self.blocks {
             x = self.block_forward(block, &x, train)?;
         }
         x = ops::pointwise_conv2d(&x, &self.head)?;
-        x = act.apply(&self.bn1.forward_t(&x, train)?)?;
+        x = self.bn1.forward_t(&x, train, act)?;
         Ok(x.mean((2, 3))?)
     }
 
@@ -578,12 +563,12 @@ impl EfficientNet {
     ) -> candle_core::Result<Tensor> {
         let act = self.activation;
         let x = match &b.expand {
-            Some((w, bn)) => act.apply(&bn.forward_t(&ops::pointwise_conv2d(input, w)?, train)?)?,
+            Some((w, bn)) => bn.forward_t(&ops::pointwise_conv2d(input, w)?, train, act)?,
             None => input.clone(),
         };
         let (x, pad) = b.padding.apply(&x)?;
         let mut x = ops::depthwise_conv2d(&x, &b.depthwise, b.stride, pad)?;
-        x = act.apply(&b.bn1.forward_t(&x, train)?)?;
+        x = b.bn1.forward_t(&x, train, act)?;
         if let Some(se) = &b.se {
             let bias = |t: &Var| t.reshape((1, t.dim(0)?, 1, 1));
             let s = x.mean_keepdim((2, 3))?;
@@ -592,9 +577,11 @@ impl EfficientNet {
             let s = ops::pointwise_conv2d(&s, &se.expand_w)?.broadcast_add(&bias(&se.expand_b)?)?;
             x = x.broadcast_mul(&candle_nn::ops::sigmoid(&s)?)?;
         }
-        x = b
-            .bn2
-            .forward_t(&ops::pointwise_conv2d(&x, &b.project)?, train)?;
+        x = b.bn2.forward_t(
+            &ops::pointwise_conv2d(&x, &b.project)?,
+            train,
+            Activation::Identity,
+        )?;
         if !b.residual {
             return Ok(x);
         }

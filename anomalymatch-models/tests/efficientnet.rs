@@ -177,7 +177,9 @@ fn batch_norm_follows_pytorch_momentum() {
         .unwrap()
         .reshape((4, 1, 1, 1))
         .unwrap();
-    let y = bn.forward_t(&x, true).unwrap();
+    let y = bn
+        .forward_t(&x, true, anomalymatch_models::ops::Activation::Identity)
+        .unwrap();
     let mut vars = Vec::new();
     bn.push_variables(&mut vars);
     let mean: Vec<f32> = vars[2].var.as_tensor().to_vec1().unwrap();
