@@ -144,9 +144,11 @@ impl TensorFile {
         safetensors::SafeTensors::deserialize(&self.bytes).map_err(|e| self.error(e.to_string()))
     }
 
-    /// Sets every variable from the tensor named `prefix + name`, checking its shape.
+    /// Sets every variable from the tensor named `prefix + name`; all names and shapes are
+    /// checked before any variable changes, so a bad file leaves the model as it was.
     pub(crate) fn load_into(&self, prefix: &str, vars: &[NamedVar]) -> Result<()> {
         let st = self.tensors()?;
+        let mut loaded = Vec::with_capacity(vars.len());
         for v in vars {
             let name = format!("{prefix}{}", v.name);
             let view = st
@@ -160,6 +162,9 @@ impl TensorFile {
                     v.var.dims()
                 )));
             }
+            loaded.push(t);
+        }
+        for (v, t) in vars.iter().zip(loaded) {
             v.var
                 .set(&t.to_dtype(v.var.dtype())?.to_device(v.var.device())?)?;
         }

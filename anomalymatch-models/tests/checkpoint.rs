@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use anomalymatch_core::Classifier;
-use anomalymatch_models::{EfficientNetConfig, TrainingState, load_checkpoint, save_checkpoint};
+use anomalymatch_core::checkpoint::{CheckpointState, load_checkpoint, save_checkpoint};
+use anomalymatch_models::EfficientNetConfig;
 use candle_core::{Device, Tensor};
 
 fn x() -> Tensor {
@@ -30,10 +31,10 @@ fn round_trip_restores_models_and_state() {
     let x = x();
     model.forward_t(&x, true).unwrap(); // move running statistics away from the EMA's
     let momentum = Tensor::new(&[1f32, 2., 3.], &Device::Cpu).unwrap();
-    let state = TrainingState {
+    let state = CheckpointState {
         iteration: 1234,
         optimizer: vec![("_fc.weight.momentum".into(), momentum.clone())],
-        metadata: serde_json::json!({"lr": 0.03, "seed": 42}),
+        config_json: r#"{"lr":0.03,"seed":42}"#.into(),
     };
     save_checkpoint(&path, &model, &ema, &state).unwrap();
 
@@ -41,7 +42,7 @@ fn round_trip_restores_models_and_state() {
     let ema2 = config.with_seed(3).init(&Device::Cpu).unwrap();
     let restored = load_checkpoint(&path, &model2, &ema2).unwrap();
     assert_eq!(restored.iteration, 1234);
-    assert_eq!(restored.metadata, state.metadata);
+    assert_eq!(restored.config_json, state.config_json);
     assert_eq!(restored.optimizer.len(), 1);
     assert_eq!(restored.optimizer[0].0, "_fc.weight.momentum");
     assert_eq!(max_diff(&restored.optimizer[0].1, &momentum), 0.0);
@@ -69,10 +70,10 @@ fn mismatched_models_are_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.ckpt");
     let model = EfficientNetConfig::lite0().init(&Device::Cpu).unwrap();
-    let state = TrainingState {
+    let state = CheckpointState {
         iteration: 1,
         optimizer: vec![],
-        metadata: serde_json::Value::Null,
+        config_json: "{}".into(),
     };
     save_checkpoint(&path, &model, &model, &state).unwrap();
 
@@ -110,7 +111,8 @@ fn mismatched_models_are_refused_and_left_untouched() {
     model.save(&dir.path().join("weights.safetensors")).unwrap();
     let err = load_checkpoint(&dir.path().join("weights.safetensors"), &model, &model).unwrap_err();
     assert!(
-        err.to_string().contains("not an anomalymatch checkpoint"),
+        err.to_string()
+            .contains("anomalymatch.iteration is missing"),
         "{err}"
     );
 }

@@ -102,7 +102,6 @@ fn fit(model: &EfficientNet, x: &Tensor, y: &Tensor, lr: f64, max_steps: usize) 
 }
 
 #[test]
-#[ignore = "needs the fast depthwise kernel; run with --ignored"]
 fn lite0_from_scratch_fits_64_galaxies() {
     let Some((x, y)) = gz1_batch() else { return };
     // Faster-moving running statistics, so that eval mode catches up with a short training.
@@ -114,7 +113,6 @@ fn lite0_from_scratch_fits_64_galaxies() {
 }
 
 #[test]
-#[ignore = "needs the fast depthwise kernel; run with --ignored"]
 fn pretrained_lite0_fits_64_galaxies() {
     let Some((x, y)) = gz1_batch() else { return };
     // As from scratch, faster running statistics: ImageNet's at 224 pixels do not describe
