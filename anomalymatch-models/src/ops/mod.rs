@@ -254,10 +254,21 @@ pub mod builtin {
 }
 
 /// Whether every tensor is f32 on the CPU, where the custom kernels apply.
+/// Set by [`use_builtin_kernels`]: route every op through candle's built-in path.
+static FORCE_BUILTIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Routes every op of this module through candle's built-in path (`true`) or back to the fast
+/// CPU kernels (`false`), process-wide: the baseline of the model benchmarks, and a way to rule
+/// our kernels out when a result looks wrong.
+pub fn use_builtin_kernels(on: bool) {
+    FORCE_BUILTIN.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn fast_path(tensors: &[&Tensor]) -> bool {
-    tensors
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    !FORCE_BUILTIN.load(std::sync::atomic::Ordering::Relaxed)
+        && tensors
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// The f32 elements of a contiguous CPU storage, in layout order.

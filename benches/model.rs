@@ -1,0 +1,93 @@
+//! EfficientNet-Lite0 end to end on the CPU at 96x96: inference (batch 256) and a FixMatch-sized
+//! training step (16 labelled + 80 weak + 80 strong = 176 images: forward, backward, SGD), with
+//! our kernels, and candle's built-in path as the baseline at batch 16 (its depthwise backward
+//! grows with channels squared, so a full-size step would take minutes).
+
+// criterion's macros generate undocumented functions; a bench may panic on failure.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use anomalymatch::core::Classifier;
+use anomalymatch::core::optim::{Sgd, SgdConfig};
+use anomalymatch::models::{EfficientNet, EfficientNetConfig, ops};
+use candle_core::{Device, Tensor};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::time::Duration;
+
+#[global_allocator]
+static GLOBAL: anomalymatch::allocator::MiMalloc = anomalymatch::allocator::MiMalloc;
+
+const SIZE: usize = 96;
+
+fn model() -> EfficientNet {
+    EfficientNetConfig::lite0()
+        .with_num_classes(2)
+        .init(&Device::Cpu)
+        .unwrap()
+}
+
+fn images(n: usize) -> Tensor {
+    Tensor::rand(0f32, 1f32, (n, 3, SIZE, SIZE), &Device::Cpu).unwrap()
+}
+
+fn train_step(model: &EfficientNet, opt: &mut Sgd, x: &Tensor, y: &Tensor) {
+    let logits = model.forward_t(x, true).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, y).unwrap();
+    opt.step(&loss.backward().unwrap(), 0.0075).unwrap();
+}
+
+fn bench(c: &mut Criterion) {
+    anomalymatch::allocator::keep_freed_pages();
+    let mut g = c.benchmark_group("lite0-96px");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(20));
+    let sgd = SgdConfig {
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 7.5e-4,
+    };
+    for (label, builtin, infer_n, train_n) in [("ours", false, 256, 176), ("candle", true, 16, 16)]
+    {
+        ops::use_builtin_kernels(builtin);
+        let m = model();
+        let x = images(infer_n);
+        g.throughput(Throughput::Elements(infer_n as u64));
+        g.bench_function(format!("inference-{infer_n}/{label}"), |b| {
+            b.iter(|| m.forward_t(&x, false).unwrap())
+        });
+        let x = images(train_n);
+        let y = Tensor::from_vec(
+            (0..train_n as u32).map(|i| i % 2).collect::<Vec<_>>(),
+            train_n,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mut opt = Sgd::new(m.variables(), sgd);
+        g.throughput(Throughput::Elements(train_n as u64));
+        g.bench_function(format!("train-step-{train_n}/{label}"), |b| {
+            b.iter(|| train_step(&m, &mut opt, &x, &y))
+        });
+        if !builtin {
+            // Our kernels at the baseline's batch too, for a like-for-like ratio.
+            let x = images(16);
+            let y = Tensor::from_vec(
+                (0..16u32).map(|i| i % 2).collect::<Vec<_>>(),
+                16,
+                &Device::Cpu,
+            )
+            .unwrap();
+            g.throughput(Throughput::Elements(16));
+            g.bench_function("inference-16/ours", |b| {
+                b.iter(|| m.forward_t(&x, false).unwrap())
+            });
+            g.bench_function("train-step-16/ours", |b| {
+                b.iter(|| train_step(&m, &mut opt, &x, &y))
+            });
+        }
+    }
+    ops::use_builtin_kernels(false);
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
