@@ -6,6 +6,7 @@ pub mod error;
 pub mod journal;
 pub mod oracle;
 pub mod session;
+pub mod store;
 pub mod strategy;
 
 pub use error::{ActiveError, Result};
