@@ -1,0 +1,288 @@
+//! The GZ1-merger discovery protocol of `BENCHMARKS.md`: from 10 labelled mergers and 90
+//! labelled normals, three cycles of FixMatch training on a pretrained EfficientNet-Lite0, each
+//! followed by scoring the unlabelled pool (metrics on the pool) and a simulated expert who
+//! labels the 10 highest-scored true normals and 10 highest-scored true anomalies.
+//!
+//! ```sh
+//! cargo run --release --example gz1_benchmark -- [--seeds 42,43,44] [--size 96] [--iters 100]
+//!     [--cycles 3] [--data DIR] [--anomaly-class merger] [--drop-class uncertain]
+//!     [--query top|uncertainty|mix:top=0.7,uncertainty=0.2,diverse=0.1|...] [--quiet]
+//! ```
+//!
+//! `DIR` holds `images/` and `classes.csv` with `filename` and `class_name` columns. With
+//! `--query top` (the default) the expert follows the protocol above; with any other strategy
+//! it labels the strategy's 20 picks. One JSON line per cycle goes to stdout, then a summary.
+
+#![allow(clippy::unwrap_used)]
+
+use anomalymatch::active::strategy::by_name;
+use anomalymatch::augment::FixMatchAugmenter;
+use anomalymatch::core::fixmatch::{FixMatch, TrainData};
+use anomalymatch::core::score::embed_all;
+use anomalymatch::core::{
+    Config, FolderSource, Label, LoaderConfig, Progress, QueryInput, RankingMetrics, Validate,
+    anomaly_scores,
+};
+use anomalymatch::models::pretrained_lite0;
+use candle_core::Device;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[global_allocator]
+static GLOBAL: anomalymatch::allocator::MiMalloc = anomalymatch::allocator::MiMalloc;
+
+struct Args {
+    seeds: Vec<u64>,
+    size: usize,
+    iters: usize,
+    cycles: usize,
+    data: PathBuf,
+    anomaly: String,
+    drop: String,
+    query: String,
+    quiet: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        seeds: vec![42, 43, 44],
+        size: 96,
+        iters: 100,
+        cycles: 3,
+        data: Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/gz1-sdss"),
+        anomaly: "merger".into(),
+        drop: "uncertain".into(),
+        query: "top".into(),
+        quiet: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let num = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("bad number {v:?}"))
+        };
+        match flag.as_str() {
+            "--seeds" => a.seeds = value()?.split(',').map(num).collect::<Result<_, _>>()?,
+            "--size" => a.size = num(&value()?)? as usize,
+            "--iters" => a.iters = num(&value()?)? as usize,
+            "--cycles" => a.cycles = num(&value()?)? as usize,
+            "--data" => a.data = value()?.into(),
+            "--anomaly-class" => a.anomaly = value()?,
+            "--drop-class" => a.drop = value()?,
+            "--query" => a.query = value()?,
+            "--quiet" => a.quiet = true,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(a)
+}
+
+/// `(filename, class_name)` rows of `classes.csv`, found by header name.
+fn read_classes(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or(format!("{}: no {name} column", path.display()))
+    };
+    let (f, c) = (col("filename")?, col("class_name")?);
+    lines
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let cells: Vec<&str> = l.split(',').map(str::trim).collect();
+            match (cells.get(f), cells.get(c)) {
+                (Some(f), Some(c)) => Ok((f.to_string(), c.to_string())),
+                _ => Err(format!("{}:{}: short row", path.display(), i + 2)),
+            }
+        })
+        .collect()
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    anomalymatch::allocator::keep_freed_pages();
+    let args = parse_args()?;
+    let classes_path = args.data.join("classes.csv");
+    if !classes_path.exists() {
+        println!("skipping: {} not found", classes_path.display());
+        return Ok(());
+    }
+    let rows: Vec<(String, String)> = read_classes(&classes_path)?
+        .into_iter()
+        .filter(|(_, c)| *c != args.drop)
+        .collect();
+
+    let t = Instant::now();
+    let loader = LoaderConfig {
+        size: args.size,
+        ..LoaderConfig::default()
+    }
+    .build()?;
+    let mut source =
+        FolderSource::with_names(args.data.join("images"), rows.iter().map(|r| r.0.clone()))?;
+    let all = loader.load_all(&mut source, !args.quiet)?;
+    let load_s = t.elapsed().as_secs_f64();
+    if !all.report.failed.is_empty() {
+        eprintln!(
+            "warning: {} unreadable image(s) left out",
+            all.report.failed.len()
+        );
+    }
+    let class_of: std::collections::HashMap<&str, &str> =
+        rows.iter().map(|(f, c)| (f.as_str(), c.as_str())).collect();
+    let truth: Vec<bool> = all
+        .names
+        .iter()
+        .map(|n| class_of[n.as_str()] == args.anomaly)
+        .collect();
+    let strategy = by_name(&args.query)?;
+    let mut summary: Vec<Vec<serde_json::Value>> = Vec::new();
+
+    for &seed in &args.seeds {
+        // The seeded start: 10 anomalies and 90 normals.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut anomalies: Vec<usize> = (0..truth.len()).filter(|&i| truth[i]).collect();
+        let mut normals: Vec<usize> = (0..truth.len()).filter(|&i| !truth[i]).collect();
+        anomalies.shuffle(&mut rng);
+        normals.shuffle(&mut rng);
+        let mut labelled: Vec<usize> = anomalies[..10]
+            .iter()
+            .chain(&normals[..90])
+            .copied()
+            .collect();
+
+        let model = pretrained_lite0(3, 2, &Device::Cpu)?;
+        let train = Config::default().train.validate()?;
+        let mut trainer = FixMatch::new(model, FixMatchAugmenter::fixmatch(), train, seed)?;
+        let mut lines = Vec::new();
+        for cycle in 1..=args.cycles {
+            let in_set: std::collections::HashSet<usize> = labelled.iter().copied().collect();
+            let pool: Vec<usize> = (0..truth.len()).filter(|i| !in_set.contains(i)).collect();
+            let labels: Vec<Label> = labelled
+                .iter()
+                .map(|&i| {
+                    if truth[i] {
+                        Label::Anomaly
+                    } else {
+                        Label::Normal
+                    }
+                })
+                .collect();
+            let labelled_images = all.images.select(&labelled)?;
+            let pool_images = all.images.select(&pool)?;
+
+            let t = Instant::now();
+            let progress = Progress::new(Some(args.iters), "training", !args.quiet);
+            trainer.fit(
+                &TrainData {
+                    labelled: &labelled_images,
+                    labels: &labels,
+                    unlabelled: &pool_images,
+                },
+                args.iters,
+                &mut |_| progress.inc(1),
+            )?;
+            progress.finish();
+            let train_s = t.elapsed().as_secs_f64();
+
+            let t = Instant::now();
+            let scores = anomaly_scores(trainer.ema(), &pool_images, 256)?;
+            let score_s = t.elapsed().as_secs_f64();
+            let pool_truth: Vec<bool> = pool.iter().map(|&i| truth[i]).collect();
+            let m = RankingMetrics::compute(&scores, &pool_truth)?;
+            let line = serde_json::json!({
+                "impl": "anomalymatch-rs", "seed": seed, "cycle": cycle, "size": args.size,
+                "iters": args.iters, "query": args.query, "pool": pool.len(),
+                "anomalies": m.anomalies, "auroc": m.auroc, "auprc": m.average_precision,
+                "p_at_1pct": m.precision_at_1pct,
+                "load_s": if cycle == 1 { load_s } else { 0.0 },
+                "train_s": train_s, "score_s": score_s,
+                "score_img_per_s": pool.len() as f64 / score_s,
+                "found": labelled.iter().filter(|&&i| truth[i]).count() - 10,
+            });
+            println!("{line}");
+            lines.push(line);
+
+            // The simulated expert labels 20 more images.
+            let picked: Vec<usize> = if args.query == "top" {
+                let mut order: Vec<usize> = (0..pool.len()).collect();
+                order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+                let truth_ref = &pool_truth;
+                let top_of = |want: bool| {
+                    order
+                        .iter()
+                        .copied()
+                        .filter(move |&j| truth_ref[j] == want)
+                        .take(10)
+                };
+                top_of(false).chain(top_of(true)).collect()
+            } else {
+                let embeddings = if args.query.contains("diverse") {
+                    embed_all(trainer.ema(), &pool_images, 256)?
+                } else {
+                    None
+                };
+                let unknown = vec![Label::Unknown; pool.len()];
+                let input = QueryInput {
+                    scores: &scores,
+                    embeddings: embeddings.as_ref(),
+                    labels: &unknown,
+                };
+                strategy.select(&input, 20, seed + cycle as u64)?
+            };
+            labelled.extend(picked.iter().map(|&j| pool[j]));
+        }
+        summary.push(lines);
+    }
+    print_summary(&summary);
+    Ok(())
+}
+
+fn print_summary(runs: &[Vec<serde_json::Value>]) {
+    let Some(cycles) = runs.first().map(Vec::len) else {
+        return;
+    };
+    println!("\n| cycle | AUROC | AUPRC | precision top 1% | train s | score s | seeds |");
+    println!("|---|---|---|---|---|---|---|");
+    for c in 0..cycles {
+        let stat = |key: &str| {
+            let v: Vec<f64> = runs
+                .iter()
+                .filter_map(|r| r.get(c)?.get(key)?.as_f64())
+                .collect();
+            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let sd =
+                (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
+            format!("{mean:.3} ± {sd:.3}")
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            c + 1,
+            stat("auroc"),
+            stat("auprc"),
+            stat("p_at_1pct"),
+            stat("train_s"),
+            stat("score_s"),
+            runs.len()
+        );
+    }
+}
