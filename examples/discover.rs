@@ -16,7 +16,7 @@
 use anomalymatch::augment::FixMatchAugmenter;
 use anomalymatch::core::fixmatch::{FixMatch, TrainData};
 use anomalymatch::core::{
-    Config, FolderDataset, FolderSource, ImageBatch, LabelTable, LoaderConfig, Progress, Ranking,
+    Config, FolderDataset, FolderSource, ImageBatch, LabelTable, LoaderConfig, Ranking,
     RankingMetrics, Validate, anomaly_scores,
 };
 use anomalymatch::models::pretrained_lite0;
@@ -119,7 +119,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let model = pretrained_lite0(3, 2, &Device::Cpu)?;
     let train = Config::default().train.validate()?;
     let mut trainer = FixMatch::new(model, FixMatchAugmenter::fixmatch(), train, args.seed)?;
-    let progress = Progress::new(Some(args.iters), "training", !args.quiet);
+    trainer.set_progress(!args.quiet);
     let t1 = Instant::now();
     let mut last = None;
     trainer.fit(
@@ -129,12 +129,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             unlabelled: &pool.images,
         },
         args.iters,
-        &mut |m| {
-            progress.inc(1);
-            last = Some(*m);
-        },
+        &mut |m| last = Some(*m),
     )?;
-    progress.finish();
     if let Some(m) = last {
         println!(
             "trained {} steps in {:.1} s: loss {:.3}, labelled accuracy {:.2}, mask ratio {:.2}",

@@ -20,8 +20,7 @@ use anomalymatch::augment::FixMatchAugmenter;
 use anomalymatch::core::fixmatch::{FixMatch, TrainData};
 use anomalymatch::core::score::embed_all;
 use anomalymatch::core::{
-    Config, FolderSource, Label, LoaderConfig, Progress, QueryInput, RankingMetrics, Validate,
-    anomaly_scores,
+    Config, FolderSource, Label, LoaderConfig, QueryInput, RankingMetrics, Validate, anomaly_scores,
 };
 use anomalymatch::models::pretrained_lite0;
 use candle_core::Device;
@@ -173,6 +172,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let model = pretrained_lite0(3, 2, &Device::Cpu)?;
         let train = Config::default().train.validate()?;
         let mut trainer = FixMatch::new(model, FixMatchAugmenter::fixmatch(), train, seed)?;
+        trainer.set_progress(!args.quiet);
         let mut lines = Vec::new();
         for cycle in 1..=args.cycles {
             let in_set: std::collections::HashSet<usize> = labelled.iter().copied().collect();
@@ -191,7 +191,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let pool_images = all.images.select(&pool)?;
 
             let t = Instant::now();
-            let progress = Progress::new(Some(args.iters), "training", !args.quiet);
             trainer.fit(
                 &TrainData {
                     labelled: &labelled_images,
@@ -199,9 +198,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     unlabelled: &pool_images,
                 },
                 args.iters,
-                &mut |_| progress.inc(1),
+                &mut |_| {},
             )?;
-            progress.finish();
             let train_s = t.elapsed().as_secs_f64();
 
             let t = Instant::now();

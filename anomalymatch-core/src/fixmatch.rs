@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::image::ImageBatch;
 use crate::label::Label;
 use crate::optim::{Sgd, SgdConfig};
+use crate::progress::Progress;
 use crate::rng::{derive_seed, item_rng};
 use candle_core::{DType, Tensor};
 use rand::RngExt;
@@ -70,6 +71,7 @@ pub struct FixMatch<C: Classifier, A: Augmenter> {
     iteration: usize,
     seed: u64,
     overlap: bool,
+    show_progress: bool,
 }
 
 /// One step's inputs, prepared (sampled and augmented) ahead of the step.
@@ -101,6 +103,7 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
             iteration: 0,
             seed,
             overlap: true,
+            show_progress: false,
         })
     }
 
@@ -108,6 +111,12 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
     /// current step trains (on by default).
     pub fn set_overlap(&mut self, overlap: bool) {
         self.overlap = overlap;
+    }
+
+    /// Whether [`FixMatch::fit`] draws a progress bar (steps, rate, ETA) on stderr; off by
+    /// default so library users stay silent unless they ask.
+    pub fn set_progress(&mut self, show: bool) {
+        self.show_progress = show;
     }
 
     /// The model being trained.
@@ -163,6 +172,7 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
         if iterations == 0 {
             return Ok(());
         }
+        let progress = Progress::new(Some(iterations), "training", self.show_progress);
         let start = self.iteration;
         let mut current = prepare(&self.augmenter, &self.config, data, self.seed, start)?;
         for k in 0..iterations {
@@ -172,11 +182,13 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
             let mut metrics = metrics?;
             self.iteration += 1;
             metrics.iteration = self.iteration;
+            progress.inc(1);
             observer(&metrics);
             if let Some(next) = next? {
                 current = next;
             }
         }
+        progress.finish();
         Ok(())
     }
 

@@ -48,9 +48,13 @@ impl Sgd {
         for (v, buf) in self.vars.iter().zip(self.momentum.iter_mut()) {
             let w = v.var.as_tensor();
             let Some(g) = grads.get(w) else { continue };
-            let mut g = g.clone();
+            // Work on detached values: gradients carry the graph that made them, and the weight
+            // is a variable, so momentum buffers built from either would chain every step's
+            // graph together and keep all of it in memory.
+            let mut g = g.detach();
+            let w = w.detach();
             if v.role == VarRole::Weight && c.weight_decay != 0.0 {
-                g = (g + (w * c.weight_decay)?)?;
+                g = (g + (&w * c.weight_decay)?)?;
             }
             let update = if c.momentum != 0.0 {
                 let b = match buf.take() {
@@ -67,7 +71,7 @@ impl Sgd {
             } else {
                 g
             };
-            v.var.set(&(w - (update * lr)?)?)?;
+            v.var.set(&(&w - (update * lr)?)?)?;
         }
         Ok(())
     }
@@ -146,6 +150,8 @@ mod tests {
         // b (no decay): step1 g=1, buf=1, u=1.9, b=0.05; step2 g=0.05, buf=0.95, u=0.905, b=-0.4025
         assert!((value(&b) - -0.4025).abs() < 1e-6, "{}", value(&b));
         assert_eq!(opt.state().len(), 2);
+        // Buffers must not hold on to the autograd graph (it leaked 24 GB over 250 Lite0 steps).
+        assert!(opt.state().iter().all(|(_, b)| !b.track_op()));
     }
 
     #[test]
