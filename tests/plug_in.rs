@@ -4,6 +4,7 @@
 
 use anomalymatch::core::classifier::{ModelSpec, NamedVar, VarRole};
 use anomalymatch::core::fixmatch::{FixMatch, TrainData};
+use anomalymatch::core::toy::toy_images;
 use anomalymatch::core::{
     Answer, Augmenter, Candidate, Classifier, Config, ImageBatch, ImagePayload, ImageSource, Label,
     Oracle, OracleOutcome, QueryInput, QueryStrategy, Result, SourceImage, Validate,
@@ -174,30 +175,8 @@ impl ImageSource for Memory {
 
 const SIDE: usize = 8;
 
-/// Dark noise; anomalies also hold a bright 2x2 square.
 fn make_images(n: usize, anomaly_every: usize, seed: u64) -> (ImageBatch, Vec<Label>) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut batch = ImageBatch::zeros(n, 1, SIDE, SIDE);
-    let mut labels = Vec::new();
-    for i in 0..n {
-        let img = batch.image_mut(i);
-        for v in img.iter_mut() {
-            *v = rng.random_range(0.0..0.3);
-        }
-        let anomaly = i % anomaly_every == 0;
-        if anomaly {
-            let (y, x) = (rng.random_range(0..SIDE - 1), rng.random_range(0..SIDE - 1));
-            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                img[(y + dy) * SIDE + x + dx] = 0.9;
-            }
-        }
-        labels.push(if anomaly {
-            Label::Anomaly
-        } else {
-            Label::Normal
-        });
-    }
-    (batch, labels)
+    toy_images(n, SIDE, anomaly_every, seed)
 }
 
 fn auroc(scores: &[f32], labels: &[Label]) -> f64 {
