@@ -33,8 +33,14 @@ fn bench(c: &mut Criterion) {
         let shape = format!("n{n}_{ch}x{size}x{size}_k{k}s{s}");
         let x = Var::from_tensor(&common::randn(&[n, ch, size, size])).unwrap();
         let w = Var::from_tensor(&common::randn(&[ch, 1, k, k])).unwrap();
-        let dw = |f: fn(&Tensor, &Tensor, usize, usize) -> Result<Tensor>| {
-            move |x: &_, w: Option<&_>| f(x, w.unwrap(), s, k / 2)
+        // Lite0's stride-2 layers pad TensorFlow's SAME way, the odd pixel after.
+        let pad = if s == 2 {
+            ((k - 2) / 2, k / 2)
+        } else {
+            (k / 2, k / 2)
+        };
+        let dw = |f: fn(&Tensor, &Tensor, usize, (usize, usize)) -> Result<Tensor>| {
+            move |x: &_, w: Option<&_>| f(x, w.unwrap(), s, pad)
         };
         common::fwd_and_bwd(
             c,

@@ -566,7 +566,7 @@ impl EfficientNet {
             Some((w, bn)) => bn.forward_t(&ops::pointwise_conv2d(input, w)?, train, act)?,
             None => input.clone(),
         };
-        let (x, pad) = b.padding.apply(&x)?;
+        let pad = (b.padding.before, b.padding.after);
         let mut x = ops::depthwise_conv2d(&x, &b.depthwise, b.stride, pad)?;
         x = b.bn1.forward_t(&x, train, act)?;
         if let Some(se) = &b.se {
@@ -756,7 +756,7 @@ impl Padding {
     }
 
     /// Pads `x [N, C, H, W]` when the padding is asymmetric, returning the symmetric padding
-    /// left for the convolution itself.
+    /// left for the convolution itself (the stem's; depthwise layers pad as they convolve).
     fn apply(self, x: &Tensor) -> candle_core::Result<(Tensor, usize)> {
         if self.before == self.after {
             return Ok((x.clone(), self.before));

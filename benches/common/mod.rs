@@ -136,16 +136,16 @@ impl MbConv {
             }
         };
         type Pointwise = fn(&Tensor, &Tensor) -> Result<Tensor>;
-        type Depthwise = fn(&Tensor, &Tensor, usize, usize) -> Result<Tensor>;
+        type Depthwise = fn(&Tensor, &Tensor, usize, (usize, usize)) -> Result<Tensor>;
         let (pw, dw): (Pointwise, Depthwise) = match which {
             Impl::Ours => (ops::pointwise_conv2d, ops::depthwise_conv2d),
             Impl::Candle => (builtin::pointwise_conv2d, builtin::depthwise_conv2d),
         };
         let h = bn(&pw(&self.x, p(0))?, 1, Activation::Relu6)?;
-        let h = bn(&dw(&h, p(2), 2, 1)?, 3, Activation::Relu6)?;
+        let h = bn(&dw(&h, p(2), 2, (0, 1))?, 3, Activation::Relu6)?;
         let skip = bn(&pw(&h, p(4))?, 5, Activation::Identity)?;
         let h = bn(&pw(&skip, p(6))?, 7, Activation::Relu6)?;
-        let h = bn(&dw(&h, p(8), 1, 1)?, 9, Activation::Relu6)?;
+        let h = bn(&dw(&h, p(8), 1, (1, 1))?, 9, Activation::Relu6)?;
         let y = (bn(&pw(&h, p(10))?, 11, Activation::Identity)? + skip)?;
         y.sum_all()?.backward()?;
         Ok(())

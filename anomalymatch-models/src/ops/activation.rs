@@ -90,7 +90,7 @@ impl CustomOp1 for Activation {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu_f32(s, l)?;
-        let mut out = vec![0f32; x.len()];
+        let mut out = super::zeroed(x.len());
         // Plain loops over chunks, so that ReLU6 vectorises (a per-element parallel iterator
         // does not).
         with_scalar!(*self, F => out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(
@@ -132,7 +132,7 @@ impl CustomOp2 for ActivationGrad {
             );
         }
         let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut out = vec![0f32; x.len()];
+        let mut out = super::zeroed(x.len());
         let chunks = x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK));
         with_scalar!(self.0, F => out.par_chunks_mut(CHUNK).zip(chunks).for_each(
             |(o, (x, g))| {

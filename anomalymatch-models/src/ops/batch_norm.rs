@@ -227,7 +227,7 @@ impl CustomOp3 for BatchNorm {
         }
         let x = cpu_f32(s1, l1)?;
         let (scale, shift) = self.affine(cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
-        let mut out = vec![0f32; x.len()];
+        let mut out = super::zeroed(x.len());
         let per_task = planes_per_task(hw);
         let tasks = out.par_chunks_mut(hw * per_task).enumerate();
         with_scalar!(self.act, F => tasks.for_each(|(task, outs)| {
@@ -343,7 +343,7 @@ impl CustomOp3 for BatchNormGrad {
         }
         let (x, g, sums) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
         let count = (n * hw) as f32;
-        let mut out = vec![0f32; x.len()];
+        let mut out = super::zeroed(x.len());
         let per_task = planes_per_task(hw);
         let tasks = out.par_chunks_mut(hw * per_task).enumerate();
         with_scalar!(self.act, F => tasks.for_each(|(task, outs)| {

@@ -16,12 +16,13 @@ use rayon::prelude::*;
 
 use super::{cpu_f32, simd};
 
-/// Depthwise convolution of a contiguous f32 CPU tensor `x [N, C, H, W]` with `w [C, 1, k, k]`.
+/// Depthwise convolution of a contiguous f32 CPU tensor `x [N, C, H, W]` with `w [C, 1, k, k]`,
+/// zero padding `(before, after)` on both spatial axes.
 pub(super) fn depthwise_conv2d(
     x: &Tensor,
     w: &Tensor,
     stride: usize,
-    padding: usize,
+    padding: (usize, usize),
 ) -> Result<Tensor> {
     let x = x.contiguous()?;
     let w = w.contiguous()?;
@@ -37,7 +38,9 @@ struct Geometry {
     w: usize,
     k: usize,
     stride: usize,
-    padding: usize,
+    /// Zero rows (columns) above (left of) the input; the polyphase layout makes asymmetric
+    /// padding free, where padding the tensor first would cost two copies each way.
+    before: usize,
     oh: usize,
     ow: usize,
     /// Rows and columns of each phase image.
@@ -50,7 +53,7 @@ impl Geometry {
         dims_x: (usize, usize, usize, usize),
         k: usize,
         stride: usize,
-        padding: usize,
+        (before, after): (usize, usize),
     ) -> Result<Self> {
         let (n, channels, h, w) = dims_x;
         if stride == 0 || k == 0 {
@@ -59,9 +62,10 @@ impl Geometry {
         if n * channels * h * w == 0 {
             bail!("depthwise_conv2d: empty input {n}x{channels}x{h}x{w}");
         }
-        if h + 2 * padding < k || w + 2 * padding < k {
+        let (ph, pw) = (h + before + after, w + before + after);
+        if ph < k || pw < k {
             bail!(
-                "depthwise_conv2d: input {h}x{w} with padding {padding} is smaller than kernel {k}"
+                "depthwise_conv2d: input {h}x{w} with padding ({before}, {after}) is smaller than kernel {k}"
             );
         }
         Ok(Self {
@@ -71,11 +75,11 @@ impl Geometry {
             w,
             k,
             stride,
-            padding,
-            oh: (h + 2 * padding - k) / stride + 1,
-            ow: (w + 2 * padding - k) / stride + 1,
-            lh: (h + 2 * padding).div_ceil(stride),
-            lw: (w + 2 * padding).div_ceil(stride),
+            before,
+            oh: (ph - k) / stride + 1,
+            ow: (pw - k) / stride + 1,
+            lh: ph.div_ceil(stride),
+            lw: pw.div_ceil(stride),
         })
     }
 
@@ -98,7 +102,7 @@ impl Geometry {
 
     /// Where input pixel `(ih, iw)` lives in the polyphase layout.
     fn phased_index(&self, ih: usize, iw: usize) -> usize {
-        let (ph, pw) = (ih + self.padding, iw + self.padding);
+        let (ph, pw) = (ih + self.before, iw + self.before);
         let s = self.stride;
         ((ph % s) * s + pw % s) * self.phase_len() + (ph / s) * self.lw + pw / s
     }
@@ -107,7 +111,7 @@ impl Geometry {
     fn phase_in(&self, plane: &[f32], phased: &mut [f32]) {
         phased.fill(0.0);
         if self.stride == 1 {
-            // One phase: each input row lands `padding` columns into a padded row.
+            // One phase: each input row lands `before` columns into a padded row.
             for (ih, row) in plane.chunks_exact(self.w).enumerate() {
                 let start = self.phased_index(ih, 0);
                 phased[start..start + self.w].copy_from_slice(row);
@@ -212,7 +216,7 @@ fn grad_weight_plane(g: &Geometry, x: &[f32], grad: &[f32], acc: &mut [f32], t: 
 }
 
 /// Checks `w [C, 1, k, k]` against `x [N, C, H, W]` and returns the geometry.
-fn geometry(x: &Layout, w: &Layout, stride: usize, padding: usize) -> Result<Geometry> {
+fn geometry(x: &Layout, w: &Layout, stride: usize, padding: (usize, usize)) -> Result<Geometry> {
     let dims_x = x.shape().dims4()?;
     let (wc, one, kh, kw) = w.shape().dims4()?;
     if wc != dims_x.1 || one != 1 || kh != kw {
@@ -249,7 +253,7 @@ fn for_planes(
 /// Forward pass; its backward pass runs [`DepthwiseGradInput`] and [`DepthwiseGradWeight`].
 struct DepthwiseConv {
     stride: usize,
-    padding: usize,
+    padding: (usize, usize),
 }
 
 impl CustomOp2 for DepthwiseConv {
@@ -268,7 +272,7 @@ impl CustomOp2 for DepthwiseConv {
         let x = cpu_f32(s1, l1)?;
         let w = cpu_f32(s2, l2)?;
         let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-        let mut out = vec![0f32; g.planes * ohw];
+        let mut out = super::zeroed(g.planes * ohw);
         for_planes(&g, &mut out, ohw, |p, o, t| {
             let c = p % g.channels;
             forward_plane(
@@ -323,7 +327,7 @@ impl CustomOp2 for DepthwiseConv {
 /// Gradient wrt the input: `(grad_out [N, C, OH, OW], w [C, 1, k, k]) -> [N, C, H, W]`.
 struct DepthwiseGradInput {
     stride: usize,
-    padding: usize,
+    padding: (usize, usize),
     h: usize,
     w: usize,
 }
@@ -353,7 +357,7 @@ impl CustomOp2 for DepthwiseGradInput {
         let grad = cpu_f32(s1, l1)?;
         let w = cpu_f32(s2, l2)?;
         let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-        let mut gx = vec![0f32; g.planes * ihw];
+        let mut gx = super::zeroed(g.planes * ihw);
         for_planes(&g, &mut gx, ihw, |p, o, t| {
             let cc = p % g.channels;
             let gp = &grad[p * ohw..(p + 1) * ohw];
@@ -366,7 +370,7 @@ impl CustomOp2 for DepthwiseGradInput {
 /// Gradient wrt the weight: `(x [N, C, H, W], grad_out [N, C, OH, OW]) -> [C, 1, k, k]`.
 struct DepthwiseGradWeight {
     stride: usize,
-    padding: usize,
+    padding: (usize, usize),
     k: usize,
 }
 
@@ -422,10 +426,16 @@ mod tests {
     /// `sum(out * up)`. candle's own backward fails on stride-2 inputs whose height and width
     /// differ in parity (it applies the height's output padding to the width too), so gradients
     /// are checked against this.
-    fn naive(x: &Tensor, w: &Tensor, up: &Tensor, s: usize, p: usize) -> [Tensor; 3] {
+    fn naive(
+        x: &Tensor,
+        w: &Tensor,
+        up: &Tensor,
+        s: usize,
+        (p, after): (usize, usize),
+    ) -> [Tensor; 3] {
         let (n, c, h, wd) = x.dims4().unwrap();
         let k = w.dim(2).unwrap();
-        let (oh, ow) = ((h + 2 * p - k) / s + 1, (wd + 2 * p - k) / s + 1);
+        let (oh, ow) = ((h + p + after - k) / s + 1, (wd + p + after - k) / s + 1);
         let xv = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let wv = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let uv = up.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -465,12 +475,12 @@ mod tests {
 
     /// Compares forward and both gradients with the naive loops, and with candle's grouped
     /// convolution wherever candle's backward runs; `x` may be a strided view of `var`.
-    fn check_view(var: &Var, x: &Tensor, c: usize, k: usize, stride: usize) {
+    fn check_view(var: &Var, x: &Tensor, c: usize, k: usize, stride: usize, pad: (usize, usize)) {
         let wt = Var::from_tensor(&random(&[c, 1, k, k], 2)).unwrap();
-        let ours = super::super::depthwise_conv2d(x, &wt, stride, k / 2).unwrap();
+        let ours = super::super::depthwise_conv2d(x, &wt, stride, pad).unwrap();
         let up = random(ours.dims(), 3);
-        let [out, gx, gw] = naive(x, &wt, &up, stride, k / 2);
-        let theirs = builtin::depthwise_conv2d(x, &wt, stride, k / 2).unwrap();
+        let [out, gx, gw] = naive(x, &wt, &up, stride, pad);
+        let theirs = builtin::depthwise_conv2d(x, &wt, stride, pad).unwrap();
         assert_close(&ours, &out, 1e-4);
         assert_close(&ours, &theirs, 1e-4);
         let g = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
@@ -490,7 +500,17 @@ mod tests {
 
     fn check(n: usize, c: usize, h: usize, w: usize, k: usize, stride: usize) {
         let x = Var::from_tensor(&random(&[n, c, h, w], 1)).unwrap();
-        check_view(&x, &x, c, k, stride);
+        check_view(&x, &x, c, k, stride, (k / 2, k / 2));
+    }
+
+    #[test]
+    fn asymmetric_same_padding() {
+        // TensorFlow's SAME padding of the stride-2 Lite layers at even sizes.
+        for (k, pad) in [(3, (0, 1)), (5, (1, 2))] {
+            let x = Var::from_tensor(&random(&[2, 3, 8, 6], 1)).unwrap();
+            check_view(&x, &x, 3, k, 2, pad);
+            check_view(&x, &x, 3, k, 1, pad);
+        }
     }
 
     #[test]
@@ -524,7 +544,7 @@ mod tests {
         // A transpose of the last two axes is a strided view.
         let xt = x.transpose(2, 3).unwrap();
         assert!(!xt.is_contiguous());
-        check_view(&x, &xt, 3, 3, 2);
+        check_view(&x, &xt, 3, 3, 2, (1, 1));
     }
 
     #[test]
@@ -533,7 +553,7 @@ mod tests {
         let up = random(&[8, 16, 6, 6], 8);
         let w = Var::from_tensor(&random(&[16, 1, 3, 3], 9)).unwrap();
         let grad_w = || {
-            let out = super::depthwise_conv2d(&x, &w, 2, 1).unwrap();
+            let out = super::depthwise_conv2d(&x, &w, 2, (1, 1)).unwrap();
             let g = (out * &up).unwrap().sum_all().unwrap().backward().unwrap();
             g.get(&w)
                 .unwrap()
@@ -552,8 +572,8 @@ mod tests {
     fn constant_input_gets_no_gradient() {
         let x = random(&[2, 3, 5, 5], 14);
         let w = Var::from_tensor(&random(&[3, 1, 3, 3], 15)).unwrap();
-        let ours = super::depthwise_conv2d(&x, &w, 1, 1).unwrap();
-        let theirs = builtin::depthwise_conv2d(&x, &w, 1, 1).unwrap();
+        let ours = super::depthwise_conv2d(&x, &w, 1, (1, 1)).unwrap();
+        let theirs = builtin::depthwise_conv2d(&x, &w, 1, (1, 1)).unwrap();
         let g1 = ours.sum_all().unwrap().backward().unwrap();
         let g2 = theirs.sum_all().unwrap().backward().unwrap();
         assert!(g1.get(&x).is_none());
@@ -564,6 +584,6 @@ mod tests {
     fn rejects_mismatched_weight() {
         let x = Tensor::zeros((1, 3, 5, 5), DType::F32, &Device::Cpu).unwrap();
         let w = Tensor::zeros((4, 1, 3, 3), DType::F32, &Device::Cpu).unwrap();
-        assert!(super::depthwise_conv2d(&x, &w, 1, 1).is_err());
+        assert!(super::depthwise_conv2d(&x, &w, 1, (1, 1)).is_err());
     }
 }

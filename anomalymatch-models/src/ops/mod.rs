@@ -49,8 +49,14 @@ mod depthwise;
 mod pointwise;
 mod simd;
 
-/// Depthwise 2-D convolution: `x [N, C, H, W]`, `w [C, 1, k, k]`, symmetric zero padding.
-pub fn depthwise_conv2d(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+/// Depthwise 2-D convolution: `x [N, C, H, W]`, `w [C, 1, k, k]`, zero padding
+/// `(before, after)` on both spatial axes (TensorFlow's SAME puts the odd pixel after).
+pub fn depthwise_conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    padding: (usize, usize),
+) -> Result<Tensor> {
     if fast_path(&[x, w]) {
         depthwise::depthwise_conv2d(x, w, stride, padding)
     } else {
@@ -150,15 +156,21 @@ pub mod builtin {
     use super::{Activation, BatchStats};
     use candle_core::{D, Module, Result, Tensor};
 
-    /// Depthwise convolution as candle's grouped convolution (one group per channel).
+    /// Depthwise convolution as candle's grouped convolution (one group per channel); the
+    /// input is padded first where `(before, after)` differ, as candle pads symmetrically.
     pub fn depthwise_conv2d(
         x: &Tensor,
         w: &Tensor,
         stride: usize,
-        padding: usize,
+        (before, after): (usize, usize),
     ) -> Result<Tensor> {
         let channels = x.dim(1)?;
-        x.conv2d(w, padding, stride, 1, channels)
+        if before == after {
+            return x.conv2d(w, before, stride, 1, channels);
+        }
+        x.pad_with_zeros(2, before, after)?
+            .pad_with_zeros(3, before, after)?
+            .conv2d(w, 0, stride, 1, channels)
     }
 
     /// 1x1 convolution as candle's `conv2d`.
@@ -278,6 +290,16 @@ fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
         Some((start, end)) => Ok(&data[start..end]),
         None => bail!("custom CPU kernel called on a non-contiguous tensor"),
     }
+}
+
+/// A zeroed buffer for an op's output, written by all of rayon's threads: a plain
+/// `vec![0.0; len]` of an activation-sized output is a memory pass on the calling thread alone,
+/// during which the other cores wait.
+fn zeroed(len: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut v = Vec::with_capacity(len);
+    v.par_extend(rayon::iter::repeat_n(0f32, len));
+    v
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ fn per_sample_product(
         // Small planes: per-sample products would be tiny gemm calls dominated by packing, so
         // regroup as one [m, k] @ [k, N * HW] product.
         let srct = batch_inner(src, n, k, hw);
-        let mut dstt = vec![0f32; m * n * hw];
+        let mut dstt = super::zeroed(m * n * hw);
         let (_, par) = split(1);
         matmul(
             &mut dstt,
@@ -76,25 +76,29 @@ fn per_sample_product(
     }
 }
 
-/// `[C, N * HW] -> [N, C, HW]`, the inverse of [`batch_inner`], into `out`.
+/// `[C, N * HW] -> [N, C, HW]`, the inverse of [`batch_inner`], into `out`; one sample per task.
 fn batch_outer(data: &[f32], n: usize, c: usize, hw: usize, out: &mut [f32]) {
-    for (ch, row) in data.chunks_exact(n * hw).enumerate() {
-        for (i, src) in row.chunks_exact(hw).enumerate() {
-            let dst = (i * c + ch) * hw;
-            out[dst..dst + hw].copy_from_slice(src);
-        }
-    }
+    out.par_chunks_exact_mut(c * hw)
+        .enumerate()
+        .for_each(|(i, sample)| {
+            for (ch, dst) in sample.chunks_exact_mut(hw).enumerate() {
+                let src = (ch * n + i) * hw;
+                dst.copy_from_slice(&data[src..src + hw]);
+            }
+        });
 }
 
-/// `[N, C, HW] -> [C, N * HW]`: each channel's planes side by side.
+/// `[N, C, HW] -> [C, N * HW]`: each channel's planes side by side; one channel per task.
 fn batch_inner(data: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-    let mut out = vec![0f32; data.len()];
-    for (ch, row) in out.chunks_exact_mut(n * hw).enumerate() {
-        for (i, dst) in row.chunks_exact_mut(hw).enumerate() {
-            let src = (i * c + ch) * hw;
-            dst.copy_from_slice(&data[src..src + hw]);
-        }
-    }
+    let mut out = super::zeroed(data.len());
+    out.par_chunks_exact_mut(n * hw)
+        .enumerate()
+        .for_each(|(ch, row)| {
+            for (i, dst) in row.chunks_exact_mut(hw).enumerate() {
+                let src = (i * c + ch) * hw;
+                dst.copy_from_slice(&data[src..src + hw]);
+            }
+        });
     out
 }
 
@@ -217,7 +221,7 @@ impl CustomOp2 for PointwiseConv {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, cin, hw, cout) = dims(l1, l2)?;
         let (x, w) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut out = vec![0f32; n * cout * hw];
+        let mut out = super::zeroed(n * cout * hw);
         per_sample_product(
             &mut out,
             Weight {
@@ -283,7 +287,7 @@ impl CustomOp2 for PointwiseGradInput {
             bail!("pointwise_conv2d backward: empty gradient {:?}", l1.shape());
         }
         let (g, w) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut gx = vec![0f32; n * cin * hw];
+        let mut gx = super::zeroed(n * cin * hw);
         per_sample_product(
             &mut gx,
             Weight {
