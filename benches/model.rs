@@ -35,6 +35,20 @@ fn train_step(model: &EfficientNet, opt: &mut Sgd, x: &Tensor, y: &Tensor) {
     opt.step(&loss.backward().unwrap(), 0.0075).unwrap();
 }
 
+/// Ours runs as the examples do ([`anomalymatch::threads::one_candle_thread`]); candle's path
+/// keeps all its threads, since its convolutions run on candle's pool.
+fn candle_threads(all: bool) {
+    // SAFETY: benchmarks run on this thread; the worker threads of rayon and candle never read
+    // the environment, and candle reads `CANDLE_NUM_THREADS` here, on the calling thread.
+    unsafe {
+        if all {
+            std::env::remove_var("CANDLE_NUM_THREADS");
+        } else {
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+    }
+}
+
 fn bench(c: &mut Criterion) {
     anomalymatch::allocator::keep_freed_pages();
     let mut g = c.benchmark_group("lite0-96px");
@@ -49,6 +63,7 @@ fn bench(c: &mut Criterion) {
     for (label, builtin, infer_n, train_n) in [("ours", false, 256, 176), ("candle", true, 16, 16)]
     {
         ops::use_builtin_kernels(builtin);
+        candle_threads(builtin);
         let m = model();
         let x = images(infer_n);
         g.throughput(Throughput::Elements(infer_n as u64));

@@ -71,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
+    anomalymatch::threads::one_candle_thread();
     if let Err(e) = run() {
         eprintln!("error: {e}");
         std::process::exit(1);

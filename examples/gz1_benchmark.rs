@@ -111,6 +111,7 @@ fn read_classes(path: &Path) -> Result<Vec<(String, String)>, String> {
 }
 
 fn main() {
+    anomalymatch::threads::one_candle_thread();
     if let Err(e) = run() {
         eprintln!("error: {e}");
         std::process::exit(1);

@@ -2,8 +2,8 @@
 //! with FixMatch semi-supervised learning, EfficientNet backbones and active learning
 //! (Gómez et al., arXiv 2505.03509).
 //!
-//! This crate re-exports the workspace's crates under short names and offers a global allocator
-//! for binaries ([`allocator`]).
+//! This crate re-exports the workspace's crates under short names and offers binaries a global
+//! allocator ([`allocator`]) and a thread set-up ([`threads`]) for fast CPU work.
 
 pub use anomalymatch_active as active;
 pub use anomalymatch_augment as augment;
@@ -11,3 +11,4 @@ pub use anomalymatch_core as core;
 pub use anomalymatch_models as models;
 
 pub mod allocator;
+pub mod threads;
