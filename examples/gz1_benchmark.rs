@@ -6,15 +6,18 @@
 //! ```sh
 //! cargo run --release --example gz1_benchmark -- [--seeds 42,43,44] [--size 96] [--iters 100]
 //!     [--cycles 3] [--data DIR] [--anomaly-class merger] [--drop-class uncertain]
-//!     [--query protocol|top|uncertainty|mix:top=0.7,uncertainty=0.2,diverse=0.1|...] [--quiet]
+//!     [--query protocol|top|uncertainty|mix:top=0.7,uncertainty=0.2,diverse=0.1|...]...
+//!     [--quiet]
 //! ```
 //!
 //! `DIR` holds `images/` and `classes.csv` with `filename` and `class_name` columns. With
 //! `--query protocol` (the default) the expert follows the protocol above, which knows the truth
 //! when it picks; with a query strategy's name (`anomalymatch::active::strategy::by_name`) the
-//! expert labels the strategy's 20 picks, as a real one would. One JSON line per cycle goes to
-//! stdout, then a summary; `found` counts the anomalies the expert has labelled so far,
-//! including that cycle's query.
+//! expert labels the strategy's 20 picks, as a real one would. `--query` may be repeated to
+//! compare strategies: their runs share the first cycle's training (identical for all, so
+//! its `train_s` repeats) and branch from its checkpoint. One JSON line per cycle goes to
+//! stdout, then a summary per strategy; `found` counts the anomalies the expert has labelled
+//! so far, including that cycle's query.
 
 #![allow(clippy::unwrap_used)]
 
@@ -23,7 +26,8 @@ use anomalymatch::augment::FixMatchAugmenter;
 use anomalymatch::core::fixmatch::{FixMatch, TrainData};
 use anomalymatch::core::score::embed_all;
 use anomalymatch::core::{
-    Config, FolderSource, Label, LoaderConfig, QueryInput, RankingMetrics, Validate, anomaly_scores,
+    Config, FolderSource, ImageBatch, Label, LoaderConfig, QueryInput, RankingMetrics, Validate,
+    anomaly_scores,
 };
 use anomalymatch::models::pretrained_lite0;
 use candle_core::Device;
@@ -47,7 +51,7 @@ struct Args {
     data: PathBuf,
     anomaly: String,
     drop: String,
-    query: String,
+    queries: Vec<String>,
     quiet: bool,
 }
 
@@ -60,7 +64,7 @@ fn parse_args() -> Result<Args, String> {
         data: Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/gz1-sdss"),
         anomaly: "merger".into(),
         drop: "uncertain".into(),
-        query: PROTOCOL.into(),
+        queries: Vec::new(),
         quiet: false,
     };
     let mut it = std::env::args().skip(1);
@@ -79,10 +83,13 @@ fn parse_args() -> Result<Args, String> {
             "--data" => a.data = value()?.into(),
             "--anomaly-class" => a.anomaly = value()?,
             "--drop-class" => a.drop = value()?,
-            "--query" => a.query = value()?,
+            "--query" => a.queries.push(value()?),
             "--quiet" => a.quiet = true,
             other => return Err(format!("unknown option {other}")),
         }
+    }
+    if a.queries.is_empty() {
+        a.queries.push(PROTOCOL.into());
     }
     Ok(a)
 }
@@ -161,11 +168,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|n| class_of[n.as_str()] == args.anomaly)
         .collect();
-    let strategy = match args.query.as_str() {
-        PROTOCOL => None,
-        name => Some(by_name(name)?),
+    let mut summary: Vec<Vec<Vec<serde_json::Value>>> = vec![Vec::new(); args.queries.len()];
+    let ctx = Context {
+        all: &all.images,
+        truth: &truth,
+        iters: args.iters,
     };
-    let mut summary: Vec<Vec<serde_json::Value>> = Vec::new();
 
     for &seed in &args.seeds {
         // The seeded start: 10 anomalies and 90 normals.
@@ -174,96 +182,172 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut normals: Vec<usize> = (0..truth.len()).filter(|&i| !truth[i]).collect();
         anomalies.shuffle(&mut rng);
         normals.shuffle(&mut rng);
-        let mut labelled: Vec<usize> = anomalies[..10]
+        let start: Vec<usize> = anomalies[..10]
             .iter()
             .chain(&normals[..90])
             .copied()
             .collect();
 
-        let model = pretrained_lite0(3, 2, &Device::Cpu)?;
-        let train = Config::default().train.validate()?;
-        let mut trainer = FixMatch::new(model, FixMatchAugmenter::fixmatch(), train, seed)?;
-        trainer.set_progress(!args.quiet);
-        let mut lines = Vec::new();
-        for cycle in 1..=args.cycles {
-            let in_set: std::collections::HashSet<usize> = labelled.iter().copied().collect();
-            let pool: Vec<usize> = (0..truth.len()).filter(|i| !in_set.contains(i)).collect();
-            let labels: Vec<Label> = labelled
-                .iter()
-                .map(|&i| {
-                    if truth[i] {
-                        Label::Anomaly
-                    } else {
-                        Label::Normal
-                    }
-                })
-                .collect();
-            let labelled_images = all.images.select(&labelled)?;
-            let pool_images = all.images.select(&pool)?;
-
-            let t = Instant::now();
-            trainer.fit(
-                &TrainData {
-                    labelled: &labelled_images,
-                    labels: &labels,
-                    unlabelled: &pool_images,
-                },
-                args.iters,
-                &mut |_| {},
-            )?;
-            let train_s = t.elapsed().as_secs_f64();
-
-            let t = Instant::now();
-            let scores = anomaly_scores(trainer.ema(), &pool_images, 256)?;
-            let score_s = t.elapsed().as_secs_f64();
-            let pool_truth: Vec<bool> = pool.iter().map(|&i| truth[i]).collect();
-            let m = RankingMetrics::compute(&scores, &pool_truth)?;
-            // The simulated expert labels 20 more images.
-            let picked: Vec<usize> = if let Some(strategy) = &strategy {
-                let embeddings = if args.query.contains("diverse") {
-                    embed_all(trainer.ema(), &pool_images, 256)?
-                } else {
-                    None
-                };
-                let unknown = vec![Label::Unknown; pool.len()];
-                let input = QueryInput {
-                    scores: &scores,
-                    embeddings: embeddings.as_ref(),
-                    labels: &unknown,
-                };
-                strategy.select(&input, 20, seed + cycle as u64)?
-            } else {
-                let mut order: Vec<usize> = (0..pool.len()).collect();
-                order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-                let truth_ref = &pool_truth;
-                let top_of = |want: bool| {
-                    order
-                        .iter()
-                        .copied()
-                        .filter(move |&j| truth_ref[j] == want)
-                        .take(10)
-                };
-                top_of(false).chain(top_of(true)).collect()
-            };
-            labelled.extend(picked.iter().map(|&j| pool[j]));
-            let line = serde_json::json!({
-                "impl": "anomalymatch-rs", "seed": seed, "cycle": cycle, "size": args.size,
-                "iters": args.iters, "query": args.query, "pool": pool.len(),
-                "anomalies": m.anomalies, "auroc": m.auroc, "auprc": m.average_precision,
-                "p_at_1pct": m.precision_at_1pct,
-                "load_s": if cycle == 1 { load_s } else { 0.0 },
-                "train_s": train_s, "score_s": score_s,
-                "score_img_per_s": pool.len() as f64 / score_s,
-                "found": labelled.iter().filter(|&&i| truth[i]).count() - 10,
-                "queried_anomalies": picked.iter().filter(|&&j| pool_truth[j]).count(),
-            });
-            println!("{line}");
-            lines.push(line);
+        let new_trainer = || -> Result<Trainer, Box<dyn std::error::Error>> {
+            let model = pretrained_lite0(3, 2, &Device::Cpu)?;
+            let train = Config::default().train.validate()?;
+            let mut trainer = FixMatch::new(model, FixMatchAugmenter::fixmatch(), train, seed)?;
+            trainer.set_progress(!args.quiet);
+            Ok(trainer)
+        };
+        let mut trainer = new_trainer()?;
+        let first = ctx.cycle(&mut trainer, &start)?;
+        let branch = std::env::temp_dir().join(format!(
+            "gz1_benchmark-{}-{seed}.safetensors",
+            std::process::id()
+        ));
+        if args.queries.len() > 1 {
+            trainer.save_checkpoint(&branch)?;
         }
-        summary.push(lines);
+        for (q, query) in args.queries.iter().enumerate() {
+            if q > 0 {
+                trainer = new_trainer()?;
+                trainer.resume(&branch)?;
+            }
+            let strategy = match query.as_str() {
+                PROTOCOL => None,
+                name => Some(by_name(name)?),
+            };
+            let mut labelled = start.clone();
+            let mut lines = Vec::new();
+            for cycle in 1..=args.cycles {
+                let c = if cycle == 1 {
+                    first.clone()
+                } else {
+                    ctx.cycle(&mut trainer, &labelled)?
+                };
+                let pool_truth: Vec<bool> = c.pool.iter().map(|&i| truth[i]).collect();
+                let m = RankingMetrics::compute(&c.scores, &pool_truth)?;
+                // The simulated expert labels 20 more images.
+                let picked: Vec<usize> = match &strategy {
+                    Some(strategy) => {
+                        let embeddings = if query.contains("diverse") {
+                            embed_all(trainer.ema(), &all.images.select(&c.pool)?, 256)?
+                        } else {
+                            None
+                        };
+                        let unknown = vec![Label::Unknown; c.pool.len()];
+                        let input = QueryInput {
+                            scores: &c.scores,
+                            embeddings: embeddings.as_ref(),
+                            labels: &unknown,
+                        };
+                        strategy.select(&input, 20, seed + cycle as u64)?
+                    }
+                    None => protocol_picks(&c.scores, &pool_truth),
+                };
+                labelled.extend(picked.iter().map(|&j| c.pool[j]));
+                let line = serde_json::json!({
+                    "impl": "anomalymatch-rs", "seed": seed, "cycle": cycle, "size": args.size,
+                    "iters": args.iters, "query": query, "pool": c.pool.len(),
+                    "anomalies": m.anomalies, "auroc": m.auroc, "auprc": m.average_precision,
+                    "p_at_1pct": m.precision_at_1pct,
+                    "load_s": if cycle == 1 { load_s } else { 0.0 },
+                    "train_s": c.train_s, "score_s": c.score_s,
+                    "score_img_per_s": c.pool.len() as f64 / c.score_s,
+                    "found": labelled.iter().filter(|&&i| truth[i]).count() - 10,
+                    "queried_anomalies": picked.iter().filter(|&&j| pool_truth[j]).count(),
+                });
+                println!("{line}");
+                lines.push(line);
+            }
+            summary[q].push(lines);
+        }
+        if args.queries.len() > 1 {
+            std::fs::remove_file(&branch)?;
+        }
     }
-    print_summary(&summary);
+    for (query, runs) in args.queries.iter().zip(&summary) {
+        println!("\n--query {query}");
+        print_summary(runs);
+    }
     Ok(())
+}
+
+type Trainer = FixMatch<anomalymatch::models::EfficientNet, FixMatchAugmenter>;
+
+/// What every cycle needs: the decoded images, the truth, the iterations per cycle.
+struct Context<'a> {
+    all: &'a ImageBatch,
+    truth: &'a [bool],
+    iters: usize,
+}
+
+/// One cycle's training and scoring.
+#[derive(Clone)]
+struct Cycle {
+    /// Indices of the unlabelled images.
+    pool: Vec<usize>,
+    /// Their anomaly scores.
+    scores: Vec<f32>,
+    train_s: f64,
+    score_s: f64,
+}
+
+impl Context<'_> {
+    /// Trains `iters` steps on `labelled` (indices) and the rest as the unlabelled pool, then
+    /// scores the pool with the EMA model.
+    fn cycle(
+        &self,
+        trainer: &mut Trainer,
+        labelled: &[usize],
+    ) -> Result<Cycle, Box<dyn std::error::Error>> {
+        let in_set: std::collections::HashSet<usize> = labelled.iter().copied().collect();
+        let pool: Vec<usize> = (0..self.truth.len())
+            .filter(|i| !in_set.contains(i))
+            .collect();
+        let labels: Vec<Label> = labelled
+            .iter()
+            .map(|&i| {
+                if self.truth[i] {
+                    Label::Anomaly
+                } else {
+                    Label::Normal
+                }
+            })
+            .collect();
+        let labelled_images = self.all.select(labelled)?;
+        let pool_images = self.all.select(&pool)?;
+        let t = Instant::now();
+        trainer.fit(
+            &TrainData {
+                labelled: &labelled_images,
+                labels: &labels,
+                unlabelled: &pool_images,
+            },
+            self.iters,
+            &mut |_| {},
+        )?;
+        let train_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let scores = anomaly_scores(trainer.ema(), &pool_images, 256)?;
+        Ok(Cycle {
+            pool,
+            scores,
+            train_s,
+            score_s: t.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// The BENCHMARKS.md expert: the 10 highest-scored true normals, then the 10 highest-scored
+/// true anomalies (positions in the pool).
+fn protocol_picks(scores: &[f32], truth: &[bool]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let top_of = |want: bool| {
+        order
+            .iter()
+            .copied()
+            .filter(move |&j| truth[j] == want)
+            .take(10)
+    };
+    top_of(false).chain(top_of(true)).collect()
 }
 
 fn print_summary(runs: &[Vec<serde_json::Value>]) {

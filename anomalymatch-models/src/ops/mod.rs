@@ -293,13 +293,18 @@ fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     }
 }
 
-/// A zeroed buffer for an op's output, written by all of rayon's threads: a plain
+/// A zeroed buffer for an op's output, zeroed by all of rayon's threads: a plain
 /// `vec![0.0; len]` of an activation-sized output is a memory pass on the calling thread alone,
 /// during which the other cores wait.
 fn zeroed(len: usize) -> Vec<f32> {
     use rayon::prelude::*;
-    let mut v = Vec::with_capacity(len);
-    v.par_extend(rayon::iter::repeat_n(0f32, len));
+    use std::mem::MaybeUninit;
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(1 << 16)
+        .for_each(|c| c.fill(MaybeUninit::new(0.0)));
+    // SAFETY: the loop above initialised all `len` elements of the spare capacity.
+    unsafe { v.set_len(len) };
     v
 }
 
