@@ -52,6 +52,6 @@ pub use oracle::{Answer, Candidate, Oracle, OracleOutcome};
 pub use pool::UnlabelledPool;
 pub use progress::Progress;
 pub use query::{Embeddings, QueryInput, QueryStrategy};
-pub use score::{Ranking, anomaly_scores};
+pub use score::{Ranking, anomaly_scores, score_source};
 pub use source::{ImagePayload, ImageSource, SourceImage};
 pub use split::{Split, stratified_split};

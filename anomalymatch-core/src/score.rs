@@ -4,7 +4,9 @@
 use crate::classifier::Classifier;
 use crate::error::{Error, Result};
 use crate::image::ImageBatch;
+use crate::loader::{ImageLoader, LoadReport};
 use crate::query::Embeddings;
+use crate::source::ImageSource;
 use std::path::Path;
 
 /// Softmax probability of class 1 (`anomaly`) for every image, in eval mode, `batch_size` images
@@ -31,6 +33,27 @@ pub fn anomaly_scores<C: Classifier + ?Sized>(
         scores.extend(p.to_vec1::<f32>()?);
     }
     Ok(scores)
+}
+
+/// Scores every image of `source` as it streams past: chunks are decoded by `loader` and
+/// scored `batch_size` at a time, and `sink` receives each chunk's names and scores in source
+/// order, so memory stays flat however large the collection is (write the pairs to a file, or
+/// collect them for a [`Ranking`]).
+///
+/// Unreadable images are skipped and listed in the returned report (an error instead in the
+/// loader's strict mode).
+pub fn score_source<C: Classifier + ?Sized>(
+    model: &C,
+    loader: &ImageLoader,
+    source: &mut dyn ImageSource,
+    batch_size: usize,
+    show_progress: bool,
+    mut sink: impl FnMut(&[String], &[f32]) -> Result<()>,
+) -> Result<LoadReport> {
+    loader.for_each_chunk(source, show_progress, |chunk| {
+        let scores = anomaly_scores(model, &chunk.images, batch_size)?;
+        sink(&chunk.names, &scores)
+    })
 }
 
 /// Pooled backbone features for every image, or `None` when the model has no embedding.
@@ -152,6 +175,83 @@ mod tests {
         assert_eq!(r.top(10).len(), 4);
         assert!(Ranking::new(&names, &[0.1, f32::NAN, 0.0, 0.0]).is_err());
         assert!(Ranking::new(&names, &[0.1]).is_err());
+    }
+
+    /// Toy images as a source of decoded pixels, with one unreadable item in the middle.
+    struct ToySource {
+        items: Vec<crate::source::SourceImage>,
+        pos: usize,
+    }
+
+    impl ImageSource for ToySource {
+        fn len_hint(&self) -> Option<usize> {
+            Some(self.items.len())
+        }
+
+        fn next_chunk(&mut self, max: usize) -> Result<Vec<crate::source::SourceImage>> {
+            let end = (self.pos + max).min(self.items.len());
+            let chunk = self.items[self.pos..end].to_vec();
+            self.pos = end;
+            Ok(chunk)
+        }
+
+        fn rewind(&mut self) -> Result<()> {
+            self.pos = 0;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn scoring_a_source_matches_scoring_in_memory_and_counts_failures() {
+        use crate::source::{ImagePayload, SourceImage};
+        let (images, _) = crate::toy::toy_images(23, 8, 4, 5);
+        let mut items: Vec<SourceImage> = (0..images.len())
+            .map(|i| SourceImage {
+                name: format!("img{i}"),
+                origin: format!("toy:{i}"),
+                payload: ImagePayload::Pixels(images.select(&[i]).unwrap()),
+            })
+            .collect();
+        items.insert(
+            11,
+            SourceImage {
+                name: "broken".into(),
+                origin: "toy:broken".into(),
+                payload: ImagePayload::Unreadable("truncated".into()),
+            },
+        );
+        let model = crate::toy::MaxMeanClassifier::new().unwrap();
+        let loader = crate::loader::LoaderConfig {
+            size: 8,
+            channels: crate::decode::ChannelMode::Keep(1),
+            strict: false,
+            chunk_size: 5,
+        }
+        .build()
+        .unwrap();
+        let (mut names, mut scores) = (Vec::new(), Vec::new());
+        let report = score_source(
+            &model,
+            &loader,
+            &mut ToySource { items, pos: 0 },
+            3,
+            false,
+            |n, s| {
+                names.extend_from_slice(n);
+                scores.extend_from_slice(s);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(report.loaded, 23);
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].name, "broken");
+        let expected: Vec<String> = (0..23).map(|i| format!("img{i}")).collect();
+        assert_eq!(names, expected);
+        let direct = anomaly_scores(&model, &images, 7).unwrap();
+        for (a, b) in scores.iter().zip(&direct) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
     }
 
     #[test]
