@@ -26,8 +26,8 @@ use anomalymatch::augment::FixMatchAugmenter;
 use anomalymatch::core::fixmatch::{FixMatch, TrainData};
 use anomalymatch::core::score::embed_all;
 use anomalymatch::core::{
-    Config, FolderSource, ImageBatch, Label, LoaderConfig, QueryInput, RankingMetrics, Validate,
-    anomaly_scores,
+    Config, Embeddings, FolderSource, ImageBatch, Label, LoaderConfig, QueryInput, RankingMetrics,
+    Validate, anomaly_scores,
 };
 use anomalymatch::models::pretrained_lite0;
 use candle_core::Device;
@@ -173,6 +173,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         all: &all.images,
         truth: &truth,
         iters: args.iters,
+        embed: args.queries.iter().any(|q| q.contains("diverse")),
     };
 
     for &seed in &args.seeds {
@@ -226,15 +227,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 // The simulated expert labels 20 more images.
                 let picked: Vec<usize> = match &strategy {
                     Some(strategy) => {
-                        let embeddings = if query.contains("diverse") {
-                            embed_all(trainer.ema(), &all.images.select(&c.pool)?, 256)?
-                        } else {
-                            None
-                        };
                         let unknown = vec![Label::Unknown; c.pool.len()];
                         let input = QueryInput {
                             scores: &c.scores,
-                            embeddings: embeddings.as_ref(),
+                            embeddings: c.embeddings.as_ref(),
                             labels: &unknown,
                         };
                         strategy.select(&input, 20, seed + cycle as u64)?
@@ -271,11 +267,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
 type Trainer = FixMatch<anomalymatch::models::EfficientNet, FixMatchAugmenter>;
 
-/// What every cycle needs: the decoded images, the truth, the iterations per cycle.
+/// What every cycle needs: the decoded images, the truth, the iterations per cycle, and whether
+/// a diversity query needs the pool's embeddings.
 struct Context<'a> {
     all: &'a ImageBatch,
     truth: &'a [bool],
     iters: usize,
+    embed: bool,
 }
 
 /// One cycle's training and scoring.
@@ -285,13 +283,15 @@ struct Cycle {
     pool: Vec<usize>,
     /// Their anomaly scores.
     scores: Vec<f32>,
+    /// Their embeddings, when a diversity query asked for them.
+    embeddings: Option<Embeddings>,
     train_s: f64,
     score_s: f64,
 }
 
 impl Context<'_> {
     /// Trains `iters` steps on `labelled` (indices) and the rest as the unlabelled pool, then
-    /// scores the pool with the EMA model.
+    /// scores (and, if asked, embeds) the pool with the EMA model.
     fn cycle(
         &self,
         trainer: &mut Trainer,
@@ -326,11 +326,18 @@ impl Context<'_> {
         let train_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let scores = anomaly_scores(trainer.ema(), &pool_images, 256)?;
+        let score_s = t.elapsed().as_secs_f64();
+        let embeddings = if self.embed {
+            embed_all(trainer.ema(), &pool_images, 256)?
+        } else {
+            None
+        };
         Ok(Cycle {
             pool,
             scores,
+            embeddings,
             train_s,
-            score_s: t.elapsed().as_secs_f64(),
+            score_s,
         })
     }
 }

@@ -13,11 +13,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+use anomalymatch::core::atomic::write_atomic;
 use anomalymatch::core::checkpoint::load_checkpoint;
-use anomalymatch::core::{FolderSource, LoaderConfig, Ranking, score_source};
+use anomalymatch::core::{Error, FolderSource, LoaderConfig, Ranking, score_source};
 use anomalymatch::models::pretrained_lite0;
 use candle_core::Device;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -86,45 +86,50 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut source = FolderSource::open(&args.images)?;
     std::fs::create_dir_all(&args.out)?;
 
-    // Every score goes to a temporary file as it comes, renamed into place at the end.
+    // Every score goes to the file as it comes; core's atomic write renames it into place only
+    // when the whole collection is done. A scoring error is kept to be returned as itself.
     let scores_path = args.out.join("scores.csv");
-    let tmp = scores_path.with_extension("csv.tmp");
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    writeln!(csv, "filename,score")?;
     let (mut best_names, mut best_scores) = (Vec::new(), Vec::new());
     let mut count = 0usize;
+    let mut outcome = None;
     let t = Instant::now();
-    let report = score_source(
-        &ema,
-        &loader,
-        &mut source,
-        args.batch,
-        !args.quiet,
-        |names, scores| {
-            let io = |source| anomalymatch::core::Error::Io {
-                path: tmp.clone(),
-                source,
-            };
-            for (n, s) in names.iter().zip(scores) {
-                // Quoted when needed, as the label files are.
-                if n.contains([',', '"', '\n']) {
-                    writeln!(csv, "\"{}\",{s:.6}", n.replace('"', "\"\"")).map_err(io)?;
-                } else {
-                    writeln!(csv, "{n},{s:.6}").map_err(io)?;
+    let written = write_atomic(&scores_path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["filename", "score"])?;
+        let result = score_source(
+            &ema,
+            &loader,
+            &mut source,
+            args.batch,
+            !args.quiet,
+            |names, scores| {
+                for (n, s) in names.iter().zip(scores) {
+                    csv.write_record([n.as_str(), &format!("{s:.6}")])
+                        .map_err(|e| Error::io(&scores_path, e.into()))?;
                 }
-            }
-            count += names.len();
-            // Keep the running top candidates only, so memory does not grow with the collection.
-            best_names.extend_from_slice(names);
-            best_scores.extend_from_slice(scores);
-            if best_names.len() > 4 * args.top.max(1) {
-                keep_top(&mut best_names, &mut best_scores, args.top)?;
-            }
-            Ok(())
-        },
-    )?;
-    csv.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    std::fs::rename(&tmp, &scores_path)?;
+                count += names.len();
+                // Keep the running top candidates only, so memory does not grow with the
+                // collection.
+                best_names.extend_from_slice(names);
+                best_scores.extend_from_slice(scores);
+                if best_names.len() > 4 * args.top.max(1) {
+                    keep_top(&mut best_names, &mut best_scores, args.top)?;
+                }
+                Ok(())
+            },
+        );
+        let failed = result.is_err();
+        outcome = Some(result);
+        if failed {
+            return Err(std::io::Error::other("scoring failed"));
+        }
+        csv.flush()
+    });
+    let report = match outcome {
+        Some(result) => result?,
+        None => return Err(written.unwrap_err().into()),
+    };
+    written?;
     let secs = t.elapsed().as_secs_f64();
     keep_top(&mut best_names, &mut best_scores, args.top)?;
     let ranking = Ranking::new(&best_names, &best_scores)?;
