@@ -243,9 +243,11 @@ fn for_planes(
         .for_each_init(
             || Scratch::new(g),
             |scratch, (task, chunk)| {
-                for (i, o) in chunk.chunks_exact_mut(per_plane).enumerate() {
-                    f(task * per_task + i, o, scratch);
-                }
+                simd::wide(#[inline(always)] || {
+                    for (i, o) in chunk.chunks_exact_mut(per_plane).enumerate() {
+                        f(task * per_task + i, o, scratch);
+                    }
+                })
             },
         );
 }

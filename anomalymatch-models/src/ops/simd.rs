@@ -50,6 +50,30 @@ fn dot_lanes(a: &[f32], b: &[f32], madd: impl Fn(f32, f32, f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Runs `f` compiled for AVX2 and FMA where the CPU has them, so the loops inside use 256-bit
+/// vectors instead of the default target's 128-bit SSE2.
+///
+/// LLVM vectorises loops after inlining, so whatever `f` does (iterator chains included) is
+/// compiled for the wider instructions once `f` is inlined into the `#[target_feature]`
+/// function. Mark the closure `#[inline(always)]`: it is called from two places, and LLVM
+/// does not inline a large function called twice on its own. Kernels call this once per rayon
+/// task; the feature test is a cached load.
+#[inline(always)]
+pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { wide_avx2(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn wide_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 #[cfg(target_arch = "x86_64")]
 fn avx2_fma() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
