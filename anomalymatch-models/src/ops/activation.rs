@@ -92,16 +92,18 @@ impl CustomOp1 for Activation {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu_f32(s, l)?;
-        let mut out = super::zeroed(x.len());
+        let mut out = super::uninit(x.len());
         // Plain loops over chunks, so that ReLU6 vectorises (a per-element parallel iterator
         // does not).
         with_scalar!(*self, F => out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(
             |(o, x)| simd::wide(#[inline(always)] || {
                 for (o, &v) in o.iter_mut().zip(x) {
-                    *o = F::forward(v);
+                    o.write(F::forward(v));
                 }
             })
         ));
+        // SAFETY: the chunks of `out` and `x` pair up one to one and every element is written.
+        let out = unsafe { super::assume_init(out) };
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -134,15 +136,18 @@ impl CustomOp2 for ActivationGrad {
             );
         }
         let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut out = super::zeroed(x.len());
+        let mut out = super::uninit(x.len());
         let chunks = x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK));
         with_scalar!(self.0, F => out.par_chunks_mut(CHUNK).zip(chunks).for_each(
             |(o, (x, g))| simd::wide(#[inline(always)] || {
                 for ((o, &v), &d) in o.iter_mut().zip(x).zip(g) {
-                    *o = F::backward(v, d);
+                    o.write(F::backward(v, d));
                 }
             })
         ));
+        // SAFETY: the chunks of `out`, `x` and `g` pair up one to one (equal shapes, checked
+        // above) and every element is written.
+        let out = unsafe { super::assume_init(out) };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

@@ -139,19 +139,22 @@ fn channel_sums(
     let partials: Vec<Vec<(f64, f64)>> = (0..n.div_ceil(per_group))
         .into_par_iter()
         .map(|group| {
-            simd::wide(#[inline(always)] || {
-                let mut acc = vec![(0.0, 0.0); c];
-                for i in group * per_group..((group + 1) * per_group).min(n) {
-                    for (ch, a) in acc.iter_mut().enumerate() {
-                        let p = (i * c + ch) * hw;
-                        let (u, v) =
-                            plane_sums(&x[p..p + hw], &g[p..p + hw], |xv, gv| f(ch, xv, gv));
-                        a.0 += u;
-                        a.1 += v;
+            simd::wide(
+                #[inline(always)]
+                || {
+                    let mut acc = vec![(0.0, 0.0); c];
+                    for i in group * per_group..((group + 1) * per_group).min(n) {
+                        for (ch, a) in acc.iter_mut().enumerate() {
+                            let p = (i * c + ch) * hw;
+                            let (u, v) =
+                                plane_sums(&x[p..p + hw], &g[p..p + hw], |xv, gv| f(ch, xv, gv));
+                            a.0 += u;
+                            a.1 += v;
+                        }
                     }
-                }
-                acc
-            })
+                    acc
+                },
+            )
         })
         .collect();
     let mut sums = vec![(0.0, 0.0); c];
@@ -253,7 +256,7 @@ impl CustomOp3 for BatchNorm {
         }
         let x = cpu_f32(s1, l1)?;
         let (scale, shift) = self.affine(cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
-        let mut out = super::zeroed(x.len());
+        let mut out = super::uninit(x.len());
         let per_task = planes_per_task(hw);
         let tasks = out.par_chunks_mut(hw * per_task).enumerate();
         with_scalar!(self.act, F => tasks.for_each(|(task, outs)| simd::wide(#[inline(always)] || {
@@ -261,10 +264,12 @@ impl CustomOp3 for BatchNorm {
                 let p = task * per_task + i;
                 let (a, b) = (scale[p % c], shift[p % c]);
                 for (o, &v) in o.iter_mut().zip(&x[p * hw..(p + 1) * hw]) {
-                    *o = F::forward(v * a + b);
+                    o.write(F::forward(v * a + b));
                 }
             }
         })));
+        // SAFETY: every task's chunk is a whole number of `hw`-sized planes, each written in full.
+        let out = unsafe { super::assume_init(out) };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -369,7 +374,7 @@ impl CustomOp3 for BatchNormGrad {
         }
         let (x, g, sums) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
         let count = (n * hw) as f32;
-        let mut out = super::zeroed(x.len());
+        let mut out = super::uninit(x.len());
         let per_task = planes_per_task(hw);
         let tasks = out.par_chunks_mut(hw * per_task).enumerate();
         with_scalar!(self.act, F => tasks.for_each(|(task, outs)| simd::wide(#[inline(always)] || {
@@ -392,10 +397,12 @@ impl CustomOp3 for BatchNormGrad {
                 let range = p * hw..(p + 1) * hw;
                 for ((o, &xv), &gv) in o.iter_mut().zip(&x[range.clone()]).zip(&g[range]) {
                     let dz = F::backward(xv * a + b, gv);
-                    *o = a * (dz - mdz - (xv - m) * s * mdzx);
+                    o.write(a * (dz - mdz - (xv - m) * s * mdzx));
                 }
             }
         })));
+        // SAFETY: every task's chunk is a whole number of `hw`-sized planes, each written in full.
+        let out = unsafe { super::assume_init(out) };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }

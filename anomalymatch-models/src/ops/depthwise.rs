@@ -15,6 +15,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use super::{cpu_f32, simd};
+use std::mem::MaybeUninit;
 
 /// Depthwise convolution of a contiguous f32 CPU tensor `x [N, C, H, W]` with `w [C, 1, k, k]`,
 /// zero padding `(before, after)` on both spatial axes.
@@ -125,15 +126,16 @@ impl Geometry {
         }
     }
 
-    /// Gathers a plane back out of the polyphase layout (the padding is dropped).
-    fn phase_out(&self, phased: &[f32], plane: &mut [f32]) {
+    /// Gathers a plane back out of the polyphase layout (the padding is dropped), writing all
+    /// of `plane`.
+    fn phase_out(&self, phased: &[f32], plane: &mut [MaybeUninit<f32>]) {
         for (ih, row) in plane.chunks_exact_mut(self.w).enumerate() {
             if self.stride == 1 {
                 let start = self.phased_index(ih, 0);
-                row.copy_from_slice(&phased[start..start + self.w]);
+                super::write_copy(row, &phased[start..start + self.w]);
             } else {
                 for (iw, v) in row.iter_mut().enumerate() {
-                    *v = phased[self.phased_index(ih, iw)];
+                    v.write(phased[self.phased_index(ih, iw)]);
                 }
             }
         }
@@ -170,8 +172,14 @@ impl Scratch {
     }
 }
 
-/// Forward of one plane into `out`.
-fn forward_plane(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], t: &mut Scratch) {
+/// Forward of one plane into `out` (all of it).
+fn forward_plane(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    t: &mut Scratch,
+) {
     g.phase_in(x, &mut t.phased);
     let len = g.run_len();
     let acc = &mut t.wide[..len];
@@ -181,13 +189,19 @@ fn forward_plane(g: &Geometry, x: &[f32], w: &[f32], out: &mut [f32], t: &mut Sc
         simd::axpy(wv, &t.phased[phase + off..phase + off + len], acc);
     }
     for (row, wrow) in out.chunks_exact_mut(g.ow).zip(t.wide.chunks(g.lw)) {
-        row.copy_from_slice(&wrow[..g.ow]);
+        super::write_copy(row, &wrow[..g.ow]);
     }
 }
 
 /// Gradient wrt one input plane: every tap scatters the (widened) output gradient back into the
-/// polyphase layout, which is then gathered into `gx`.
-fn grad_input_plane(g: &Geometry, grad: &[f32], w: &[f32], gx: &mut [f32], t: &mut Scratch) {
+/// polyphase layout, which is then gathered into `gx` (all of it).
+fn grad_input_plane(
+    g: &Geometry,
+    grad: &[f32],
+    w: &[f32],
+    gx: &mut [MaybeUninit<f32>],
+    t: &mut Scratch,
+) {
     g.widen(grad, &mut t.wide);
     t.phased.fill(0.0);
     let len = g.run_len();
@@ -204,14 +218,23 @@ fn grad_input_plane(g: &Geometry, grad: &[f32], w: &[f32], gx: &mut [f32], t: &m
 
 /// Gradient wrt the weight from one plane: `acc[kh*k + kw]` is the correlation of the output
 /// gradient with the input as tap `(kh, kw)` reads it.
-fn grad_weight_plane(g: &Geometry, x: &[f32], grad: &[f32], acc: &mut [f32], t: &mut Scratch) {
+fn grad_weight_plane(
+    g: &Geometry,
+    x: &[f32],
+    grad: &[f32],
+    acc: &mut [MaybeUninit<f32>],
+    t: &mut Scratch,
+) {
     g.phase_in(x, &mut t.phased);
     // The extra columns of the widened gradient are zero, so they add nothing.
     g.widen(grad, &mut t.wide);
     let len = g.run_len();
     for (i, a) in acc.iter_mut().enumerate() {
         let (phase, off) = g.tap(i / g.k, i % g.k);
-        *a = simd::dot(&t.wide[..len], &t.phased[phase + off..phase + off + len]);
+        a.write(simd::dot(
+            &t.wide[..len],
+            &t.phased[phase + off..phase + off + len],
+        ));
     }
 }
 
@@ -230,12 +253,13 @@ fn geometry(x: &Layout, w: &Layout, stride: usize, padding: (usize, usize)) -> R
 }
 
 /// Runs `f(plane, chunk_of_out, scratch)` for every plane, `out` split into `per_plane`-sized
-/// chunks, planes grouped into rayon tasks that each own one [`Scratch`].
+/// chunks, planes grouped into rayon tasks that each own one [`Scratch`]; `f` must write all of
+/// its chunk.
 fn for_planes(
     g: &Geometry,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     per_plane: usize,
-    f: impl Fn(usize, &mut [f32], &mut Scratch) + Sync,
+    f: impl Fn(usize, &mut [MaybeUninit<f32>], &mut Scratch) + Sync,
 ) {
     let per_task = g.planes_per_task();
     out.par_chunks_mut(per_plane * per_task)
@@ -243,11 +267,14 @@ fn for_planes(
         .for_each_init(
             || Scratch::new(g),
             |scratch, (task, chunk)| {
-                simd::wide(#[inline(always)] || {
-                    for (i, o) in chunk.chunks_exact_mut(per_plane).enumerate() {
-                        f(task * per_task + i, o, scratch);
-                    }
-                })
+                simd::wide(
+                    #[inline(always)]
+                    || {
+                        for (i, o) in chunk.chunks_exact_mut(per_plane).enumerate() {
+                            f(task * per_task + i, o, scratch);
+                        }
+                    },
+                )
             },
         );
 }
@@ -274,7 +301,7 @@ impl CustomOp2 for DepthwiseConv {
         let x = cpu_f32(s1, l1)?;
         let w = cpu_f32(s2, l2)?;
         let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-        let mut out = super::zeroed(g.planes * ohw);
+        let mut out = super::uninit(g.planes * ohw);
         for_planes(&g, &mut out, ohw, |p, o, t| {
             let c = p % g.channels;
             forward_plane(
@@ -285,6 +312,8 @@ impl CustomOp2 for DepthwiseConv {
                 t,
             );
         });
+        // SAFETY: `for_planes` hands every plane's chunk to `forward_plane`, which writes it.
+        let out = unsafe { super::assume_init(out) };
         let shape = Shape::from((g.planes / g.channels, g.channels, g.oh, g.ow));
         Ok((CpuStorage::F32(out), shape))
     }
@@ -359,12 +388,14 @@ impl CustomOp2 for DepthwiseGradInput {
         let grad = cpu_f32(s1, l1)?;
         let w = cpu_f32(s2, l2)?;
         let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-        let mut gx = super::zeroed(g.planes * ihw);
+        let mut gx = super::uninit(g.planes * ihw);
         for_planes(&g, &mut gx, ihw, |p, o, t| {
             let cc = p % g.channels;
             let gp = &grad[p * ohw..(p + 1) * ohw];
             grad_input_plane(&g, gp, &w[cc * kk..(cc + 1) * kk], o, t);
         });
+        // SAFETY: `for_planes` hands every plane's chunk to `grad_input_plane`, which writes it.
+        let gx = unsafe { super::assume_init(gx) };
         Ok((CpuStorage::F32(gx), Shape::from((n, c, self.h, self.w))))
     }
 }
@@ -402,11 +433,13 @@ impl CustomOp2 for DepthwiseGradWeight {
         let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
         // One partial sum per plane, then a sum over the batch in a fixed order, so the result
         // does not depend on how rayon split the work.
-        let mut partial = vec![0f32; g.planes * kk];
+        let mut partial = super::uninit(g.planes * kk);
         for_planes(&g, &mut partial, kk, |p, acc, t| {
             let (xp, gp) = (&x[p * ihw..(p + 1) * ihw], &grad[p * ohw..(p + 1) * ohw]);
             grad_weight_plane(&g, xp, gp, acc, t);
         });
+        // SAFETY: `grad_weight_plane` writes all `kk` sums of every plane.
+        let partial = unsafe { super::assume_init(partial) };
         let mut gw = vec![0f32; c * kk];
         for sample in partial.chunks_exact(c * kk) {
             for (a, &b) in gw.iter_mut().zip(sample) {

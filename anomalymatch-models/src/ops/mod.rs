@@ -22,6 +22,7 @@
 //! queries.
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
+use std::mem::MaybeUninit;
 
 /// Runs `$body` with `$f` naming the [`activation::Scalar`] type of the [`Activation`] `$act`,
 /// so the loops inside are compiled once per activation.
@@ -293,19 +294,33 @@ fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     }
 }
 
-/// A zeroed buffer for an op's output, zeroed by all of rayon's threads: a plain
-/// `vec![0.0; len]` of an activation-sized output is a memory pass on the calling thread alone,
-/// during which the other cores wait.
-fn zeroed(len: usize) -> Vec<f32> {
-    use rayon::prelude::*;
-    use std::mem::MaybeUninit;
-    let mut v: Vec<f32> = Vec::with_capacity(len);
-    v.spare_capacity_mut()[..len]
-        .par_chunks_mut(1 << 16)
-        .for_each(|c| c.fill(MaybeUninit::new(0.0)));
-    // SAFETY: the loop above initialised all `len` elements of the spare capacity.
+/// An op output of `len` elements for a kernel that writes every element (through
+/// [`MaybeUninit::write`] or [`write_copy`]) before the buffer is read: zeroing a fresh
+/// activation-sized buffer first would cost a memory pass, about 6% of a training step.
+fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: `MaybeUninit` elements need no initialisation, and the capacity is `len`.
     unsafe { v.set_len(len) };
     v
+}
+
+/// The buffer of [`uninit`] once every element has been written.
+///
+/// # Safety
+/// Every element of `v` must have been written.
+unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: the same allocation, element layout, length and capacity (`MaybeUninit<f32>` has
+    // the layout of `f32`); the caller guarantees that every element is initialised.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
+}
+
+/// Copies `src` into the start of `dst`, initialising those elements.
+#[inline(always)]
+fn write_copy(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        d.write(s);
+    }
 }
 
 #[cfg(test)]
@@ -315,8 +330,14 @@ mod test_util {
     use candle_core::{Device, Tensor};
 
     /// A reproducible tensor with values in [-1, 1) (a small LCG keeps tests free of RNG crates).
+    ///
+    /// It first fills and frees a larger heap block with NaN, so that op outputs allocated
+    /// after it likely reuse poisoned memory: a kernel that leaves an element of its
+    /// [`super::uninit`] output unwritten then fails the comparisons instead of passing on
+    /// fresh zeroed pages.
     pub fn random(dims: &[usize], seed: u64) -> Tensor {
         let n: usize = dims.iter().product();
+        drop(std::hint::black_box(vec![f32::NAN; 4 * n + 1024]));
         let mut state = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);

@@ -10,6 +10,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::cpu_f32;
+use std::mem::MaybeUninit;
 
 /// 1x1 convolution of a contiguous f32 CPU tensor `x [N, Cin, H, W]` with `w [Cout, Cin, 1, 1]`.
 pub(super) fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -39,9 +40,10 @@ impl Weight<'_> {
     }
 }
 
-/// `dst[i] = lhs [m, k] @ src[i] [k, hw]` for each of the `n` samples.
+/// `dst[i] = lhs [m, k] @ src[i] [k, hw]` for each of the `n` samples; writes every element
+/// of `dst`.
 fn per_sample_product(
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     lhs: Weight<'_>,
     src: &[f32],
     n: usize,
@@ -51,7 +53,7 @@ fn per_sample_product(
         // Small planes: per-sample products would be tiny gemm calls dominated by packing, so
         // regroup as one [m, k] @ [k, N * HW] product.
         let srct = batch_inner(src, n, k, hw);
-        let mut dstt = super::zeroed(m * n * hw);
+        let mut dstt = super::uninit(m * n * hw);
         let (_, par) = split(1);
         matmul(
             &mut dstt,
@@ -61,11 +63,13 @@ fn per_sample_product(
             false,
             par,
         );
+        // SAFETY: a product that does not accumulate writes all of its `m x n*hw` output.
+        let dstt = unsafe { super::assume_init(dstt) };
         batch_outer(&dstt, n, m, hw, dst);
         return;
     }
     let (by_sample, par) = split(n);
-    let product = |(i, o): (usize, &mut [f32])| {
+    let product = |(i, o): (usize, &mut [MaybeUninit<f32>])| {
         let si = &src[i * k * hw..(i + 1) * k * hw];
         matmul(o, lhs.mat(), Mat::rows(si, hw), (m, hw, k), false, par);
     };
@@ -76,30 +80,32 @@ fn per_sample_product(
     }
 }
 
-/// `[C, N * HW] -> [N, C, HW]`, the inverse of [`batch_inner`], into `out`; one sample per task.
-fn batch_outer(data: &[f32], n: usize, c: usize, hw: usize, out: &mut [f32]) {
+/// `[C, N * HW] -> [N, C, HW]`, the inverse of [`batch_inner`], into `out` (all of it); one
+/// sample per task.
+fn batch_outer(data: &[f32], n: usize, c: usize, hw: usize, out: &mut [MaybeUninit<f32>]) {
     out.par_chunks_exact_mut(c * hw)
         .enumerate()
         .for_each(|(i, sample)| {
             for (ch, dst) in sample.chunks_exact_mut(hw).enumerate() {
                 let src = (ch * n + i) * hw;
-                dst.copy_from_slice(&data[src..src + hw]);
+                super::write_copy(dst, &data[src..src + hw]);
             }
         });
 }
 
 /// `[N, C, HW] -> [C, N * HW]`: each channel's planes side by side; one channel per task.
 fn batch_inner(data: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
-    let mut out = super::zeroed(data.len());
+    let mut out = super::uninit(data.len());
     out.par_chunks_exact_mut(n * hw)
         .enumerate()
         .for_each(|(ch, row)| {
             for (i, dst) in row.chunks_exact_mut(hw).enumerate() {
                 let src = (i * c + ch) * hw;
-                dst.copy_from_slice(&data[src..src + hw]);
+                super::write_copy(dst, &data[src..src + hw]);
             }
         });
-    out
+    // SAFETY: `data` holds `c` rows of `n` planes of `hw`, and each is copied to its place.
+    unsafe { super::assume_init(out) }
 }
 
 /// A row-major matrix operand: pointer plus row and column strides, in elements.
@@ -129,12 +135,13 @@ impl Mat {
     }
 }
 
-/// `dst [m, n] (+)= lhs [m, k] @ rhs [k, n]`, accumulating into `dst` when `accumulate`.
+/// `dst [m, n] (+)= lhs [m, k] @ rhs [k, n]`, accumulating into `dst` when `accumulate`;
+/// otherwise every element of `dst` is written and none is read.
 ///
-/// Callers guarantee that `lhs` and `rhs` cover `m x k` and `k x n` elements at their strides
-/// and that `dst` holds `m * n` elements.
+/// Callers guarantee that `lhs` and `rhs` cover `m x k` and `k x n` elements at their strides,
+/// that `dst` holds `m * n` elements, and that it is initialised when `accumulate`.
 fn matmul(
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     lhs: Mat,
     rhs: Mat,
     (m, n, k): (usize, usize, usize),
@@ -151,7 +158,7 @@ fn matmul(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.as_mut_ptr().cast::<f32>(),
             1,
             n as isize,
             accumulate,
@@ -221,7 +228,7 @@ impl CustomOp2 for PointwiseConv {
     ) -> Result<(CpuStorage, Shape)> {
         let (n, cin, hw, cout) = dims(l1, l2)?;
         let (x, w) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut out = super::zeroed(n * cout * hw);
+        let mut out = super::uninit(n * cout * hw);
         per_sample_product(
             &mut out,
             Weight {
@@ -233,6 +240,8 @@ impl CustomOp2 for PointwiseConv {
             n,
             (cout, cin, hw),
         );
+        // SAFETY: `per_sample_product` writes every element of its output.
+        let out = unsafe { super::assume_init(out) };
         let (_, _, h, wd) = l1.shape().dims4()?;
         Ok((CpuStorage::F32(out), Shape::from((n, cout, h, wd))))
     }
@@ -287,7 +296,7 @@ impl CustomOp2 for PointwiseGradInput {
             bail!("pointwise_conv2d backward: empty gradient {:?}", l1.shape());
         }
         let (g, w) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut gx = super::zeroed(n * cin * hw);
+        let mut gx = super::uninit(n * cin * hw);
         per_sample_product(
             &mut gx,
             Weight {
@@ -299,6 +308,8 @@ impl CustomOp2 for PointwiseGradInput {
             n,
             (cin, cout, hw),
         );
+        // SAFETY: `per_sample_product` writes every element of its output.
+        let gx = unsafe { super::assume_init(gx) };
         Ok((CpuStorage::F32(gx), Shape::from((n, cin, h, wd))))
     }
 }
@@ -328,8 +339,11 @@ impl CustomOp2 for PointwiseGradWeight {
             );
         }
         let hw = h * wd;
+        if n * hw == 0 {
+            bail!("pointwise_conv2d backward: empty input {:?}", l1.shape());
+        }
         let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut gw_out = vec![0f32; cout * cin];
+        let mut gw_out = super::uninit(cout * cin);
         let threads = rayon::current_num_threads();
         let par = if threads > 1 {
             Parallelism::Rayon(threads)
@@ -356,6 +370,9 @@ impl CustomOp2 for PointwiseGradWeight {
                 matmul(&mut gw_out, lhs, rhs, (cout, cin, hw), i > 0, par);
             }
         }
+        // SAFETY: the first product (there is one, as `n * hw > 0`) does not accumulate, so it
+        // writes all of `gw_out`; the later ones add to it.
+        let gw_out = unsafe { super::assume_init(gw_out) };
         Ok((CpuStorage::F32(gw_out), Shape::from((cout, cin, 1, 1))))
     }
 }
