@@ -58,6 +58,34 @@ impl BatchNorm2d {
             let (mean, var) = (self.running_mean.as_tensor(), self.running_var.as_tensor());
             return ops::batch_norm_eval(x, w, b, mean, var, self.eps, act);
         }
+        self.check_batch(x)?;
+        let (y, stats) = ops::batch_norm_train(x, w, b, self.eps, act)?;
+        self.update_running(stats)?;
+        Ok(y)
+    }
+
+    /// `forward_t(conv(x, w))`: in training mode through the fused
+    /// [`ops::conv_batch_norm_train`], which keeps the convolution's output out of the graph.
+    pub fn forward_conv_t(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        conv: ops::Conv,
+        train: bool,
+        act: Activation,
+    ) -> Result<Tensor> {
+        if !train {
+            return self.forward_t(&conv.apply(x, w)?, false, act);
+        }
+        let (g, b) = (self.weight.as_tensor(), self.bias.as_tensor());
+        let (y, stats) = ops::conv_batch_norm_train(x, w, conv, g, b, self.eps, act)?;
+        self.check_batch(&y)?;
+        self.update_running(stats)?;
+        Ok(y)
+    }
+
+    /// Training mode needs more than one value per channel, as in PyTorch.
+    fn check_batch(&self, x: &Tensor) -> Result<()> {
         let (n, _, h, wd) = x.dims4()?;
         if n * h * wd < 2 {
             candle_core::bail!(
@@ -65,13 +93,16 @@ impl BatchNorm2d {
                 self.prefix
             );
         }
-        let (y, stats) = ops::batch_norm_train(x, w, b, self.eps, act)?;
+        Ok(())
+    }
+
+    /// `running = (1 - momentum) * running + momentum * batch`, as PyTorch does.
+    fn update_running(&self, stats: ops::BatchStats) -> Result<()> {
         let m = self.momentum;
         let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (stats.mean * m)?)?;
         let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (stats.var * m)?)?;
         self.running_mean.set(&new_mean)?;
-        self.running_var.set(&new_var)?;
-        Ok(y)
+        self.running_var.set(&new_var)
     }
 
     /// Appends scale and shift ([`VarRole::NoDecay`]) and the running statistics

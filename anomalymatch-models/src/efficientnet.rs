@@ -21,7 +21,7 @@
 use crate::batch_norm::BatchNorm2d;
 use crate::error::Error;
 use crate::ops;
-use crate::ops::Activation;
+use crate::ops::{Activation, Conv};
 use anomalymatch_core::{Classifier, ModelSpec, NamedVar, VarRole};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
@@ -550,8 +550,9 @@ impl EfficientNet {
         for block in &self.blocks {
             x = self.block_forward(block, &x, train)?;
         }
-        x = ops::pointwise_conv2d(&x, &self.head)?;
-        x = self.bn1.forward_t(&x, train, act)?;
+        x = self
+            .bn1
+            .forward_conv_t(&x, &self.head, Conv::Pointwise, train, act)?;
         Ok(x.mean((2, 3))?)
     }
 
@@ -563,12 +564,16 @@ impl EfficientNet {
     ) -> candle_core::Result<Tensor> {
         let act = self.activation;
         let x = match &b.expand {
-            Some((w, bn)) => bn.forward_t(&ops::pointwise_conv2d(input, w)?, train, act)?,
+            Some((w, bn)) => bn.forward_conv_t(input, w, Conv::Pointwise, train, act)?,
             None => input.clone(),
         };
-        let pad = (b.padding.before, b.padding.after);
-        let mut x = ops::depthwise_conv2d(&x, &b.depthwise, b.stride, pad)?;
-        x = b.bn1.forward_t(&x, train, act)?;
+        let depthwise = Conv::Depthwise {
+            stride: b.stride,
+            padding: (b.padding.before, b.padding.after),
+        };
+        let mut x = b
+            .bn1
+            .forward_conv_t(&x, &b.depthwise, depthwise, train, act)?;
         if let Some(se) = &b.se {
             let bias = |t: &Var| t.reshape((1, t.dim(0)?, 1, 1));
             let s = x.mean_keepdim((2, 3))?;
@@ -577,11 +582,9 @@ impl EfficientNet {
             let s = ops::pointwise_conv2d(&s, &se.expand_w)?.broadcast_add(&bias(&se.expand_b)?)?;
             x = x.broadcast_mul(&candle_nn::ops::sigmoid(&s)?)?;
         }
-        x = b.bn2.forward_t(
-            &ops::pointwise_conv2d(&x, &b.project)?,
-            train,
-            Activation::Identity,
-        )?;
+        x = b
+            .bn2
+            .forward_conv_t(&x, &b.project, Conv::Pointwise, train, Activation::Identity)?;
         if !b.residual {
             return Ok(x);
         }

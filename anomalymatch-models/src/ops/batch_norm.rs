@@ -31,19 +31,27 @@ pub(super) fn train(
         .to_vec2::<f32>()?
         .try_into()
         .map_err(|_| candle_core::Error::Msg("batch_norm: statistics are not [2, C]".into()))?;
-    let op = BatchNorm {
-        inv_std: inv_std(&var, eps),
-        mean,
-        train: true,
-        act,
-    };
+    let op = BatchNorm::training(mean, &var, eps, act);
     let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
-    let count = (n * h * w) as f64;
     let stats = BatchStats {
         mean: stats.get(0)?,
-        var: (stats.get(1)? * (count / (count - 1.0).max(1.0)))?,
+        var: (stats.get(1)? * unbiased_factor(n * h * w))?,
     };
     Ok((y, stats))
+}
+
+/// What turns the biased variance over `count` values into the unbiased one.
+pub(super) fn unbiased_factor(count: usize) -> f64 {
+    let count = count as f64;
+    count / (count - 1.0).max(1.0)
+}
+
+/// Per-channel mean and biased variance of a contiguous `[N, C, H, W]` storage.
+pub(super) fn channel_stats(s: &CpuStorage, l: &Layout) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (stats, _) = ChannelStats.cpu_fwd(s, l)?;
+    let stats = stats.as_slice::<f32>()?;
+    let c = stats.len() / 2;
+    Ok((stats[..c].to_vec(), stats[c..].to_vec()))
 }
 
 /// Inference-mode batch norm and activation of contiguous f32 CPU tensors.
@@ -206,7 +214,7 @@ impl CustomOp1 for ChannelStats {
 
 /// Normalisation with given statistics, affine transform and activation; `train` says whether
 /// the statistics came from this batch (so gradients flow through them).
-struct BatchNorm {
+pub(super) struct BatchNorm {
     mean: Vec<f32>,
     inv_std: Vec<f32>,
     train: bool,
@@ -214,6 +222,40 @@ struct BatchNorm {
 }
 
 impl BatchNorm {
+    /// Training mode: normalisation with the batch's own `mean` and biased `var`.
+    pub(super) fn training(mean: Vec<f32>, var: &[f32], eps: f64, act: Activation) -> Self {
+        Self {
+            inv_std: inv_std(var, eps),
+            mean,
+            train: true,
+            act,
+        }
+    }
+
+    /// The gradients of `act(batch_norm(x))` for the output gradient `grad`: the input gradient
+    /// and the `[2, C]` sums whose rows are the gradients of beta and of gamma.
+    pub(super) fn backward(
+        &self,
+        x: &Tensor,
+        gamma: &[f32],
+        beta: &[f32],
+        grad: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let grad = grad.contiguous()?;
+        let (scale, shift) = self.affine(gamma, beta);
+        let grads = BatchNormGrad {
+            scale,
+            shift,
+            mean: self.mean.clone(),
+            inv_std: self.inv_std.clone(),
+            train: self.train,
+            act: self.act,
+        };
+        let sums = x.apply_op2_no_bwd(&grad, &grads)?;
+        let grad_x = x.apply_op3_no_bwd(&grad, &sums, &grads)?;
+        Ok((grad_x, sums))
+    }
+
     /// `act(x * scale + shift)` is the whole forward pass, per channel.
     fn affine(&self, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let scale: Vec<f32> = gamma
@@ -281,21 +323,12 @@ impl CustomOp3 for BatchNorm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let (scale, shift) = self.affine(
+        let (grad_x, sums) = self.backward(
+            x,
             &gamma.flatten_all()?.to_vec1()?,
             &beta.flatten_all()?.to_vec1()?,
-        );
-        let grads = BatchNormGrad {
-            scale,
-            shift,
-            mean: self.mean.clone(),
-            inv_std: self.inv_std.clone(),
-            train: self.train,
-            act: self.act,
-        };
-        let sums = x.apply_op2_no_bwd(&grad, &grads)?;
-        let grad_x = x.apply_op3_no_bwd(&grad, &sums, &grads)?;
+            grad,
+        )?;
         let grad_beta = sums.get(0)?.reshape(beta.shape())?;
         let grad_gamma = sums.get(1)?.reshape(gamma.shape())?;
         Ok((Some(grad_x), Some(grad_gamma), Some(grad_beta)))

@@ -280,9 +280,9 @@ fn for_planes(
 }
 
 /// Forward pass; its backward pass runs [`DepthwiseGradInput`] and [`DepthwiseGradWeight`].
-struct DepthwiseConv {
-    stride: usize,
-    padding: (usize, usize),
+pub(super) struct DepthwiseConv {
+    pub(super) stride: usize,
+    pub(super) padding: (usize, usize),
 }
 
 impl CustomOp2 for DepthwiseConv {

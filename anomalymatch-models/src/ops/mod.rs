@@ -47,6 +47,7 @@ macro_rules! with_scalar {
 
 mod activation;
 mod batch_norm;
+mod conv_batch_norm;
 mod depthwise;
 mod pointwise;
 mod simd;
@@ -90,6 +91,50 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
         activation::silu(x)
     } else {
         builtin::silu(x)
+    }
+}
+
+/// A convolution that a batch norm follows, as [`conv_batch_norm_train`] fuses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conv {
+    /// [`pointwise_conv2d`].
+    Pointwise,
+    /// [`depthwise_conv2d`] with this stride and `(before, after)` padding.
+    Depthwise {
+        /// Step between output pixels.
+        stride: usize,
+        /// Zero padding before and after, on both spatial axes.
+        padding: (usize, usize),
+    },
+}
+
+impl Conv {
+    /// The convolution alone.
+    pub fn apply(self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        match self {
+            Conv::Pointwise => pointwise_conv2d(x, w),
+            Conv::Depthwise { stride, padding } => depthwise_conv2d(x, w, stride, padding),
+        }
+    }
+}
+
+/// `batch_norm_train(conv(x, w), gamma, beta, eps, act)` as one graph node: on the CPU the
+/// convolution's output never becomes a tensor of the graph, which spares candle's backward
+/// pass a zero-filled gradient buffer and an addition for it. Gradients flow to `x`, `w`,
+/// `gamma` and `beta`.
+pub fn conv_batch_norm_train(
+    x: &Tensor,
+    w: &Tensor,
+    conv: Conv,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    act: Activation,
+) -> Result<(Tensor, BatchStats)> {
+    if fast_path(&[x, w, gamma, beta]) {
+        conv_batch_norm::train(x, w, conv, gamma, beta, eps, act)
+    } else {
+        builtin::batch_norm_train(&conv.apply(x, w)?, gamma, beta, eps, act)
     }
 }
 

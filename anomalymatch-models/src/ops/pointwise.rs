@@ -212,7 +212,7 @@ fn dims(x: &Layout, w: &Layout) -> Result<(usize, usize, usize, usize)> {
 }
 
 /// Forward pass; its backward pass runs [`PointwiseGradInput`] and [`PointwiseGradWeight`].
-struct PointwiseConv;
+pub(super) struct PointwiseConv;
 
 impl CustomOp2 for PointwiseConv {
     fn name(&self) -> &'static str {
