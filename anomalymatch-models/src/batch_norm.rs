@@ -64,26 +64,6 @@ impl BatchNorm2d {
         Ok(y)
     }
 
-    /// `forward_t(conv(x, w))`: in training mode through the fused
-    /// [`ops::conv_batch_norm_train`], which keeps the convolution's output out of the graph.
-    pub fn forward_conv_t(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        conv: ops::Conv,
-        train: bool,
-        act: Activation,
-    ) -> Result<Tensor> {
-        if !train {
-            return self.forward_t(&conv.apply(x, w)?, false, act);
-        }
-        let (g, b) = (self.weight.as_tensor(), self.bias.as_tensor());
-        let (y, stats) = ops::conv_batch_norm_train(x, w, conv, g, b, self.eps, act)?;
-        self.check_batch(&y)?;
-        self.update_running(stats)?;
-        Ok(y)
-    }
-
     /// Training mode needs more than one value per channel, as in PyTorch.
     fn check_batch(&self, x: &Tensor) -> Result<()> {
         let (n, _, h, wd) = x.dims4()?;
@@ -122,4 +102,39 @@ impl BatchNorm2d {
             });
         }
     }
+}
+
+/// Convolutions, each followed by its batch norm and activation: `layers` applied to `x` in
+/// order. Training runs them as one fused node ([`ops::conv_batch_norm_train`]) and updates
+/// every layer's running statistics; inference runs them one after another.
+pub fn conv_bn_chain(
+    x: &Tensor,
+    layers: &[(&Tensor, ops::Conv, &BatchNorm2d, Activation)],
+    train: bool,
+) -> Result<Tensor> {
+    if !train {
+        let mut y = x.clone();
+        for &(w, conv, bn, act) in layers {
+            y = bn.forward_t(&conv.apply(&y, w)?, false, act)?;
+        }
+        return Ok(y);
+    }
+    let links: Vec<ops::ConvBn<'_>> = layers
+        .iter()
+        .map(|&(weight, conv, bn, act)| ops::ConvBn {
+            weight,
+            conv,
+            gamma: bn.weight.as_tensor(),
+            beta: bn.bias.as_tensor(),
+            eps: bn.eps,
+            act,
+        })
+        .collect();
+    let (y, stats) = ops::conv_batch_norm_train(x, &links)?;
+    // Spatial sizes only shrink along the chain, so the output has the fewest values.
+    for (&(_, _, bn, _), s) in layers.iter().zip(stats) {
+        bn.check_batch(&y)?;
+        bn.update_running(s)?;
+    }
+    Ok(y)
 }

@@ -18,7 +18,7 @@
 //! the logits by up to 2.6 on the golden input. With this rule our logits match PyTorch's to
 //! about 1e-5 (see `tests/parity.rs`).
 
-use crate::batch_norm::BatchNorm2d;
+use crate::batch_norm::{BatchNorm2d, conv_bn_chain};
 use crate::error::Error;
 use crate::ops;
 use crate::ops::{Activation, Conv};
@@ -550,9 +550,7 @@ impl EfficientNet {
         for block in &self.blocks {
             x = self.block_forward(block, &x, train)?;
         }
-        x = self
-            .bn1
-            .forward_conv_t(&x, &self.head, Conv::Pointwise, train, act)?;
+        x = conv_bn_chain(&x, &[(&self.head, Conv::Pointwise, &self.bn1, act)], train)?;
         Ok(x.mean((2, 3))?)
     }
 
@@ -563,17 +561,22 @@ impl EfficientNet {
         train: bool,
     ) -> candle_core::Result<Tensor> {
         let act = self.activation;
-        let x = match &b.expand {
-            Some((w, bn)) => bn.forward_conv_t(input, w, Conv::Pointwise, train, act)?,
-            None => input.clone(),
-        };
         let depthwise = Conv::Depthwise {
             stride: b.stride,
             padding: (b.padding.before, b.padding.after),
         };
-        let mut x = b
-            .bn1
-            .forward_conv_t(&x, &b.depthwise, depthwise, train, act)?;
+        let project = (&*b.project, Conv::Pointwise, &b.bn2, Activation::Identity);
+        // One fused chain per block where nothing sits between the layers (Lite); the
+        // squeeze-and-excitation of the B models splits it before the projection.
+        let mut layers = Vec::with_capacity(3);
+        if let Some((w, bn)) = &b.expand {
+            layers.push((&**w, Conv::Pointwise, bn, act));
+        }
+        layers.push((&*b.depthwise, depthwise, &b.bn1, act));
+        if b.se.is_none() {
+            layers.push(project);
+        }
+        let mut x = conv_bn_chain(input, &layers, train)?;
         if let Some(se) = &b.se {
             let bias = |t: &Var| t.reshape((1, t.dim(0)?, 1, 1));
             let s = x.mean_keepdim((2, 3))?;
@@ -581,10 +584,8 @@ impl EfficientNet {
             let s = ops::silu(&s)?;
             let s = ops::pointwise_conv2d(&s, &se.expand_w)?.broadcast_add(&bias(&se.expand_b)?)?;
             x = x.broadcast_mul(&candle_nn::ops::sigmoid(&s)?)?;
+            x = conv_bn_chain(&x, &[project], train)?;
         }
-        x = b
-            .bn2
-            .forward_conv_t(&x, &b.project, Conv::Pointwise, train, Activation::Identity)?;
         if !b.residual {
             return Ok(x);
         }

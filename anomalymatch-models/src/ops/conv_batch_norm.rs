@@ -1,57 +1,82 @@
-//! A convolution and the training-mode batch norm after it as one graph node, on the CPU.
+//! A chain of convolutions, each followed by a training-mode batch norm and an activation, as
+//! one graph node on the CPU (an MBConv block's expansion, depthwise and projection layers).
 //!
 //! candle's backward pass gives every input of every op a fresh zero tensor and adds the
-//! gradient to it, on the calling thread. Between a convolution and its batch norm that is a
-//! zero-fill and an addition over an activation-sized tensor, about 3% of a Lite0 training step
-//! per such edge summed over the network. As one node, the convolution's output stays inside
-//! the op: the forward pass keeps it for the backward pass, which hands the batch norm's input
-//! gradient straight to the convolution's backward kernels.
+//! gradient to it, on the calling thread. Inside an MBConv block that is a zero-fill and an
+//! addition over an activation-sized tensor at each of five edges (convolution to batch norm,
+//! batch norm to the next convolution). As one node, the intermediate tensors stay inside the
+//! op: the forward pass keeps them for the backward pass, which hands each gradient straight
+//! to the kernels of the layer before.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Storage, Tensor, bail};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::batch_norm::{self, BatchNorm};
-use super::depthwise::DepthwiseConv;
-use super::pointwise::PointwiseConv;
-use super::{Activation, BatchStats, Conv};
+use super::{Activation, BatchStats, Conv, ConvBn};
 
-/// `act(batch_norm(conv(x, w)))` in training mode for contiguous f32 CPU tensors.
-pub(super) fn train(
-    x: &Tensor,
-    w: &Tensor,
-    conv: Conv,
-    gamma: &Tensor,
-    beta: &Tensor,
-    eps: f64,
-    act: Activation,
-) -> Result<(Tensor, BatchStats)> {
-    // Three operands at most per custom op: scale and shift travel as one `[2C]` tensor, whose
-    // concatenation is cheap to differentiate (channel-sized).
-    let affine = Tensor::cat(&[gamma.flatten_all()?, beta.flatten_all()?], 0)?;
-    let saved = Arc::new(Mutex::new(None));
-    let op = ConvBatchNorm {
-        conv,
-        eps,
-        act,
+/// `links` applied in order to `x`, in training mode, for f32 CPU tensors.
+pub(super) fn train(x: &Tensor, links: &[ConvBn<'_>]) -> Result<(Tensor, Vec<BatchStats>)> {
+    if links.is_empty() {
+        bail!("conv_batch_norm: no layers");
+    }
+    // Three operands at most per custom op: the weights travel as one flat tensor, and so do
+    // the scales and shifts. Differentiating the concatenation costs parameter-sized copies.
+    let mut weights = Vec::with_capacity(links.len());
+    let mut affine = Vec::with_capacity(2 * links.len());
+    let mut specs = Vec::with_capacity(links.len());
+    for link in links {
+        let (c, _, _, _) = link.weight.dims4()?;
+        weights.push(link.weight.flatten_all()?);
+        affine.push(link.gamma.flatten_all()?);
+        affine.push(link.beta.flatten_all()?);
+        specs.push(LinkSpec {
+            conv: link.conv,
+            weight: link.weight.shape().clone(),
+            channels: c,
+            eps: link.eps,
+            act: link.act,
+        });
+    }
+    let saved = Arc::new(Mutex::new(Vec::new()));
+    let op = ConvBnChain {
+        links: specs,
         saved: Arc::clone(&saved),
     };
-    let y = x.contiguous()?.apply_op3(&w.contiguous()?, &affine, op)?;
-    let state = saved.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(state) = state.as_ref() else {
-        bail!("conv_batch_norm: the forward pass did not run on the CPU");
-    };
-    let (n, _, h, wd) = state.conv_out.dims4()?;
+    let y = x
+        .contiguous()?
+        .apply_op3(&Tensor::cat(&weights, 0)?, &Tensor::cat(&affine, 0)?, op)?;
+    let saved = saved.lock().unwrap_or_else(PoisonError::into_inner);
     let device = x.device();
-    let stats = BatchStats {
-        mean: Tensor::new(state.mean.as_slice(), device)?,
-        var: (Tensor::new(state.var.as_slice(), device)?
-            * batch_norm::unbiased_factor(n * h * wd))?,
-    };
+    let stats = saved
+        .iter()
+        .map(|s| {
+            let (n, _, h, w) = s.conv_out.dims4()?;
+            Ok(BatchStats {
+                mean: Tensor::new(s.mean.as_slice(), device)?,
+                var: (Tensor::new(s.var.as_slice(), device)?
+                    * batch_norm::unbiased_factor(n * h * w))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if stats.len() != links.len() {
+        bail!("conv_batch_norm: the forward pass did not run on the CPU");
+    }
     Ok((y, stats))
 }
 
-/// What the forward pass leaves for the backward pass and for the running statistics.
-struct Saved {
+/// What the op needs to know of a link besides its tensors.
+struct LinkSpec {
+    conv: Conv,
+    weight: Shape,
+    channels: usize,
+    eps: f64,
+    act: Activation,
+}
+
+/// What the forward pass leaves, per link, for the backward pass and the running statistics.
+struct SavedLink {
+    /// The link's input where it is internal to the chain (`None` for the first link).
+    input: Option<Tensor>,
     /// The convolution's output, the batch norm's input.
     conv_out: Tensor,
     mean: Vec<f32>,
@@ -60,47 +85,29 @@ struct Saved {
     norm: BatchNorm,
 }
 
-/// The fused op on `(x, w, [gamma; beta])`.
-struct ConvBatchNorm {
-    conv: Conv,
-    eps: f64,
-    act: Activation,
-    saved: Arc<Mutex<Option<Saved>>>,
+/// The fused op on `(x, flat weights, [gamma_1; beta_1; gamma_2; ...])`.
+struct ConvBnChain {
+    links: Vec<LinkSpec>,
+    saved: Arc<Mutex<Vec<SavedLink>>>,
 }
 
-impl ConvBatchNorm {
-    fn conv_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        match self.conv {
-            Conv::Pointwise => PointwiseConv.cpu_fwd(s1, l1, s2, l2),
-            Conv::Depthwise { stride, padding } => {
-                DepthwiseConv { stride, padding }.cpu_fwd(s1, l1, s2, l2)
-            }
-        }
-    }
-
-    fn conv_bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        conv_out: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        match self.conv {
-            Conv::Pointwise => PointwiseConv.bwd(x, w, conv_out, grad),
-            Conv::Depthwise { stride, padding } => {
-                DepthwiseConv { stride, padding }.bwd(x, w, conv_out, grad)
-            }
-        }
+impl ConvBnChain {
+    /// Offsets of each link's weight and of its scale (the shift follows it), in elements.
+    fn offsets(&self) -> Vec<(usize, usize)> {
+        let (mut w, mut a) = (0, 0);
+        self.links
+            .iter()
+            .map(|l| {
+                let at = (w, a);
+                w += l.weight.elem_count();
+                a += 2 * l.channels;
+                at
+            })
+            .collect()
     }
 }
 
-impl CustomOp3 for ConvBatchNorm {
+impl CustomOp3 for ConvBnChain {
     fn name(&self) -> &'static str {
         "conv-batch-norm"
     }
@@ -114,125 +121,228 @@ impl CustomOp3 for ConvBatchNorm {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (a, shape) = self.conv_fwd(s1, l1, s2, l2)?;
-        let c = shape.dims4()?.1;
-        if l3.shape().elem_count() != 2 * c {
+        let offsets = self.offsets();
+        let (w_len, a_len) = self.links.iter().fold((0, 0), |(w, a), l| {
+            (w + l.weight.elem_count(), a + 2 * l.channels)
+        });
+        if l2.shape().elem_count() != w_len || l3.shape().elem_count() != a_len {
             bail!(
-                "conv_batch_norm: scale and shift {:?} do not fit {c} channels",
+                "conv_batch_norm: weights {:?} or scales and shifts {:?} do not fit the layers",
+                l2.shape(),
                 l3.shape()
             );
         }
-        let layout = Layout::contiguous(&shape);
-        let (mean, var) = batch_norm::channel_stats(&a, &layout)?;
-        let norm = BatchNorm::training(mean.clone(), &var, self.eps, self.act);
-        let start = l3.start_offset();
-        let (gamma, beta) = (
-            Layout::contiguous_with_offset(c, start),
-            Layout::contiguous_with_offset(c, start + c),
-        );
-        let y = norm.cpu_fwd(&a, &layout, s3, &gamma, s3, &beta)?;
-        let CpuStorage::F32(a) = a else {
-            bail!("conv_batch_norm: the convolution did not return f32");
-        };
-        let conv_out = Tensor::from_vec(a, shape, &candle_core::Device::Cpu)?;
-        let saved = Saved {
-            conv_out,
-            mean,
-            var,
-            norm,
-        };
-        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(saved);
-        Ok(y)
+        let mut saved = Vec::with_capacity(self.links.len());
+        let mut input: Option<Tensor> = None;
+        for (i, (link, &(w_at, a_at))) in self.links.iter().zip(&offsets).enumerate() {
+            let w_layout = Layout::contiguous_with_offset(&link.weight, l2.start_offset() + w_at);
+            let (a, shape) = match &input {
+                None => link.conv.cpu_fwd(s1, l1, s2, &w_layout)?,
+                Some(t) => {
+                    let (storage, layout) = t.storage_and_layout();
+                    let Storage::Cpu(s) = &*storage else {
+                        bail!("conv_batch_norm: intermediate tensor left the CPU");
+                    };
+                    link.conv.cpu_fwd(s, layout, s2, &w_layout)?
+                }
+            };
+            let c = shape.dims4()?.1;
+            if c != link.channels {
+                bail!(
+                    "conv_batch_norm: layer {i} gives {c} channels, expected {}",
+                    link.channels
+                );
+            }
+            let layout = Layout::contiguous(&shape);
+            let (mean, var) = batch_norm::channel_stats(&a, &layout)?;
+            let norm = BatchNorm::training(mean.clone(), &var, link.eps, link.act);
+            let start = l3.start_offset() + a_at;
+            let (gamma, beta) = (
+                Layout::contiguous_with_offset(c, start),
+                Layout::contiguous_with_offset(c, start + c),
+            );
+            let (y, _) = norm.cpu_fwd(&a, &layout, s3, &gamma, s3, &beta)?;
+            let CpuStorage::F32(a) = a else {
+                bail!("conv_batch_norm: the convolution did not return f32");
+            };
+            saved.push(SavedLink {
+                input: input.take(),
+                conv_out: Tensor::from_vec(a, shape.clone(), &Device::Cpu)?,
+                mean,
+                var,
+                norm,
+            });
+            if i + 1 == self.links.len() {
+                *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = saved;
+                return Ok((y, shape));
+            }
+            let CpuStorage::F32(y) = y else {
+                bail!("conv_batch_norm: the batch norm did not return f32");
+            };
+            input = Some(Tensor::from_vec(y, shape, &Device::Cpu)?);
+        }
+        bail!("conv_batch_norm: no layers")
     }
 
     fn bwd(
         &self,
         x: &Tensor,
-        w: &Tensor,
+        weights: &Tensor,
         affine: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(saved) = saved.as_ref() else {
+        if saved.len() != self.links.len() {
             bail!("conv_batch_norm: backward before forward");
+        }
+        // Views of the weights for the kernels; the gradient is assembled by hand below.
+        let weights = weights.detach();
+        let affine = affine.flatten_all()?.to_vec1::<f32>()?;
+        let offsets = self.offsets();
+        let mut grad_w = vec![None; self.links.len()];
+        let mut grad_affine = vec![None; self.links.len()];
+        let mut grad = grad.clone();
+        let mut grad_x = None;
+        for (i, (link, &(w_at, a_at))) in self.links.iter().zip(&offsets).enumerate().rev() {
+            let s = &saved[i];
+            let c = link.channels;
+            let (gamma, beta) = (&affine[a_at..a_at + c], &affine[a_at + c..a_at + 2 * c]);
+            let (grad_a, sums) = s.norm.backward(&s.conv_out, gamma, beta, &grad)?;
+            let w = weights
+                .narrow(0, w_at, link.weight.elem_count())?
+                .reshape(&link.weight)?;
+            let input = s.input.as_ref().unwrap_or(x);
+            let need_x = i > 0 || x.track_op();
+            let (gx, gw) = link.conv.backward(input, &w, &grad_a, need_x, true)?;
+            grad_w[i] = gw.map(|g| g.flatten_all()).transpose()?;
+            // `sums` rows are the gradients of beta and gamma; the operand has gamma first.
+            grad_affine[i] = Some(Tensor::cat(&[sums.get(1)?, sums.get(0)?], 0)?);
+            match gx {
+                Some(g) if i > 0 => grad = g,
+                gx => grad_x = gx,
+            }
+        }
+        let collect = |parts: Vec<Option<Tensor>>| -> Result<Tensor> {
+            let parts = parts.into_iter().collect::<Option<Vec<_>>>();
+            match parts {
+                Some(parts) => Tensor::cat(&parts, 0),
+                None => bail!("conv_batch_norm: a layer gave no gradient"),
+            }
         };
-        let affine_v = affine.flatten_all()?.to_vec1::<f32>()?;
-        let (gamma, beta) = affine_v.split_at(affine_v.len() / 2);
-        let (grad_a, sums) = saved.norm.backward(&saved.conv_out, gamma, beta, grad)?;
-        let (grad_x, grad_w) = self.conv_bwd(x, w, &saved.conv_out, &grad_a)?;
-        // `sums` rows are the gradients of beta and gamma; `affine` is gamma then beta.
-        let grad_affine = Tensor::cat(&[sums.get(1)?, sums.get(0)?], 0)?;
-        Ok((grad_x, grad_w, Some(grad_affine)))
+        Ok((grad_x, Some(collect(grad_w)?), Some(collect(grad_affine)?)))
     }
 }
 
-/// Checks the fused op against the same convolution and batch norm as separate ops.
+/// Checks the fused chain against the same convolutions and batch norms as separate ops.
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::{Activation, Conv, batch_norm_train, conv_batch_norm_train, test_util::*};
-    use candle_core::Var;
+    use super::super::{
+        Activation, Conv, ConvBn, batch_norm_train, conv_batch_norm_train, test_util::*,
+    };
+    use candle_core::{Tensor, Var};
 
-    fn check(conv: Conv, x_dims: &[usize], w_dims: &[usize], act: Activation) {
-        let x = Var::from_tensor(&random(x_dims, 61)).unwrap();
-        let w = Var::from_tensor(&random(w_dims, 62)).unwrap();
+    /// A link's variables: weight, gamma, beta.
+    fn vars(w_dims: &[usize], seed: u64) -> [Var; 3] {
         let c = w_dims[0];
-        let gamma = Var::from_tensor(&random(&[c], 63)).unwrap();
-        let beta = Var::from_tensor(&random(&[c], 64)).unwrap();
-        let (a, sa) = conv_batch_norm_train(&x, &w, conv, &gamma, &beta, 1e-3, act).unwrap();
-        let (b, sb) =
-            batch_norm_train(&conv.apply(&x, &w).unwrap(), &gamma, &beta, 1e-3, act).unwrap();
-        assert_close(&a, &b, 1e-5);
-        assert_close(&sa.mean, &sb.mean, 1e-6);
-        assert_close(&sa.var, &sb.var, 1e-6);
-        let up = random(a.dims(), 65);
-        let g1 = (a * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (b * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        for v in [&x, &w, &gamma, &beta] {
-            assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-5);
+        [
+            Var::from_tensor(&random(w_dims, seed)).unwrap(),
+            Var::from_tensor(&random(&[c], seed + 1)).unwrap(),
+            Var::from_tensor(&random(&[c], seed + 2)).unwrap(),
+        ]
+    }
+
+    fn check(x_dims: &[usize], layers: &[(Conv, Vec<usize>, Activation)]) {
+        let x = Var::from_tensor(&random(x_dims, 61)).unwrap();
+        let params: Vec<[Var; 3]> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, (_, w, _))| vars(w, 100 + 10 * i as u64))
+            .collect();
+        let links: Vec<ConvBn<'_>> = layers
+            .iter()
+            .zip(&params)
+            .map(|((conv, _, act), [w, g, b])| ConvBn {
+                weight: w,
+                conv: *conv,
+                gamma: g,
+                beta: b,
+                eps: 1e-3,
+                act: *act,
+            })
+            .collect();
+        let (fused, stats) = conv_batch_norm_train(&x, &links).unwrap();
+        let mut plain: Tensor = x.as_tensor().clone();
+        for (link, s) in links.iter().zip(&stats) {
+            let a = link.conv.apply(&plain, link.weight).unwrap();
+            let (y, st) = batch_norm_train(&a, link.gamma, link.beta, 1e-3, link.act).unwrap();
+            assert_close(&s.mean, &st.mean, 1e-5);
+            assert_close(&s.var, &st.var, 1e-5);
+            plain = y;
+        }
+        assert_close(&fused, &plain, 1e-5);
+        let up = random(fused.dims(), 65);
+        let g1 = (fused * &up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (plain * &up)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 1e-4);
+        for v in params.iter().flatten() {
+            assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
         }
     }
 
     #[test]
-    fn pointwise_matches_separate_ops() {
-        check(
-            Conv::Pointwise,
-            &[3, 4, 5, 5],
-            &[6, 4, 1, 1],
-            Activation::Relu6,
-        );
-        check(
-            Conv::Pointwise,
-            &[2, 5, 3, 3],
-            &[3, 5, 1, 1],
-            Activation::Identity,
-        );
-    }
-
-    #[test]
-    fn depthwise_matches_separate_ops() {
-        let s2 = Conv::Depthwise {
+    fn single_layers_match_separate_ops() {
+        let pw = (Conv::Pointwise, vec![6, 4, 1, 1], Activation::Relu6);
+        check(&[3, 4, 5, 5], &[pw]);
+        let dw = Conv::Depthwise {
             stride: 2,
             padding: (0, 1),
         };
-        let s1 = Conv::Depthwise {
-            stride: 1,
-            padding: (2, 2),
+        check(&[2, 4, 8, 8], &[(dw, vec![4, 1, 3, 3], Activation::Silu)]);
+    }
+
+    /// An MBConv block's three layers: expansion, stride-2 depthwise, projection.
+    #[test]
+    fn mbconv_chain_matches_separate_ops() {
+        let dw = Conv::Depthwise {
+            stride: 2,
+            padding: (1, 2),
         };
-        check(s2, &[2, 4, 8, 8], &[4, 1, 3, 3], Activation::Silu);
-        check(s1, &[3, 3, 6, 6], &[3, 1, 5, 5], Activation::Relu6);
+        check(
+            &[3, 4, 9, 9],
+            &[
+                (Conv::Pointwise, vec![12, 4, 1, 1], Activation::Relu6),
+                (dw, vec![12, 1, 5, 5], Activation::Relu6),
+                (Conv::Pointwise, vec![5, 12, 1, 1], Activation::Identity),
+            ],
+        );
     }
 
     #[test]
-    fn rejects_affine_of_wrong_size() {
+    fn rejects_mismatched_layers() {
         let x = random(&[1, 2, 3, 3], 71);
-        let w = random(&[4, 2, 1, 1], 72);
-        let p = random(&[3], 73);
-        assert!(
-            conv_batch_norm_train(&x, &w, Conv::Pointwise, &p, &p, 1e-3, Activation::Identity)
-                .is_err()
-        );
+        let [w, g, b] = vars(&[4, 3, 1, 1], 72);
+        let link = ConvBn {
+            weight: &w,
+            conv: Conv::Pointwise,
+            gamma: &g,
+            beta: &b,
+            eps: 1e-3,
+            act: Activation::Identity,
+        };
+        assert!(conv_batch_norm_train(&x, &[link]).is_err());
+        assert!(conv_batch_norm_train(&x, &[]).is_err());
     }
 }

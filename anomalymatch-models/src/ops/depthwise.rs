@@ -325,11 +325,24 @@ impl CustomOp2 for DepthwiseConv {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // Inputs outside the graph (the images, frozen weights) need no gradient.
+        self.backward(x, w, grad, x.track_op(), w.track_op())
+    }
+}
+
+impl DepthwiseConv {
+    /// The gradients wrt `x` (if `need_x`) and `w` (if `need_w`) for the output gradient `grad`.
+    pub(super) fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+        need_x: bool,
+        need_w: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (_, _, h, width) = x.dims4()?;
-        // Inputs outside the graph (the images, frozen weights) need no gradient.
-        let grad_x = x
-            .track_op()
+        let grad_x = need_x
             .then(|| {
                 let op = DepthwiseGradInput {
                     stride: self.stride,
@@ -340,8 +353,7 @@ impl CustomOp2 for DepthwiseConv {
                 grad.apply_op2_no_bwd(w, &op)
             })
             .transpose()?;
-        let grad_w = w
-            .track_op()
+        let grad_w = need_w
             .then(|| {
                 let op = DepthwiseGradWeight {
                     stride: self.stride,

@@ -116,26 +116,88 @@ impl Conv {
             Conv::Depthwise { stride, padding } => depthwise_conv2d(x, w, stride, padding),
         }
     }
+
+    /// The CPU kernel on storages, for ops that fuse the convolution with what follows.
+    fn cpu_fwd(
+        self,
+        x: &CpuStorage,
+        xl: &Layout,
+        w: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, candle_core::Shape)> {
+        use candle_core::CustomOp2;
+        match self {
+            Conv::Pointwise => pointwise::PointwiseConv.cpu_fwd(x, xl, w, wl),
+            Conv::Depthwise { stride, padding } => {
+                depthwise::DepthwiseConv { stride, padding }.cpu_fwd(x, xl, w, wl)
+            }
+        }
+    }
+
+    /// The CPU gradients wrt `x` (if `need_x`) and `w` (if `need_w`).
+    fn backward(
+        self,
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+        need_x: bool,
+        need_w: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        match self {
+            Conv::Pointwise => pointwise::PointwiseConv.backward(x, w, grad, need_x, need_w),
+            Conv::Depthwise { stride, padding } => {
+                depthwise::DepthwiseConv { stride, padding }.backward(x, w, grad, need_x, need_w)
+            }
+        }
+    }
 }
 
-/// `batch_norm_train(conv(x, w), gamma, beta, eps, act)` as one graph node: on the CPU the
-/// convolution's output never becomes a tensor of the graph, which spares candle's backward
-/// pass a zero-filled gradient buffer and an addition for it. Gradients flow to `x`, `w`,
-/// `gamma` and `beta`.
+/// One layer of [`conv_batch_norm_train`]: a convolution, then a batch norm with scale `gamma`,
+/// shift `beta` and epsilon `eps`, then `act`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvBn<'a> {
+    /// Convolution weight, `[Cout, Cin, k, k]` or `[C, 1, k, k]` for depthwise.
+    pub weight: &'a Tensor,
+    /// Which convolution.
+    pub conv: Conv,
+    /// Batch-norm scale, `[Cout]`.
+    pub gamma: &'a Tensor,
+    /// Batch-norm shift, `[Cout]`.
+    pub beta: &'a Tensor,
+    /// Batch-norm epsilon.
+    pub eps: f64,
+    /// The activation after the batch norm.
+    pub act: Activation,
+}
+
+/// Training-mode `links` applied to `x` in order, each `act(batch_norm(conv(x)))`, with the
+/// batch statistics of every batch norm (detached).
+///
+/// On the CPU the whole chain is one graph node whose intermediate tensors stay out of
+/// candle's graph: its backward pass then skips a zero-filled gradient buffer and an addition
+/// per edge: a Lite0 training step at 96x96 took 1.93 s instead of 2.36 s with separate
+/// convolution and batch-norm nodes (`cargo bench --bench model`, 2 cores). Gradients flow to
+/// `x` and to every weight, `gamma` and `beta`.
 pub fn conv_batch_norm_train(
     x: &Tensor,
-    w: &Tensor,
-    conv: Conv,
-    gamma: &Tensor,
-    beta: &Tensor,
-    eps: f64,
-    act: Activation,
-) -> Result<(Tensor, BatchStats)> {
-    if fast_path(&[x, w, gamma, beta]) {
-        conv_batch_norm::train(x, w, conv, gamma, beta, eps, act)
-    } else {
-        builtin::batch_norm_train(&conv.apply(x, w)?, gamma, beta, eps, act)
+    links: &[ConvBn<'_>],
+) -> Result<(Tensor, Vec<BatchStats>)> {
+    let fast = fast_path(&[x])
+        && links
+            .iter()
+            .all(|l| fast_path(&[l.weight, l.gamma, l.beta]));
+    if fast {
+        return conv_batch_norm::train(x, links);
     }
+    let mut y = x.clone();
+    let mut stats = Vec::with_capacity(links.len());
+    for l in links {
+        let (out, s) =
+            batch_norm_train(&l.conv.apply(&y, l.weight)?, l.gamma, l.beta, l.eps, l.act)?;
+        y = out;
+        stats.push(s);
+    }
+    Ok((y, stats))
 }
 
 /// The activation fused into [`batch_norm_train`] and [`batch_norm_eval`].

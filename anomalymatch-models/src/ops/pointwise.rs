@@ -253,14 +253,26 @@ impl CustomOp2 for PointwiseConv {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
         // Inputs outside the graph (the images, frozen weights) need no gradient.
-        let grad_x = x
-            .track_op()
+        self.backward(x, w, grad, x.track_op(), w.track_op())
+    }
+}
+
+impl PointwiseConv {
+    /// The gradients wrt `x` (if `need_x`) and `w` (if `need_w`) for the output gradient `grad`.
+    pub(super) fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        grad: &Tensor,
+        need_x: bool,
+        need_w: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let grad_x = need_x
             .then(|| grad.apply_op2_no_bwd(w, &PointwiseGradInput))
             .transpose()?;
-        let grad_w = w
-            .track_op()
+        let grad_w = need_w
             .then(|| x.apply_op2_no_bwd(&grad, &PointwiseGradWeight))
             .transpose()?;
         Ok((grad_x, grad_w))
