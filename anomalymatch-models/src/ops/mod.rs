@@ -11,7 +11,12 @@
 //! running averages from `stats` (detached tensors); in inference it calls
 //! `batch_norm_eval(&x, &weight, &bias, &running_mean, &running_var, eps, act)`. Both replace
 //! BatchNorm + [`relu6`] / [`silu`] by one pass (use [`Activation::Identity`] where no
-//! activation follows, as after a projection convolution).
+//! activation follows, as after a projection convolution). Where convolutions and their batch
+//! norms follow each other directly, [`conv_batch_norm_train`] runs the whole chain in training
+//! as one graph node (see `crate::batch_norm::conv_bn_chain`).
+//!
+//! Inner loops are compiled for AVX2 and FMA where the CPU has them, chosen at run time, so the
+//! crate needs no `-C target-cpu` flag.
 //!
 //! Threads: these kernels run on rayon's pool, while candle's own elementwise ops (residual
 //! adds, its gradient accumulation) use a second, spin-waiting pool that competes for the same
