@@ -298,6 +298,8 @@ fn resumed_training_continues_exactly() {
     let ckpt = dir.path().join("run.safetensors");
     first.save_checkpoint(&ckpt).unwrap();
     let mut resumed = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg, 11).unwrap();
+    // Batches prepared on another thread must not change the result either.
+    resumed.set_overlap(true);
     resumed.resume(&ckpt).unwrap();
     assert_eq!(resumed.iteration(), 4);
     resumed.fit(&data, 6, &mut |_| {}).unwrap();
