@@ -27,11 +27,11 @@ use anomalymatch::active::{FileOracle, SimulatedExpert, TerminalOracle, by_name}
 use anomalymatch::augment::FixMatchAugmenter;
 use anomalymatch::core::fixmatch::FixMatch;
 use anomalymatch::core::{
-    Config, FolderDataset, Label, LabelTable, LoaderConfig, Oracle, Validate,
+    ClassTable, Config, FolderDataset, Label, LabelTable, LoaderConfig, Oracle, Validate,
 };
 use anomalymatch::models::pretrained_lite0;
 use candle_core::Device;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[global_allocator]
@@ -96,41 +96,13 @@ fn oracle(spec: &str) -> Result<Box<dyn Oracle>, Box<dyn std::error::Error>> {
     Ok(match spec.split_once(':') {
         None if spec == "terminal" => Box::new(TerminalOracle::stdio()),
         Some(("file", path)) => Box::new(FileOracle::new(path)),
+        // gz1's classes: `merger` is the anomaly, `uncertain` left out, other classes normal.
         Some(("simulated", path)) => {
-            Box::new(SimulatedExpert::new(truth_from_classes(Path::new(path))?))
+            let truth = ClassTable::read(Path::new(path))?.labels("merger", Some("uncertain"));
+            Box::new(SimulatedExpert::new(truth))
         }
         _ => return Err(format!("unknown oracle {spec:?}").into()),
     })
-}
-
-/// Ground truth from a gz1-style `classes.csv`: `merger` is the anomaly, every other class
-/// normal, `uncertain` left out.
-fn truth_from_classes(path: &Path) -> Result<HashMap<String, Label>, Box<dyn std::error::Error>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or(format!("{}: no {name} column", path.display()))
-    };
-    let (file, class) = (col("filename")?, col("class_name")?);
-    let mut truth = HashMap::new();
-    for line in lines.filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(name), Some(c)) = (f.get(file), f.get(class)) else {
-            return Err(format!("{}: short row {line:?}", path.display()).into());
-        };
-        let label = match c.trim() {
-            "uncertain" => continue,
-            "merger" => Label::Anomaly,
-            _ => Label::Normal,
-        };
-        truth.insert(name.trim().to_string(), label);
-    }
-    Ok(truth)
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -16,7 +16,7 @@
 use anomalymatch::augment::FixMatchAugmenter;
 use anomalymatch::core::fixmatch::{FixMatch, TrainData};
 use anomalymatch::core::{
-    Config, FolderDataset, FolderSource, ImageBatch, LabelTable, LoaderConfig, Ranking,
+    ClassTable, Config, FolderDataset, FolderSource, ImageBatch, LabelTable, LoaderConfig, Ranking,
     RankingMetrics, Validate, anomaly_scores,
 };
 use anomalymatch::models::pretrained_lite0;
@@ -226,25 +226,16 @@ fn report_hidden_truth(
     let Some(classes) = images.parent().map(|p| p.join("classes.csv")) else {
         return;
     };
-    let Ok(text) = std::fs::read_to_string(&classes) else {
+    let Ok(table) = ClassTable::read(&classes) else {
         return;
     };
-    let class: HashMap<&str, &str> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f.len() >= 4).then(|| (f[0], f[3]))
-        })
-        .collect();
-    let truth: Vec<bool> = names
-        .iter()
-        .map(|n| class.get(n.as_str()) == Some(&"merger"))
-        .collect();
+    let labels = table.labels("merger", None);
+    let is_merger = |name: &str| labels.get(name) == Some(&anomalymatch::core::Label::Anomaly);
+    let truth: Vec<bool> = names.iter().map(|n| is_merger(n)).collect();
     let in_top = ranking
         .top(top)
         .iter()
-        .filter(|r| class.get(r.name.as_str()) == Some(&"merger"))
+        .filter(|r| is_merger(&r.name))
         .count();
     if let Ok(m) = RankingMetrics::compute(scores, &truth) {
         println!(

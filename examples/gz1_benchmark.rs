@@ -26,8 +26,8 @@ use anomalymatch::augment::FixMatchAugmenter;
 use anomalymatch::core::fixmatch::{FixMatch, TrainData};
 use anomalymatch::core::score::embed_all;
 use anomalymatch::core::{
-    Config, Embeddings, FolderSource, ImageBatch, Label, LoaderConfig, QueryInput, RankingMetrics,
-    Validate, anomaly_scores,
+    ClassTable, Config, Embeddings, FolderSource, ImageBatch, Label, LoaderConfig, QueryInput,
+    RankingMetrics, Validate, anomaly_scores,
 };
 use anomalymatch::models::pretrained_lite0;
 use candle_core::Device;
@@ -94,36 +94,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// `(filename, class_name)` rows of `classes.csv`, found by header name.
-fn read_classes(path: &Path) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| *h == name)
-            .ok_or(format!("{}: no {name} column", path.display()))
-    };
-    let (f, c) = (col("filename")?, col("class_name")?);
-    lines
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            let cells: Vec<&str> = l.split(',').map(str::trim).collect();
-            match (cells.get(f), cells.get(c)) {
-                (Some(f), Some(c)) => Ok((f.to_string(), c.to_string())),
-                _ => Err(format!("{}:{}: short row", path.display(), i + 2)),
-            }
-        })
-        .collect()
-}
-
 fn main() {
     anomalymatch::threads::one_candle_thread();
     if let Err(e) = run() {
@@ -140,9 +110,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         println!("skipping: {} not found", classes_path.display());
         return Ok(());
     }
-    let rows: Vec<(String, String)> = read_classes(&classes_path)?
-        .into_iter()
+    let rows: Vec<(String, String)> = ClassTable::read(&classes_path)?
+        .rows()
+        .iter()
         .filter(|(_, c)| *c != args.drop)
+        .cloned()
         .collect();
 
     let t = Instant::now();

@@ -9,6 +9,7 @@
 pub mod atomic;
 pub mod augmenter;
 pub mod checkpoint;
+pub mod class_file;
 pub mod classifier;
 pub mod config;
 pub mod dataset;
@@ -36,6 +37,7 @@ pub mod split;
 pub mod toy;
 
 pub use augmenter::{Augmenter, IdentityAugmenter};
+pub use class_file::ClassTable;
 pub use classifier::{Classifier, ModelSpec, NamedVar, VarRole};
 pub use config::{Checked, Config, Validate};
 pub use dataset::{DatasetReport, FolderDataset, LabelledSet};
