@@ -195,7 +195,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     ctx.cycle(&mut trainer, &labelled)?
                 };
                 let pool_truth: Vec<bool> = c.pool.iter().map(|&i| truth[i]).collect();
-                let m = RankingMetrics::compute(&c.scores, &pool_truth)?;
+                let m = RankingMetrics::compute(&c.scores, &pool_truth).map_err(|e| {
+                    let left = pool_truth.iter().filter(|&&t| t).count();
+                    format!(
+                        "seed {seed}, cycle {cycle}: {e} ({left} of {} pool images are {}); \
+                         the data set is too small for this many cycles",
+                        c.pool.len(),
+                        args.anomaly
+                    )
+                })?;
                 // The simulated expert labels 20 more images.
                 let picked: Vec<usize> = match &strategy {
                     Some(strategy) => {
