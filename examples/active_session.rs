@@ -158,7 +158,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let end = session.run(strategy.as_ref(), oracle.as_mut(), &mut |_| {}, &mut |r| {
         println!(
             "cycle {}: {} of {} queried were anomalies (precision {:.2}); {} found so far; \
-             labels normal/anomaly {}/{}; about {:.0} anomalies left in the window",
+             labels normal/anomaly {}/{}; about {:.0} anomalies left in the window; \
+             {} unreadable image(s) left out",
             r.cycle,
             r.batch_anomalies,
             r.queried,
@@ -166,7 +167,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             r.anomalies_found,
             r.labels_per_class[0],
             r.labels_per_class[1],
-            r.estimated_unfound
+            r.estimated_unfound,
+            r.unreadable
         );
     })?;
     let labels_out = args.session.join("labeled_data.csv");

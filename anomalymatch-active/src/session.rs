@@ -44,6 +44,11 @@ pub trait ImageStore {
 
     /// Where a person can look at the image, if it is a file.
     fn path_of(&self, name: &str) -> Option<PathBuf>;
+
+    /// Unlabelled images found undecodable so far and left out of training and scoring.
+    fn unreadable(&self) -> usize {
+        0
+    }
 }
 
 /// Settings of a session.
@@ -109,6 +114,8 @@ pub struct CycleReport {
     /// a fair estimate only when scores are calibrated probabilities, which FixMatch's are
     /// not guaranteed to be; read it as a rough upper-level indication.
     pub estimated_unfound: f64,
+    /// Unlabelled images found undecodable so far ([`ImageStore::unreadable`]).
+    pub unreadable: usize,
 }
 
 /// How a call to [`Session::run`] ended.
@@ -386,6 +393,7 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
             anomalies_found: self.anomalies_found,
             labels_per_class: per_class,
             estimated_unfound,
+            unreadable: self.store.unreadable(),
         };
         Ok((outcome, report))
     }

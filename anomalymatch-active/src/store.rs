@@ -75,6 +75,10 @@ impl ImageStore for FolderStore {
         self.pool.position()
     }
 
+    fn unreadable(&self) -> usize {
+        self.pool.unreadable().len()
+    }
+
     fn seek(&mut self, position: usize) -> Result<()> {
         self.pool
             .set_position(position.min(self.pool.len().saturating_sub(1)))
@@ -126,5 +130,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("nope.png"), "{msg}");
+    }
+
+    #[test]
+    fn unreadable_pool_images_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..3).map(|i| format!("g{i}.png")).collect();
+        for n in &names {
+            image::GrayImage::new(4, 4)
+                .save(dir.path().join(n))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("g1.png"), b"broken").unwrap();
+        let loader = LoaderConfig::default().build().unwrap();
+        let mut store = FolderStore::new(dir.path(), names, 2, loader, false).unwrap();
+        let (first, _) = store.next_chunk(&HashSet::new()).unwrap();
+        assert_eq!(first, ["g0.png"]);
+        assert_eq!(store.unreadable(), 1);
+        for _ in 0..3 {
+            let (chunk, _) = store.next_chunk(&HashSet::new()).unwrap();
+            assert!(!chunk.contains(&"g1.png".to_string()));
+        }
+        assert_eq!(store.unreadable(), 1);
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! Unlabelled collections can be far larger than memory, so training sees at most `n_to_load`
 //! of them at a time; each [`UnlabelledPool::next_batch`] moves the window on, wrapping around
-//! to the start, so that over successive calls every unlabelled image is used.
+//! to the start, so that over successive calls every unlabelled image is used. An image that
+//! cannot be decoded is reported once, in the load report of the window that met it, then taken
+//! out of the rotation and kept in [`UnlabelledPool::unreadable`].
 
 use crate::error::{Error, Result};
 use crate::folder::FolderSource;
-use crate::loader::{ImageLoader, Loaded};
+use crate::loader::{FailedImage, ImageLoader, Loaded};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,7 @@ pub struct UnlabelledPool {
     position: usize,
     loader: ImageLoader,
     current: Loaded,
+    unreadable: Vec<FailedImage>,
 }
 
 impl UnlabelledPool {
@@ -43,6 +46,7 @@ impl UnlabelledPool {
             position: 0,
             loader,
             current,
+            unreadable: Vec::new(),
         })
     }
 
@@ -84,7 +88,8 @@ impl UnlabelledPool {
     }
 
     /// Replaces the window with the next `n_to_load` images (all of them when the pool is
-    /// smaller), wrapping around to the start. Unreadable images are in the returned report.
+    /// smaller), wrapping around to the start. Unreadable images are in the returned report,
+    /// and leave the rotation (see [`UnlabelledPool::unreadable`]).
     pub fn next_batch(&mut self, show_progress: bool) -> Result<&Loaded> {
         let total = self.names.len();
         let n = self.n_to_load.min(total);
@@ -98,7 +103,19 @@ impl UnlabelledPool {
         if total > 0 {
             self.position = (self.position + n) % total;
         }
+        let failed = self.current.report.failed.clone();
+        if !failed.is_empty() {
+            let names: Vec<&str> = failed.iter().map(|f| f.name.as_str()).collect();
+            self.remove(&names)?;
+            self.unreadable.extend(failed);
+        }
         Ok(&self.current)
+    }
+
+    /// Images that could not be decoded, in the order met; they are no longer in
+    /// [`UnlabelledPool::names`], so later windows do not try them again.
+    pub fn unreadable(&self) -> &[FailedImage] {
+        &self.unreadable
     }
 
     /// Takes newly labelled images out of the pool and out of the loaded window, keeping the
@@ -194,6 +211,24 @@ mod tests {
         assert_eq!(p.current().names, ["img00.png", "img02.png"]);
         assert_eq!(p.current().images.len(), 2);
         assert_eq!(window(&mut p), ["img03.png", "img05.png", "img00.png"]);
+    }
+
+    #[test]
+    fn unreadable_images_are_reported_once_and_leave_the_rotation() {
+        let (dir, mut p) = pool(4, 2);
+        std::fs::write(dir.path().join("img01.png"), b"not a png").unwrap();
+        let first = p.next_batch(false).unwrap();
+        assert_eq!(first.names, ["img00.png"]);
+        assert_eq!(first.report.failed.len(), 1);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.unreadable().len(), 1);
+        assert_eq!(p.unreadable()[0].name, "img01.png");
+        assert_eq!(window(&mut p), ["img02.png", "img03.png"]);
+        // The next pass wraps around without meeting the broken file again.
+        let again = p.next_batch(false).unwrap();
+        assert_eq!(again.names, ["img00.png", "img02.png"]);
+        assert!(again.report.failed.is_empty());
+        assert_eq!(p.unreadable().len(), 1);
     }
 
     #[test]
