@@ -6,6 +6,7 @@
 
 mod common;
 
+use anomalymatch_models::efficientnet::Padding;
 use anomalymatch_models::ops::{self, builtin};
 use candle_core::{Result, Tensor, Var};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -33,12 +34,10 @@ fn bench(c: &mut Criterion) {
         let shape = format!("n{n}_{ch}x{size}x{size}_k{k}s{s}");
         let x = Var::from_tensor(&common::randn(&[n, ch, size, size])).unwrap();
         let w = Var::from_tensor(&common::randn(&[ch, 1, k, k])).unwrap();
-        // Lite0's stride-2 layers pad TensorFlow's SAME way, the odd pixel after.
-        let pad = if s == 2 {
-            ((k - 2) / 2, k / 2)
-        } else {
-            (k / 2, k / 2)
-        };
+        // As the model pads: TensorFlow's SAME at the native resolution, where these layers'
+        // sizes are even too (so the odd pixel of stride 2 goes after, as here).
+        let Padding { before, after } = Padding::same(size, k, s);
+        let pad = (before, after);
         let dw = |f: fn(&Tensor, &Tensor, usize, (usize, usize)) -> Result<Tensor>| {
             move |x: &_, w: Option<&_>| f(x, w.unwrap(), s, pad)
         };

@@ -742,15 +742,17 @@ fn named(name: String, var: &Var, role: VarRole) -> NamedVar {
 
 /// Zero padding `(before, after)` of a `k x k` convolution, on both spatial axes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Padding {
-    before: usize,
-    after: usize,
+pub struct Padding {
+    /// Rows (columns) of zeros above (left of) the input.
+    pub before: usize,
+    /// Rows (columns) of zeros below (right of) the input.
+    pub after: usize,
 }
 
 impl Padding {
     /// TensorFlow's `SAME` padding for an input of `size`: the total that makes the output
     /// `ceil(size / stride)`, the odd pixel going after.
-    fn same(size: usize, k: usize, stride: usize) -> Self {
+    pub fn same(size: usize, k: usize, stride: usize) -> Self {
         let out = size.div_ceil(stride);
         let total = ((out.saturating_sub(1)) * stride + k).saturating_sub(size);
         Self {

@@ -332,3 +332,18 @@ fn other_lite_files_are_refused_by_lite0() {
     assert!(err.contains("efficientnet-lite1-77cc7160.pth"), "{err}");
     assert!(err.contains("efficientnet-lite0 expects"), "{err}");
 }
+
+#[test]
+fn same_padding_puts_the_odd_pixel_after() {
+    use anomalymatch_models::efficientnet::Padding;
+    let pad = |size, k, s| {
+        let p = Padding::same(size, k, s);
+        (p.before, p.after)
+    };
+    assert_eq!(pad(224, 3, 2), (0, 1));
+    assert_eq!(pad(112, 5, 2), (1, 2));
+    assert_eq!(pad(56, 3, 1), (1, 1));
+    assert_eq!(pad(56, 5, 1), (2, 2));
+    // An odd input needs no extra pixel: output 4 from 7 with a 3x3 stride-2 kernel.
+    assert_eq!(pad(7, 3, 2), (1, 1));
+}
