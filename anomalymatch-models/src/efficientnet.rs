@@ -544,11 +544,9 @@ impl EfficientNet {
         }
         let act = self.activation;
         let x = x.to_dtype(DType::F32)?;
-        let stem = Conv::Dense {
-            stride: 2,
-            padding: (self.stem_padding.before, self.stem_padding.after),
-        };
-        let mut x = conv_bn_chain(&x, &[(&self.stem, stem, &self.bn0, act)], train)?;
+        let (x, pad) = self.stem_padding.apply(&x)?;
+        let mut x = x.conv2d(&self.stem, pad, 2, 1, 1)?;
+        x = self.bn0.forward_t(&x, train, act)?;
         for block in &self.blocks {
             x = self.block_forward(block, &x, train)?;
         }
@@ -627,9 +625,8 @@ const MASK_STREAM: u64 = 0xD209;
 impl Classifier for EfficientNet {
     /// Logits for `images [N, C, H, W]`.
     ///
-    /// On a GPU, training needs square inputs: candle 0.11's convolution backward (the stem's
-    /// there) derives the output padding from the height alone. On the CPU our kernels have
-    /// no such limit.
+    /// In training mode, backpropagating through a stride-2 convolution needs square inputs:
+    /// candle 0.11's convolution backward derives the output padding from the height alone.
     fn forward_t(&self, images: &Tensor, train: bool) -> anomalymatch_core::Result<Tensor> {
         let mut x = self.features_t(images, train)?;
         if train && self.config.dropout > 0.0 {
@@ -762,5 +759,17 @@ impl Padding {
             before: total / 2,
             after: total - total / 2,
         }
+    }
+
+    /// Pads `x [N, C, H, W]` when the padding is asymmetric, returning the symmetric padding
+    /// left for the convolution itself (the stem's; depthwise layers pad as they convolve).
+    fn apply(self, x: &Tensor) -> candle_core::Result<(Tensor, usize)> {
+        if self.before == self.after {
+            return Ok((x.clone(), self.before));
+        }
+        let x = x
+            .pad_with_zeros(2, self.before, self.after)?
+            .pad_with_zeros(3, self.before, self.after)?;
+        Ok((x, 0))
     }
 }

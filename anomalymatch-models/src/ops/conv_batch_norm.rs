@@ -313,19 +313,6 @@ mod tests {
         check(&[2, 4, 8, 8], &[(dw, vec![4, 1, 3, 3], Activation::Silu)]);
     }
 
-    /// The stem: a dense stride-2 convolution of the images, which need no gradient.
-    #[test]
-    fn dense_stem_matches_separate_ops() {
-        let stem = Conv::Dense {
-            stride: 2,
-            padding: (0, 1),
-        };
-        check(
-            &[2, 3, 8, 8],
-            &[(stem, vec![6, 3, 3, 3], Activation::Relu6)],
-        );
-    }
-
     /// An MBConv block's three layers: expansion, stride-2 depthwise, projection.
     #[test]
     fn mbconv_chain_matches_separate_ops() {

@@ -53,7 +53,6 @@ macro_rules! with_scalar {
 mod activation;
 mod batch_norm;
 mod conv_batch_norm;
-mod dense;
 mod depthwise;
 mod pointwise;
 mod simd;
@@ -112,14 +111,6 @@ pub enum Conv {
         /// Zero padding before and after, on both spatial axes.
         padding: (usize, usize),
     },
-    /// A dense `k x k` convolution (every input channel to every output channel, as the
-    /// EfficientNet stem), weight `[Cout, Cin, k, k]`.
-    Dense {
-        /// Step between output pixels.
-        stride: usize,
-        /// Zero padding before and after, on both spatial axes.
-        padding: (usize, usize),
-    },
 }
 
 impl Conv {
@@ -128,12 +119,6 @@ impl Conv {
         match self {
             Conv::Pointwise => pointwise_conv2d(x, w),
             Conv::Depthwise { stride, padding } => depthwise_conv2d(x, w, stride, padding),
-            Conv::Dense { stride, padding } if fast_path(&[x, w]) => {
-                let (cout, cin, k, _) = w.dims4()?;
-                let cols = dense::Im2Col { k, stride, padding }.cols(x)?;
-                pointwise_conv2d(&cols, &w.reshape((cout, cin * k * k, 1, 1))?)
-            }
-            Conv::Dense { stride, padding } => builtin::dense_conv2d(x, w, stride, padding),
         }
     }
 
@@ -145,18 +130,11 @@ impl Conv {
         w: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, candle_core::Shape)> {
-        use candle_core::{CustomOp1, CustomOp2};
+        use candle_core::CustomOp2;
         match self {
             Conv::Pointwise => pointwise::PointwiseConv.cpu_fwd(x, xl, w, wl),
             Conv::Depthwise { stride, padding } => {
                 depthwise::DepthwiseConv { stride, padding }.cpu_fwd(x, xl, w, wl)
-            }
-            Conv::Dense { stride, padding } => {
-                let (cout, cin, k, _) = wl.shape().dims4()?;
-                let (cols, shape) = dense::Im2Col { k, stride, padding }.cpu_fwd(x, xl)?;
-                let w1 =
-                    Layout::contiguous_with_offset((cout, cin * k * k, 1, 1), wl.start_offset());
-                pointwise::PointwiseConv.cpu_fwd(&cols, &Layout::contiguous(shape), w, &w1)
             }
         }
     }
@@ -174,19 +152,6 @@ impl Conv {
             Conv::Pointwise => pointwise::PointwiseConv.backward(x, w, grad, need_x, need_w),
             Conv::Depthwise { stride, padding } => {
                 depthwise::DepthwiseConv { stride, padding }.backward(x, w, grad, need_x, need_w)
-            }
-            Conv::Dense { stride, padding } => {
-                // The patches are copied again rather than kept from the forward pass: a
-                // cheap pass, and memory holds one activation-sized tensor less.
-                let (cout, cin, k, _) = w.dims4()?;
-                let im2col = dense::Im2Col { k, stride, padding };
-                let cols = x.contiguous()?.apply_op1_no_bwd(&im2col)?;
-                let w1 = w.reshape((cout, cin * k * k, 1, 1))?;
-                let (gcols, gw) =
-                    pointwise::PointwiseConv.backward(&cols, &w1, grad, need_x, need_w)?;
-                let (_, _, h, wd) = x.dims4()?;
-                let gx = gcols.map(|g| im2col.col2im(&g, (h, wd))).transpose()?;
-                Ok((gx, gw.map(|g| g.reshape(w.shape())).transpose()?))
             }
         }
     }
@@ -325,22 +290,6 @@ pub mod builtin {
     /// 1x1 convolution as candle's `conv2d`.
     pub fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         x.conv2d(w, 0, 1, 1, 1)
-    }
-
-    /// Dense convolution as candle's `conv2d`; the input is padded first where
-    /// `(before, after)` differ, as candle pads symmetrically.
-    pub fn dense_conv2d(
-        x: &Tensor,
-        w: &Tensor,
-        stride: usize,
-        (before, after): (usize, usize),
-    ) -> Result<Tensor> {
-        if before == after {
-            return x.conv2d(w, before, stride, 1, 1);
-        }
-        x.pad_with_zeros(2, before, after)?
-            .pad_with_zeros(3, before, after)?
-            .conv2d(w, 0, stride, 1, 1)
     }
 
     /// ReLU6 as `relu` followed by `minimum`.
