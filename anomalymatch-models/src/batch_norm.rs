@@ -132,8 +132,10 @@ pub fn conv_bn_chain(
         .collect();
     let (y, stats) = ops::conv_batch_norm_train(x, &links)?;
     // Spatial sizes only shrink along the chain, so the output has the fewest values.
-    for (&(_, _, bn, _), s) in layers.iter().zip(stats) {
+    if let Some(&(_, _, bn, _)) = layers.last() {
         bn.check_batch(&y)?;
+    }
+    for (&(_, _, bn, _), s) in layers.iter().zip(stats) {
         bn.update_running(s)?;
     }
     Ok(y)

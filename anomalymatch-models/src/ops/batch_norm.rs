@@ -232,6 +232,11 @@ impl BatchNorm {
         }
     }
 
+    /// The mean the normalisation subtracts, per channel.
+    pub(super) fn mean(&self) -> &[f32] {
+        &self.mean
+    }
+
     /// The gradients of `act(batch_norm(x))` for the output gradient `grad`: the input gradient
     /// and the `[2, C]` sums whose rows are the gradients of beta and of gamma.
     pub(super) fn backward(

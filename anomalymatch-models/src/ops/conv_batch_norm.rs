@@ -52,7 +52,7 @@ pub(super) fn train(x: &Tensor, links: &[ConvBn<'_>]) -> Result<(Tensor, Vec<Bat
         .map(|s| {
             let (n, _, h, w) = s.conv_out.dims4()?;
             Ok(BatchStats {
-                mean: Tensor::new(s.mean.as_slice(), device)?,
+                mean: Tensor::new(s.norm.mean(), device)?,
                 var: (Tensor::new(s.var.as_slice(), device)?
                     * batch_norm::unbiased_factor(n * h * w))?,
             })
@@ -79,8 +79,7 @@ struct SavedLink {
     input: Option<Tensor>,
     /// The convolution's output, the batch norm's input.
     conv_out: Tensor,
-    mean: Vec<f32>,
-    /// Biased batch variance.
+    /// Biased batch variance (the mean is the batch norm's).
     var: Vec<f32>,
     norm: BatchNorm,
 }
@@ -92,18 +91,15 @@ struct ConvBnChain {
 }
 
 impl ConvBnChain {
-    /// Offsets of each link's weight and of its scale (the shift follows it), in elements.
+    /// Offsets of each link's weight and of its scale (the shift follows it), in elements,
+    /// then the two operands' total sizes as a last entry.
     fn offsets(&self) -> Vec<(usize, usize)> {
-        let (mut w, mut a) = (0, 0);
-        self.links
-            .iter()
-            .map(|l| {
-                let at = (w, a);
-                w += l.weight.elem_count();
-                a += 2 * l.channels;
-                at
-            })
-            .collect()
+        let mut at = vec![(0, 0)];
+        for l in &self.links {
+            let (w, a) = at[at.len() - 1];
+            at.push((w + l.weight.elem_count(), a + 2 * l.channels));
+        }
+        at
     }
 }
 
@@ -122,9 +118,7 @@ impl CustomOp3 for ConvBnChain {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let offsets = self.offsets();
-        let (w_len, a_len) = self.links.iter().fold((0, 0), |(w, a), l| {
-            (w + l.weight.elem_count(), a + 2 * l.channels)
-        });
+        let (w_len, a_len) = offsets[self.links.len()];
         if l2.shape().elem_count() != w_len || l3.shape().elem_count() != a_len {
             bail!(
                 "conv_batch_norm: weights {:?} or scales and shifts {:?} do not fit the layers",
@@ -155,7 +149,7 @@ impl CustomOp3 for ConvBnChain {
             }
             let layout = Layout::contiguous(&shape);
             let (mean, var) = batch_norm::channel_stats(&a, &layout)?;
-            let norm = BatchNorm::training(mean.clone(), &var, link.eps, link.act);
+            let norm = BatchNorm::training(mean, &var, link.eps, link.act);
             let start = l3.start_offset() + a_at;
             let (gamma, beta) = (
                 Layout::contiguous_with_offset(c, start),
@@ -168,7 +162,6 @@ impl CustomOp3 for ConvBnChain {
             saved.push(SavedLink {
                 input: input.take(),
                 conv_out: Tensor::from_vec(a, shape.clone(), &Device::Cpu)?,
-                mean,
                 var,
                 norm,
             });
