@@ -1,0 +1,60 @@
+//! Errors of the I/O crate: every variant that concerns a file names it, and the item inside it
+//! where there is one.
+
+use std::path::PathBuf;
+
+/// Result alias of `anomalymatch-io`.
+pub type Result<T, E = IoError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong reading or writing survey files.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not in the format expected, or an item inside it is unusable.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file concerned (with `:item` appended where one item is at fault).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An error from the core crate.
+    #[error(transparent)]
+    Core(#[from] anomalymatch_core::Error),
+}
+
+impl IoError {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        IoError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A format error about `path`.
+    pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        IoError::Format {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<IoError> for anomalymatch_core::Error {
+    fn from(e: IoError) -> Self {
+        match e {
+            IoError::Core(e) => e,
+            IoError::Io { path, source } => anomalymatch_core::Error::Io { path, source },
+            IoError::Format { path, message } => anomalymatch_core::Error::Image { path, message },
+        }
+    }
+}
