@@ -6,10 +6,9 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use anomalymatch::augment::FixMatchAugmenter;
-use anomalymatch::core::fixmatch::{FixMatch, TrainData};
-use anomalymatch::core::{Config, ImageBatch, Label, Validate};
-use anomalymatch::models::pretrained_lite0;
-use candle_core::Device;
+use anomalymatch::core::fixmatch::TrainData;
+use anomalymatch::core::{Check, DataConfig, ImageBatch, Label, TrainConfig};
+use anomalymatch::models::{ModelConfig, ModelInput};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
 use std::time::Duration;
@@ -27,8 +26,8 @@ fn images(n: usize, seed: u64) -> ImageBatch {
 }
 
 fn bench(c: &mut Criterion) {
-    // Criterion has started no threads yet; the examples make the same call first in `main`.
-    anomalymatch::threads::one_candle_thread();
+    // SAFETY: criterion has started no thread yet.
+    unsafe { anomalymatch::threads::one_candle_thread() };
     anomalymatch::allocator::keep_freed_pages();
     let labelled = images(100, 1);
     let labels: Vec<Label> = (0..100)
@@ -52,9 +51,26 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(60))
         .throughput(Throughput::Elements(STEPS as u64));
     for (label, overlap) in [("overlapped", true), ("sequential", false)] {
-        let model = pretrained_lite0(3, 2, &Device::Cpu).unwrap();
-        let config = Config::default().train.validate().unwrap();
-        let mut trainer = FixMatch::new(model, FixMatchAugmenter::fixmatch(), config, 7).unwrap();
+        let input = ModelInput {
+            in_channels: 3,
+            num_classes: 2,
+            seed: 7,
+        };
+        let model = ModelConfig::default()
+            .check()
+            .unwrap()
+            .build(input)
+            .unwrap();
+        let mut trainer = TrainConfig::default()
+            .check()
+            .unwrap()
+            .build((
+                model,
+                FixMatchAugmenter::fixmatch(),
+                DataConfig::default().spec(),
+                7,
+            ))
+            .unwrap();
         trainer.set_overlap(overlap);
         g.bench_function(label, |b| {
             b.iter(|| trainer.fit(&data, STEPS, &mut |_| {}).unwrap())

@@ -6,8 +6,8 @@
 // criterion's macros generate undocumented functions; a bench may panic on failure.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use anomalymatch::core::Classifier;
 use anomalymatch::core::optim::{Sgd, SgdConfig};
+use anomalymatch::core::{Check, Classifier};
 use anomalymatch::models::{EfficientNet, EfficientNetConfig, ops};
 use candle_core::{Device, Tensor};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -21,7 +21,9 @@ const SIZE: usize = 96;
 fn model() -> EfficientNet {
     EfficientNetConfig::lite0()
         .with_num_classes(2)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap()
 }
 

@@ -7,14 +7,16 @@
 //! on 2 cores (`cargo bench --bench model`).
 
 /// Sets `CANDLE_NUM_THREADS=1` unless the user already set it, so candle's elementwise ops stay
-/// on the calling thread and leave the cores to rayon.
+/// on the calling thread and leave the cores to rayon. candle reads the variable and offers no
+/// setter, so the process environment is the only way in.
 ///
-/// Call it first thing in `main`, before any thread is started: it changes the process
-/// environment, which is only sound while no other thread reads it.
-pub fn one_candle_thread() {
+/// # Safety
+///
+/// It writes the process environment, which is sound only while no other thread reads or
+/// writes it: call it first thing in `main`, before any thread (rayon's pool included) starts.
+pub unsafe fn one_candle_thread() {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // SAFETY: callers invoke this at the start of `main`, before spawning threads, so no
-        // other thread can read or write the environment concurrently.
+        // SAFETY: the caller guarantees that no other thread exists yet.
         unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
     }
 }

@@ -6,12 +6,18 @@ use anomalymatch::core::classifier::{ModelSpec, NamedVar, VarRole};
 use anomalymatch::core::fixmatch::{FixMatch, TrainData};
 use anomalymatch::core::toy::toy_images;
 use anomalymatch::core::{
-    Answer, Augmenter, Candidate, Classifier, Config, ImageBatch, ImagePayload, ImageSource, Label,
-    Oracle, OracleOutcome, QueryInput, QueryStrategy, Result, SourceImage, Validate,
-    anomaly_scores,
+    Answer, Augmenter, Candidate, ChannelMode, Check, Classifier, DataSpec, ImageBatch,
+    ImagePayload, ImageSource, Label, Oracle, OracleOutcome, QueryInput, QueryStrategy, Result,
+    SourceImage, TrainConfig, anomaly_scores,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{RngExt, SeedableRng};
+
+/// The pixels of [`make_images`]: one band.
+const SPEC: DataSpec = DataSpec {
+    size: SIDE,
+    channels: ChannelMode::Keep(1),
+};
 
 /// Logistic regression on two hand-made features (brightest pixel, mean pixel).
 struct TinyClassifier {
@@ -140,9 +146,10 @@ impl Oracle for Truth {
         record: &mut dyn FnMut(Answer) -> Result<()>,
     ) -> Result<OracleOutcome> {
         for c in candidates.iter().filter(|c| c.rank % 3 != 2) {
+            let index: usize = c.name["img".len()..].parse().unwrap();
             record(Answer::Label {
-                index: c.index,
-                label: self.0[c.index],
+                rank: c.rank,
+                label: self.0[index],
             })?;
         }
         Ok(OracleOutcome::Done)
@@ -200,15 +207,15 @@ fn auroc(scores: &[f32], labels: &[Label]) -> f64 {
 fn fixmatch_trains_a_downstream_classifier_and_the_loop_pieces_fit() {
     let (labelled, labels) = make_images(16, 4, 1);
     let (pool, pool_truth) = make_images(200, 20, 2);
-    let mut config = Config::default().train;
-    config.lr = 0.1;
-    let mut trainer = FixMatch::new(
-        TinyClassifier::new(),
-        FlipNoise,
-        config.validate().unwrap(),
-        7,
-    )
-    .unwrap();
+    let config = TrainConfig {
+        lr: 0.1,
+        ..TrainConfig::default()
+    };
+    let mut trainer = config
+        .check()
+        .unwrap()
+        .build((TinyClassifier::new(), FlipNoise, SPEC, 7))
+        .unwrap();
     let before = auroc(
         &anomaly_scores(trainer.ema(), &pool, 64).unwrap(),
         &pool_truth,
@@ -245,7 +252,6 @@ fn fixmatch_trains_a_downstream_classifier_and_the_loop_pieces_fit() {
         .iter()
         .enumerate()
         .map(|(rank, &index)| Candidate {
-            index,
             rank,
             name: format!("img{index}"),
             score: scores[index],
@@ -288,16 +294,17 @@ fn resumed_training_continues_exactly() {
         labels: &labels,
         unlabelled: &pool,
     };
-    let cfg = Config::default().train.validate().unwrap();
-    let mut straight = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg.clone(), 11).unwrap();
+    let cfg = TrainConfig::default().check().unwrap();
+    let mut straight =
+        FixMatch::new(TinyClassifier::new(), FlipNoise, cfg.clone(), SPEC, 11).unwrap();
     straight.fit(&data, 10, &mut |_| {}).unwrap();
 
-    let mut first = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg.clone(), 11).unwrap();
+    let mut first = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg.clone(), SPEC, 11).unwrap();
     first.fit(&data, 4, &mut |_| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("run.safetensors");
     first.save_checkpoint(&ckpt).unwrap();
-    let mut resumed = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg, 11).unwrap();
+    let mut resumed = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg, SPEC, 11).unwrap();
     // Batches prepared on another thread must not change the result either.
     resumed.set_overlap(true);
     resumed.resume(&ckpt).unwrap();
@@ -336,12 +343,12 @@ fn checkpoint_of_another_model_is_refused() {
             Ok(Other(self.0.duplicate()?))
         }
     }
-    let cfg = Config::default().train.validate().unwrap();
-    let trainer = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg.clone(), 1).unwrap();
+    let cfg = TrainConfig::default().check().unwrap();
+    let trainer = FixMatch::new(TinyClassifier::new(), FlipNoise, cfg.clone(), SPEC, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("tiny.safetensors");
     trainer.save_checkpoint(&ckpt).unwrap();
-    let mut other = FixMatch::new(Other(TinyClassifier::new()), FlipNoise, cfg, 1).unwrap();
+    let mut other = FixMatch::new(Other(TinyClassifier::new()), FlipNoise, cfg, SPEC, 1).unwrap();
     let msg = other.resume(&ckpt).unwrap_err().to_string();
     assert!(
         msg.contains("tiny.safetensors") && msg.contains("5 channels"),

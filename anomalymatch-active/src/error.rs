@@ -22,9 +22,6 @@ pub enum ActiveError {
         /// What is missing.
         message: String,
     },
-    /// The oracle was asked about an item it knows nothing of.
-    #[error("oracle has no label for {0}")]
-    NoTruth(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -7,51 +7,27 @@
 //!
 //! Labels are never kept only in memory: the current labels are always the starting labels
 //! with the journal replayed over them, so a crash loses at most the answer being typed, and
-//! a resumed session asks only about the candidates not yet answered.
+//! a resumed session asks only about the candidates not yet answered. The labelled images are
+//! decoded once when the session opens and then grow with each answer, taken from the pool's
+//! window that was shown.
 
 use crate::error::{ActiveError, Result};
 use crate::journal::{Event, Journal};
+use anomalymatch_core::atomic::write_atomic;
 use anomalymatch_core::atomic::write_bytes_atomic;
 use anomalymatch_core::fixmatch::{FixMatch, StepMetrics, TrainData};
 use anomalymatch_core::score::{anomaly_scores, embed_all};
 use anomalymatch_core::{
-    Answer, Augmenter, Candidate, Classifier, ImageBatch, Label, Oracle, OracleOutcome, QueryInput,
-    QueryStrategy,
+    Answer, Augmenter, Candidate, Classifier, Embeddings, FailedImage, ImageBatch, Label,
+    LabelTable, LabelledSet, MergeReport, Oracle, OracleOutcome, QueryInput, QueryStrategy,
+    UnlabelledPool,
 };
-use anomalymatch_core::{LabelTable, MergeReport};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-/// Where a session's images come from: the labelled ones by name, the unlabelled ones as a
-/// rotating pool of bounded chunks (the original's `N_to_load`).
-pub trait ImageStore {
-    /// Decodes the named images (all must exist).
-    fn load(&mut self, names: &[String]) -> anomalymatch_core::Result<ImageBatch>;
-
-    /// The next chunk of unlabelled images from the current position, leaving out `exclude`
-    /// (names already labelled); the position moves past the chunk and wraps around.
-    fn next_chunk(
-        &mut self,
-        exclude: &HashSet<String>,
-    ) -> anomalymatch_core::Result<(Vec<String>, ImageBatch)>;
-
-    /// Current position in the unlabelled collection, for resuming.
-    fn position(&self) -> usize;
-
-    /// Moves to a position returned by [`ImageStore::position`].
-    fn seek(&mut self, position: usize) -> anomalymatch_core::Result<()>;
-
-    /// Where a person can look at the image, if it is a file.
-    fn path_of(&self, name: &str) -> Option<PathBuf>;
-
-    /// Unlabelled images found undecodable so far and left out of training and scoring.
-    fn unreadable(&self) -> usize {
-        0
-    }
-}
-
-/// Settings of a session.
+/// Settings of a session, assembled from the `[active]`, `[train]` and `[score]` sections.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionConfig {
     /// Cycles to run in total (a resumed session runs the remaining ones).
@@ -64,6 +40,8 @@ pub struct SessionConfig {
     pub score_batch: usize,
     /// Seed of the query strategy.
     pub seed: u64,
+    /// Draw progress bars (training, loading) on stderr.
+    pub show_progress: bool,
 }
 
 /// Where in a cycle the session is; saved so that a resumed session neither retrains nor
@@ -110,12 +88,26 @@ pub struct CycleReport {
     pub anomalies_found: usize,
     /// Labels per class now (starting labels included): `[normal, anomaly]`.
     pub labels_per_class: [usize; 2],
-    /// Expected anomalies among the scored unlabelled images, the sum of their scores. It is
-    /// a fair estimate only when scores are calibrated probabilities, which FixMatch's are
-    /// not guaranteed to be; read it as a rough upper-level indication.
+    /// Expected anomalies among the window's still unlabelled images, the sum of their
+    /// scores. It is a fair estimate only when scores are calibrated probabilities, which
+    /// FixMatch's are not guaranteed to be; read it as a rough indication.
     pub estimated_unfound: f64,
-    /// Unlabelled images found undecodable so far ([`ImageStore::unreadable`]).
+    /// Unlabelled images found undecodable so far and left out.
     pub unreadable: usize,
+    /// Seconds spent loading the window, training, and scoring and querying (0 for phases a
+    /// resumed cycle did not repeat).
+    pub seconds: CycleSeconds,
+}
+
+/// Where a cycle's time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CycleSeconds {
+    /// Decoding the pool window.
+    pub load: f64,
+    /// Training (including the checkpoint).
+    pub train: f64,
+    /// Scoring the window and picking the candidates.
+    pub score: f64,
 }
 
 /// How a call to [`Session::run`] ended.
@@ -127,31 +119,71 @@ pub enum SessionEnd {
     Stopped,
 }
 
-/// A durable active-learning session over a trainer, an image store and a query strategy.
-pub struct Session<C: Classifier, A: Augmenter, S: ImageStore> {
+/// Hooks into a running session, for progress displays and benchmarks; every method does
+/// nothing by default.
+pub trait SessionObserver {
+    /// After each training step.
+    fn on_step(&mut self, metrics: &StepMetrics) {
+        let _ = metrics;
+    }
+
+    /// After a cycle's training, with the window's names and their scores from the EMA model
+    /// (the cycle numbered from 1).
+    fn on_scored(&mut self, cycle: usize, names: &[String], scores: &[f32]) {
+        let _ = (cycle, names, scores);
+    }
+
+    /// After each finished cycle.
+    fn on_cycle(&mut self, report: &CycleReport) {
+        let _ = report;
+    }
+}
+
+/// An observer that watches nothing.
+impl SessionObserver for () {}
+
+/// Labelled names that could not be used, counted and named when a session opens.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelledReport {
+    /// Labelled images decoded.
+    pub loaded: usize,
+    /// Labelled names the image source does not hold (moved or renamed files), sorted.
+    pub missing: Vec<String>,
+    /// Labelled images that failed to decode.
+    pub unreadable: Vec<FailedImage>,
+}
+
+/// A durable active-learning session over a trainer, an unlabelled pool and labels.
+pub struct Session<C: Classifier, A: Augmenter> {
     dir: PathBuf,
     config: SessionConfig,
     trainer: FixMatch<C, A>,
-    store: S,
+    pool: UnlabelledPool,
     journal: Journal,
     state: SessionState,
     /// Current labels: starting labels with the journal replayed over them.
     labels: BTreeMap<String, Label>,
+    /// The decoded images of the known labels that could be read.
+    labelled: LabelledSet,
+    labelled_report: LabelledReport,
     /// Remembered names with the time they were remembered.
     remembered: Vec<(String, u64)>,
     anomalies_found: usize,
 }
 
-impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
-    /// Opens the session in `dir` (created if needed), resuming from its files if present.
+impl<C: Classifier, A: Augmenter> Session<C, A> {
+    /// Opens the session in `dir` (created if needed), resuming from its files if present, and
+    /// decodes the labelled images once from the pool's source.
     ///
     /// `start_labels` are the user's labels; they are never written back, the session's
-    /// answers live in its journal. The trainer is restored from the checkpoint if there is one.
+    /// answers live in its journal. The trainer is restored from the checkpoint if there is
+    /// one. Labelled names without a readable image are counted in [`Session::labelled_report`]
+    /// and left out of training; the session goes on.
     pub fn open(
         dir: &Path,
         config: SessionConfig,
         mut trainer: FixMatch<C, A>,
-        mut store: S,
+        mut pool: UnlabelledPool,
         start_labels: BTreeMap<String, Label>,
     ) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| ActiveError::Io {
@@ -177,22 +209,38 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
             None => SessionState {
                 cycle: 0,
                 phase: Phase::Train,
-                pool_position: store.position(),
+                pool_position: pool.position(),
             },
         };
         let checkpoint = dir.join("checkpoint.safetensors");
         if checkpoint.exists() {
             trainer.resume(&checkpoint)?;
         }
-        store.seek(state.pool_position)?;
+        let known: Vec<String> = labels
+            .iter()
+            .filter(|(_, l)| l.is_known())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let (loaded, mut missing) = pool.load_named(&known, config.show_progress)?;
+        missing.sort();
+        let set_labels = loaded.names.iter().map(|n| labels[n]).collect();
+        let labelled_report = LabelledReport {
+            loaded: loaded.names.len(),
+            missing,
+            unreadable: loaded.report.failed,
+        };
+        let labelled = LabelledSet::new(loaded.names, set_labels, loaded.images)?;
+        pool.seek(state.pool_position)?;
         Ok(Session {
             dir: dir.into(),
             config,
             trainer,
-            store,
+            pool,
             journal: Journal::open(&journal_path)?,
             state,
             labels,
+            labelled,
+            labelled_report,
             remembered,
             anomalies_found,
         })
@@ -201,6 +249,16 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
     /// Current labels (starting labels plus every answer so far).
     pub fn labels(&self) -> &BTreeMap<String, Label> {
         &self.labels
+    }
+
+    /// The labelled images the session trains on.
+    pub fn labelled(&self) -> &LabelledSet {
+        &self.labelled
+    }
+
+    /// Labelled names found missing or unreadable when the session opened.
+    pub fn labelled_report(&self) -> &LabelledReport {
+        &self.labelled_report
     }
 
     /// Names on the remember list, with Unix times.
@@ -218,85 +276,138 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
         &self.trainer
     }
 
-    /// Runs cycles until all are done or the oracle stops, reporting each finished cycle.
+    /// Runs cycles until all are done or the oracle stops, reporting to `observer`.
     pub fn run(
         &mut self,
         strategy: &dyn QueryStrategy,
         oracle: &mut dyn Oracle,
-        on_step: &mut dyn FnMut(&StepMetrics),
-        on_cycle: &mut dyn FnMut(&CycleReport),
+        observer: &mut dyn SessionObserver,
     ) -> Result<SessionEnd> {
         while self.state.cycle < self.config.cycles {
-            let pool_start = self.state.pool_position;
-            self.store.seek(pool_start)?;
-            let known: HashSet<String> = self.labels.keys().cloned().collect();
-            let (names, images) = self.store.next_chunk(&known)?;
-            let next_position = self.store.position();
+            self.pool.seek(self.state.pool_position)?;
+            let known: HashSet<String> = self
+                .labels
+                .iter()
+                .filter(|(_, l)| l.is_known())
+                .map(|(n, _)| n.clone())
+                .collect();
+            let mut seconds = CycleSeconds::default();
+            let clock = Instant::now();
+            self.pool.next_window(&known, self.config.show_progress)?;
+            seconds.load = clock.elapsed().as_secs_f64();
+            let next_position = self.pool.position();
+            let mut window_scores = None;
             if matches!(self.state.phase, Phase::Train) {
-                self.train(&images, on_step)?;
-                let (candidates, scores) = self.query(strategy, &names, &images)?;
-                self.state.phase = Phase::Label { candidates, scores };
+                let clock = Instant::now();
+                self.train(observer)?;
+                seconds.train = clock.elapsed().as_secs_f64();
+                let clock = Instant::now();
+                let scores = self.score_window()?;
+                seconds.score = clock.elapsed().as_secs_f64();
+                observer.on_scored(self.state.cycle + 1, &self.pool.window().names, &scores);
+                let clock = Instant::now();
+                let (candidates, picked_scores) = self.query(strategy, &scores)?;
+                seconds.score += clock.elapsed().as_secs_f64();
+                window_scores = Some(scores);
+                self.state.phase = Phase::Label {
+                    candidates,
+                    scores: picked_scores,
+                };
                 self.save_state()?;
             }
             let Phase::Label { candidates, scores } = self.state.phase.clone() else {
                 continue;
             };
-            let (outcome, report) = self.label(oracle, &candidates, &scores, &names, &images)?;
+            let (outcome, mut report) = self.label(oracle, &candidates, &scores)?;
+            report.seconds = seconds;
             if outcome == OracleOutcome::Quit {
                 return Ok(SessionEnd::Stopped);
             }
+            let window_scores = match window_scores {
+                Some(s) => s,
+                None => self.score_window()?,
+            };
+            report.estimated_unfound = self
+                .pool
+                .window()
+                .names
+                .iter()
+                .zip(&window_scores)
+                .filter(|(n, _)| !self.labels.contains_key(*n))
+                .map(|(_, &s)| f64::from(s))
+                .sum();
             self.state = SessionState {
                 cycle: self.state.cycle + 1,
                 phase: Phase::Train,
                 pool_position: next_position,
             };
             self.save_state()?;
-            on_cycle(&report);
+            observer.on_cycle(&report);
         }
         Ok(SessionEnd::Finished)
     }
 
-    fn train(&mut self, pool: &ImageBatch, on_step: &mut dyn FnMut(&StepMetrics)) -> Result<()> {
-        let (names, labels): (Vec<String>, Vec<Label>) = self
-            .labels
-            .iter()
-            .filter(|(_, l)| l.is_known())
-            .map(|(n, l)| (n.clone(), *l))
-            .unzip();
-        let labelled = self.store.load(&names)?;
+    fn train(&mut self, observer: &mut dyn SessionObserver) -> Result<()> {
+        let window = self.pool.window();
         let data = TrainData {
-            labelled: &labelled,
-            labels: &labels,
-            unlabelled: pool,
+            labelled: self.labelled.images(),
+            labels: self.labelled.labels(),
+            unlabelled: &window.images,
         };
-        self.trainer.fit(&data, self.config.iterations, on_step)?;
+        self.trainer
+            .fit(&data, self.config.iterations, &mut |m| observer.on_step(m))?;
         self.trainer
             .save_checkpoint(&self.dir.join("checkpoint.safetensors"))?;
         Ok(())
     }
 
+    /// The EMA model's scores of the current window.
+    fn score_window(&self) -> Result<Vec<f32>> {
+        let images = &self.pool.window().images;
+        Ok(anomaly_scores(
+            self.trainer.ema(),
+            images,
+            self.config.score_batch,
+        )?)
+    }
+
+    /// Picks the cycle's candidates from the window; the labelled images take part in the
+    /// query with their labels (a diversity query starts from them) but are never picked.
     fn query(
         &self,
         strategy: &dyn QueryStrategy,
-        names: &[String],
-        images: &ImageBatch,
+        window_scores: &[f32],
     ) -> Result<(Vec<String>, Vec<f32>)> {
         let model = self.trainer.ema();
-        let scores = anomaly_scores(model, images, self.config.score_batch)?;
-        let embeddings = embed_all(model, images, self.config.score_batch)?;
-        let current = vec![Label::Unknown; names.len()];
+        let window = self.pool.window();
+        let batch = self.config.score_batch;
+        let mut scores = window_scores.to_vec();
+        scores.extend(anomaly_scores(model, self.labelled.images(), batch)?);
+        let mut labels = vec![Label::Unknown; window.names.len()];
+        labels.extend_from_slice(self.labelled.labels());
+        let embeddings = if strategy.needs_embeddings() {
+            both_embeddings(model, &window.images, self.labelled.images(), batch)?
+        } else {
+            None
+        };
         let input = QueryInput {
             scores: &scores,
             embeddings: embeddings.as_ref(),
-            labels: &current,
+            labels: &labels,
         };
         let picked = strategy.select(
             &input,
             self.config.queries_per_cycle,
             anomalymatch_core::rng::derive_seed(self.config.seed, 0x7175, self.state.cycle as u64),
         )?;
+        if let Some(&bad) = picked.iter().find(|&&i| i >= window.names.len()) {
+            return Err(ActiveError::Strategy {
+                strategy: strategy.name().to_string(),
+                message: format!("picked item {bad}, which is already labelled"),
+            });
+        }
         Ok((
-            picked.iter().map(|&i| names[i].clone()).collect(),
+            picked.iter().map(|&i| window.names[i].clone()).collect(),
             picked.iter().map(|&i| scores[i]).collect(),
         ))
     }
@@ -306,8 +417,6 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
         oracle: &mut dyn Oracle,
         candidates: &[String],
         scores: &[f32],
-        pool_names: &[String],
-        pool: &ImageBatch,
     ) -> Result<(OracleOutcome, CycleReport)> {
         // Ask only about candidates not yet answered (a resumed cycle).
         let pending: Vec<Candidate> = candidates
@@ -316,14 +425,14 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
             .enumerate()
             .filter(|(_, (n, _))| !self.labels.get(*n).is_some_and(|l| l.is_known()))
             .map(|(rank, (n, &score))| Candidate {
-                index: rank,
                 rank,
                 name: n.clone(),
                 score,
-                path: self.store.path_of(n),
+                path: self.pool.path_of(n),
             })
             .collect();
         let cycle = self.state.cycle;
+        let mut answered: Vec<(String, Label)> = Vec::new();
         let (journal, labels, remembered, found) = (
             &mut self.journal,
             &mut self.labels,
@@ -331,16 +440,17 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
             &mut self.anomalies_found,
         );
         let outcome = oracle.label(&pending, &mut |answer| {
-            let (index, event) = match answer {
-                Answer::Label { index, label } => match Event::from_label(label) {
-                    Some(e) => (index, e),
+            let (rank, event) = match answer {
+                Answer::Label { rank, label } => match Event::from_label(label) {
+                    Some(e) => (rank, e),
                     None => return Ok(()),
                 },
-                Answer::Remember { index } => (index, Event::Remember),
+                Answer::Remember { rank } => (rank, Event::Remember),
             };
-            let name = candidates.get(index).ok_or_else(|| {
+            let name = candidates.get(rank).ok_or_else(|| {
                 anomalymatch_core::Error::InvalidArgument(format!(
-                    "oracle answered about unknown candidate {index}"
+                    "oracle answered about candidate {rank} of {}",
+                    candidates.len()
                 ))
             })?;
             journal.record(cycle, name, event)?;
@@ -348,11 +458,15 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
                 Some(l) => {
                     *found += usize::from(l == Label::Anomaly);
                     labels.insert(name.clone(), l);
+                    answered.push((name.clone(), l));
                 }
                 None => remembered.push((name.clone(), now())),
             }
             Ok(())
-        })?;
+        });
+        // Answers already journalled join the labelled images even if the oracle failed.
+        self.add_labelled(&answered)?;
+        let outcome = outcome?;
         let batch: Vec<Label> = candidates
             .iter()
             .filter_map(|n| self.labels.get(n).copied())
@@ -365,21 +479,6 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
                 per_class[c as usize] += 1;
             }
         }
-        let still_unlabelled: Vec<usize> = pool_names
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| !self.labels.contains_key(*n))
-            .map(|(i, _)| i)
-            .collect();
-        let estimated_unfound = if still_unlabelled.is_empty() {
-            0.0
-        } else {
-            let rest = pool.select(&still_unlabelled)?;
-            anomaly_scores(self.trainer.ema(), &rest, self.config.score_batch)?
-                .iter()
-                .map(|&s| f64::from(s))
-                .sum()
-        };
         let report = CycleReport {
             cycle: cycle + 1,
             queried: candidates.len(),
@@ -392,15 +491,68 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
             },
             anomalies_found: self.anomalies_found,
             labels_per_class: per_class,
-            estimated_unfound,
-            unreadable: self.store.unreadable(),
+            estimated_unfound: 0.0,
+            unreadable: self.pool.unreadable().len(),
+            seconds: CycleSeconds::default(),
         };
         Ok((outcome, report))
     }
 
+    /// Adds answered images to the labelled set: their pixels come from the window they were
+    /// shown in (or, for a candidate no longer in it, from the source), and they leave the
+    /// window. A changed answer updates the label in place.
+    fn add_labelled(&mut self, answered: &[(String, Label)]) -> Result<()> {
+        let mut fresh: Vec<(String, Label)> = Vec::new();
+        for (name, label) in answered {
+            if !self.labelled.relabel(name, *label) {
+                fresh.push((name.clone(), *label));
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let window = self.pool.window();
+        let at: HashMap<&str, usize> = window
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let (in_window, elsewhere): (Vec<_>, Vec<_>) = fresh
+            .into_iter()
+            .partition(|(n, _)| at.contains_key(n.as_str()));
+        let idx: Vec<usize> = in_window.iter().map(|(n, _)| at[n.as_str()]).collect();
+        let images = window.images.select(&idx)?;
+        let (names, labels): (Vec<String>, Vec<Label>) = in_window.into_iter().unzip();
+        self.labelled.extend(&names, &labels, &images)?;
+        self.pool.remove_from_window(&names)?;
+        if !elsewhere.is_empty() {
+            let names: Vec<String> = elsewhere.iter().map(|(n, _)| n.clone()).collect();
+            let (loaded, missing) = self.pool.load_named(&names, false)?;
+            let label_of: HashMap<&str, Label> =
+                elsewhere.iter().map(|(n, l)| (n.as_str(), *l)).collect();
+            let labels: Vec<Label> = loaded.names.iter().map(|n| label_of[n.as_str()]).collect();
+            self.labelled
+                .extend(&loaded.names, &labels, &loaded.images)?;
+            self.labelled_report.missing.extend(missing);
+            self.labelled_report.unreadable.extend(loaded.report.failed);
+        }
+        Ok(())
+    }
+
     /// Writes the current labels merged over the user's label file (if any) to `out`, in the
-    /// original's `labeled_data.csv` format; the user's file itself is never written.
+    /// original's `labeled_data.csv` format. The user's file itself is never written: `out`
+    /// naming it is an error.
     pub fn export_labels(&self, user_file: Option<&Path>, out: &Path) -> Result<MergeReport> {
+        if let Some(user) = user_file
+            && same_file(user, out)
+        {
+            return Err(anomalymatch_core::Error::InvalidArgument(format!(
+                "{}: the export would overwrite the user's label file; choose another output",
+                out.display()
+            ))
+            .into());
+        }
         let mut table = match user_file {
             Some(p) => LabelTable::read(p)?,
             None => LabelTable::new(),
@@ -412,16 +564,14 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
 
     /// Writes the remember list as `filename,remembered_at` (Unix seconds), atomically.
     pub fn export_remembered(&self, out: &Path) -> Result<()> {
-        let mut text = String::from("filename,remembered_at\n");
-        for (name, time) in &self.remembered {
-            let quoted = if name.contains([',', '"', '\n']) {
-                format!("\"{}\"", name.replace('"', "\"\""))
-            } else {
-                name.clone()
-            };
-            text.push_str(&format!("{quoted},{time}\n"));
-        }
-        Ok(write_bytes_atomic(out, text.as_bytes())?)
+        Ok(write_atomic(out, |w| {
+            let mut csv = csv::Writer::from_writer(w);
+            csv.write_record(["filename", "remembered_at"])?;
+            for (name, time) in &self.remembered {
+                csv.write_record([name.as_str(), &time.to_string()])?;
+            }
+            csv.flush()
+        })?)
     }
 
     fn save_state(&self) -> Result<()> {
@@ -432,6 +582,38 @@ impl<C: Classifier, A: Augmenter, S: ImageStore> Session<C, A, S> {
             message: e.to_string(),
         })?;
         Ok(write_bytes_atomic(&path, &text)?)
+    }
+}
+
+/// Embeddings of the window followed by those of the labelled images, or `None` when the
+/// model has none.
+fn both_embeddings<C: Classifier>(
+    model: &C,
+    window: &ImageBatch,
+    labelled: &ImageBatch,
+    batch: usize,
+) -> Result<Option<Embeddings>> {
+    let (Some(a), Some(b)) = (
+        embed_all(model, window, batch)?,
+        embed_all(model, labelled, batch)?,
+    ) else {
+        return Ok(None);
+    };
+    let mut data = Vec::with_capacity((a.len() + b.len()) * a.dim());
+    for i in 0..a.len() {
+        data.extend_from_slice(a.row(i));
+    }
+    for i in 0..b.len() {
+        data.extend_from_slice(b.row(i));
+    }
+    Ok(Some(Embeddings::new(data, a.dim())?))
+}
+
+/// True when both paths name the same existing file (or are spelled the same).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 

@@ -1,64 +1,18 @@
+#![allow(clippy::unwrap_used)]
 //! A session with a toy classifier and the simulated expert: several cycles, a crash in the
 //! middle of labelling, a resume, and no label lost or duplicated.
 
 use anomalymatch_active::journal::Journal;
-use anomalymatch_active::session::{ImageStore, Session, SessionConfig, SessionEnd};
+use anomalymatch_active::session::{
+    CycleReport, Session, SessionConfig, SessionEnd, SessionObserver,
+};
 use anomalymatch_active::{SimulatedExpert, by_name};
-use anomalymatch_core::fixmatch::FixMatch;
-use anomalymatch_core::toy::{MaxMeanClassifier, toy_images};
+use anomalymatch_core::toy::{MaxMeanClassifier, MemorySource, toy_images};
 use anomalymatch_core::{
-    Answer, Candidate, Config, IdentityAugmenter, ImageBatch, Label, LabelTable, Oracle,
-    OracleOutcome, Validate,
+    Answer, Candidate, ChannelMode, Check, DataConfig, IdentityAugmenter, Label, LabelTable,
+    Oracle, OracleOutcome, TrainConfig, UnlabelledPool,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
-
-/// All images in memory, handed out in chunks of `chunk`.
-struct MemStore {
-    names: Vec<String>,
-    images: ImageBatch,
-    chunk: usize,
-    pos: usize,
-}
-
-impl ImageStore for MemStore {
-    fn load(&mut self, names: &[String]) -> anomalymatch_core::Result<ImageBatch> {
-        let idx: Vec<usize> = names
-            .iter()
-            .map(|n| self.names.iter().position(|m| m == n).unwrap())
-            .collect();
-        self.images.select(&idx)
-    }
-
-    fn next_chunk(
-        &mut self,
-        exclude: &HashSet<String>,
-    ) -> anomalymatch_core::Result<(Vec<String>, ImageBatch)> {
-        let n = self.names.len();
-        let idx: Vec<usize> = (0..self.chunk)
-            .map(|k| (self.pos + k) % n)
-            .filter(|&i| !exclude.contains(&self.names[i]))
-            .collect();
-        self.pos = (self.pos + self.chunk) % n;
-        Ok((
-            idx.iter().map(|&i| self.names[i].clone()).collect(),
-            self.images.select(&idx)?,
-        ))
-    }
-
-    fn position(&self) -> usize {
-        self.pos
-    }
-
-    fn seek(&mut self, position: usize) -> anomalymatch_core::Result<()> {
-        self.pos = position;
-        Ok(())
-    }
-
-    fn path_of(&self, _name: &str) -> Option<PathBuf> {
-        None
-    }
-}
 
 /// Gives `budget` answers, then dies the way a killed process does: no clean-up at all.
 struct Crashing {
@@ -86,32 +40,56 @@ impl Oracle for Crashing {
 fn session(
     dir: &std::path::Path,
     start: &BTreeMap<String, Label>,
-) -> Session<MaxMeanClassifier, IdentityAugmenter, MemStore> {
+) -> Session<MaxMeanClassifier, IdentityAugmenter> {
     let (images, _) = toy_images(120, 8, 10, 5);
-    let names = (0..120).map(|i| format!("img{i:03}.png")).collect();
-    let mut train = Config::default().train;
-    train.lr = 0.1;
-    let trainer = FixMatch::new(
-        MaxMeanClassifier::new().unwrap(),
-        IdentityAugmenter,
-        train.validate().unwrap(),
-        9,
+    let names: Vec<String> = (0..120).map(|i| format!("img{i:03}.png")).collect();
+    let data = DataConfig {
+        size: 8,
+        channels: ChannelMode::Keep(1),
+        chunk_size: 16,
+        ..DataConfig::default()
+    };
+    let spec = data.spec();
+    let loader = data.check().unwrap().build(()).unwrap();
+    let pool = UnlabelledPool::new(
+        Box::new(MemorySource::new(&names, &images).unwrap()),
+        loader,
+        60,
     )
     .unwrap();
+    let train = TrainConfig {
+        lr: 0.1,
+        ..TrainConfig::default()
+    };
+    let trainer = train
+        .check()
+        .unwrap()
+        .build((
+            MaxMeanClassifier::new().unwrap(),
+            IdentityAugmenter,
+            spec,
+            9,
+        ))
+        .unwrap();
     let config = SessionConfig {
         cycles: 4,
         iterations: 8,
         queries_per_cycle: 5,
         score_batch: 64,
         seed: 1,
+        show_progress: false,
     };
-    let store = MemStore {
-        names,
-        images,
-        chunk: 60,
-        pos: 0,
-    };
-    Session::open(dir, config, trainer, store, start.clone()).unwrap()
+    Session::open(dir, config, trainer, pool, start.clone()).unwrap()
+}
+
+/// Keeps every cycle report.
+#[derive(Default)]
+struct Reports(Vec<CycleReport>);
+
+impl SessionObserver for Reports {
+    fn on_cycle(&mut self, report: &CycleReport) {
+        self.0.push(report.clone());
+    }
 }
 
 #[test]
@@ -136,7 +114,7 @@ fn crash_mid_cycle_then_resume_loses_and_duplicates_nothing() {
             inner: SimulatedExpert::new(truth.clone()),
             budget: 7,
         };
-        let _ = s.run(top.as_ref(), &mut oracle, &mut |_| {}, &mut |_| {});
+        let _ = s.run(top.as_ref(), &mut oracle, &mut ());
     }));
     assert!(
         crashed.is_err(),
@@ -148,15 +126,20 @@ fn crash_mid_cycle_then_resume_loses_and_duplicates_nothing() {
     let mut s = session(dir.path(), &start);
     assert_eq!(s.cycles_done(), 1, "cycle 1 finished before the crash");
     assert_eq!(s.labels().len(), start.len() + 7);
-    let mut reports = Vec::new();
+    assert_eq!(
+        s.labelled().len(),
+        start.len() + 7,
+        "answers before the crash are trained on"
+    );
+    let mut reports = Reports::default();
     let end = s
         .run(
             top.as_ref(),
             &mut SimulatedExpert::new(truth.clone()),
-            &mut |_| {},
-            &mut |r| reports.push(r.clone()),
+            &mut reports,
         )
         .unwrap();
+    let reports = reports.0;
     assert_eq!(end, SessionEnd::Finished);
     assert_eq!(s.cycles_done(), 4);
     assert_eq!(reports.len(), 3);
@@ -176,6 +159,14 @@ fn crash_mid_cycle_then_resume_loses_and_duplicates_nothing() {
         assert_eq!(s.labels()[&e.name], truth[&e.name]);
     }
     assert_eq!(s.labels().len(), start.len() + 20);
+    assert_eq!(
+        s.labelled().len(),
+        start.len() + 20,
+        "every answer joined the training set"
+    );
+    for (name, label) in s.labelled().names().iter().zip(s.labelled().labels()) {
+        assert_eq!(*label, truth[name], "{name}");
+    }
     let found = entries
         .iter()
         .filter(|e| e.event.label() == Some(Label::Anomaly))

@@ -15,6 +15,7 @@
 //! `item_rng(seed, stream, index)`, and batches are processed in parallel with rayon, so the
 //! output for a seed is the same whatever the number of threads.
 
+pub mod config;
 pub mod convert;
 pub mod cutout;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod presets;
 pub mod randaugment;
 pub mod weak;
 
+pub use config::{AugmentConfig, Preset};
 pub use cutout::{Cutout, CutoutFill};
 pub use error::{AugmentError, Result};
 pub use ops::{Op, OpSpec};

@@ -39,6 +39,59 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
 }
 
+/// Files written together: each is filled into a temporary sibling now, and all are renamed
+/// into place by [`AtomicGroup::commit`], so a run that fails part-way replaces none of the
+/// previous outputs. Dropping the group without committing removes its temporary files.
+#[derive(Debug, Default)]
+pub struct AtomicGroup {
+    pending: Vec<(PathBuf, PathBuf)>,
+}
+
+impl AtomicGroup {
+    /// An empty group.
+    pub fn new() -> Self {
+        AtomicGroup::default()
+    }
+
+    /// Fills the temporary file of `path` and syncs it; `path` itself is untouched until
+    /// [`AtomicGroup::commit`].
+    pub fn write<F>(&mut self, path: &Path, fill: F) -> Result<()>
+    where
+        F: FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    {
+        let tmp = temp_path(path);
+        let result = (|| {
+            let mut w = BufWriter::new(File::create(&tmp)?);
+            fill(&mut w)?;
+            w.flush()?;
+            w.get_ref().sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(path, e));
+        }
+        self.pending.push((tmp, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Renames every file into place, in the order written.
+    pub fn commit(mut self) -> Result<()> {
+        for (tmp, path) in std::mem::take(&mut self.pending) {
+            fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            sync_parent(&path);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicGroup {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.pending {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
 /// The temporary sibling: same folder (so the rename stays on one file system), unique per process.
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
@@ -74,6 +127,34 @@ mod tests {
         write_bytes_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_group_replaces_all_files_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.png"));
+        write_bytes_atomic(&a, b"old a").unwrap();
+        write_bytes_atomic(&b, b"old b").unwrap();
+        {
+            let mut group = AtomicGroup::new();
+            group.write(&a, |w| w.write_all(b"new a")).unwrap();
+            assert!(
+                group
+                    .write(&b, |_| Err(std::io::Error::other("disk full")))
+                    .is_err()
+            );
+            // Dropped without commit: nothing replaced, no temporary file left.
+        }
+        assert_eq!(fs::read(&a).unwrap(), b"old a");
+        assert_eq!(fs::read(&b).unwrap(), b"old b");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        let mut group = AtomicGroup::new();
+        group.write(&a, |w| w.write_all(b"new a")).unwrap();
+        group.write(&b, |w| w.write_all(b"new b")).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"old a", "untouched before commit");
+        group.commit().unwrap();
+        assert_eq!(fs::read(&b).unwrap(), b"new b");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

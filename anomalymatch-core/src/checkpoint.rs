@@ -1,18 +1,24 @@
 //! Model files and training checkpoints in safetensors, written atomically.
 //!
 //! A checkpoint holds the train model, the EMA model, the optimiser state, the step count and
-//! the configuration in one file, so that a crash can never leave a model from one step beside
-//! an optimiser from another. Every file carries the model's [`ModelSpec`]; loading it into a
-//! model of another architecture, channel or class count is an error naming the file.
+//! the training configuration in one file, so that a crash can never leave a model from one
+//! step beside an optimiser from another. It also says everything needed to score with it and
+//! nothing else ([`CheckpointInfo`]): the model's [`ModelSpec`] and settings, and the pixels it
+//! was trained on ([`DataSpec`]: size, channels). Loading it into a model of another
+//! architecture, channel or class count is an error naming the file.
 
 use crate::classifier::{Classifier, ModelSpec, NamedVar, SPEC_METADATA_KEY};
 use crate::error::{Error, Result};
+use crate::loader::DataSpec;
+use crate::train_config::TrainConfig;
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const ITERATION_KEY: &str = "anomalymatch.iteration";
-const CONFIG_KEY: &str = "anomalymatch.config";
+const TRAIN_KEY: &str = "anomalymatch.train";
+const DATA_KEY: &str = "anomalymatch.data";
+const SETTINGS_KEY: &str = "anomalymatch.model_settings";
 
 /// What a checkpoint holds besides the two models' variables.
 #[derive(Debug, Clone)]
@@ -21,8 +27,91 @@ pub struct CheckpointState {
     pub iteration: usize,
     /// Optimiser tensors (momentum buffers) by name.
     pub optimizer: Vec<(String, Tensor)>,
-    /// The configuration the run used, as JSON text (for the record and for resuming).
-    pub config_json: String,
+    /// The training settings of the run.
+    pub train: TrainConfig,
+    /// The pixels the model was trained on.
+    pub data: DataSpec,
+}
+
+/// What a checkpoint says about itself, read from its header alone: enough to rebuild the
+/// model and decode images as training did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointInfo {
+    /// Architecture, input channels and classes.
+    pub spec: ModelSpec,
+    /// The backbone's own settings ([`Classifier::settings`]), to rebuild it.
+    pub settings: serde_json::Value,
+    /// The pixels the model was trained on.
+    pub data: DataSpec,
+    /// The training settings of the run.
+    pub train: TrainConfig,
+    /// Training steps taken.
+    pub iteration: usize,
+}
+
+impl CheckpointInfo {
+    /// Reads the header of the checkpoint at `path` (not its tensors).
+    pub fn read(path: &Path) -> Result<CheckpointInfo> {
+        let metadata = read_header(path)?;
+        let field = |key: &str| -> Result<serde_json::Value> {
+            let text = metadata.get(key).ok_or_else(|| Error::Checkpoint {
+                path: path.into(),
+                message: format!("metadata {key} is missing: not a training checkpoint"),
+            })?;
+            serde_json::from_str(text).map_err(|e| Error::Checkpoint {
+                path: path.into(),
+                message: format!("metadata {key}: {e}"),
+            })
+        };
+        Ok(CheckpointInfo {
+            spec: from_value(path, SPEC_METADATA_KEY, field(SPEC_METADATA_KEY)?)?,
+            settings: field(SETTINGS_KEY)?,
+            data: from_value(path, DATA_KEY, field(DATA_KEY)?)?,
+            train: from_value(path, TRAIN_KEY, field(TRAIN_KEY)?)?,
+            iteration: from_value(path, ITERATION_KEY, field(ITERATION_KEY)?)?,
+        })
+    }
+}
+
+/// Parses one metadata field, naming the file and the key on failure.
+fn from_value<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    key: &str,
+    value: serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| Error::Checkpoint {
+        path: path.into(),
+        message: format!("metadata {key}: {e}"),
+    })
+}
+
+/// The metadata of a safetensors file, reading only its header.
+fn read_header(path: &Path) -> Result<HashMap<String, String>> {
+    use std::io::Read;
+    let bad = |message: String| Error::Checkpoint {
+        path: path.into(),
+        message,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|_| bad("too short for a safetensors file".into()))?;
+    let len = u64::from_le_bytes(len);
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len > file_len.saturating_sub(8) || len > 100 << 20 {
+        return Err(bad(format!("header of {len} bytes does not fit the file")));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| Error::io(path, e))?;
+    #[derive(serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: HashMap<String, String>,
+    }
+    let parsed: Header = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("not a safetensors header: {e}")))?;
+    Ok(parsed.metadata)
 }
 
 /// Writes `model`, `ema` and `state` to `path` atomically.
@@ -37,29 +126,48 @@ pub fn save_checkpoint<C: Classifier>(
     for (name, t) in &state.optimizer {
         tensors.push((format!("optim.{name}"), cpu_f32(t)?));
     }
+    let json = |v: serde_json::Result<String>| {
+        v.map_err(|e| Error::Checkpoint {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    };
     let metadata = HashMap::from([
         (ITERATION_KEY.to_string(), state.iteration.to_string()),
-        (CONFIG_KEY.to_string(), state.config_json.clone()),
+        (
+            TRAIN_KEY.to_string(),
+            json(serde_json::to_string(&state.train))?,
+        ),
+        (
+            DATA_KEY.to_string(),
+            json(serde_json::to_string(&state.data))?,
+        ),
+        (
+            SETTINGS_KEY.to_string(),
+            json(serde_json::to_string(&model.settings()))?,
+        ),
     ]);
     write_tensors(path, &model.spec(), tensors, metadata)
 }
 
 /// Loads a checkpoint written by [`save_checkpoint`] into `model` and `ema`, returning the rest.
 pub fn load_checkpoint<C: Classifier>(path: &Path, model: &C, ema: &C) -> Result<CheckpointState> {
+    let info = CheckpointInfo::read(path)?;
     let file = TensorFile::open(path, &model.spec())?;
-    let iteration: usize = file
-        .metadata(ITERATION_KEY)?
-        .parse()
-        .map_err(|_| file.error("iteration is not a number".into()))?;
-    let config_json = file.metadata(CONFIG_KEY)?;
     file.load_into("model.", &model.variables())?;
     file.load_into("ema.", &ema.variables())?;
     let optimizer = file.prefixed("optim.")?;
     Ok(CheckpointState {
-        iteration,
+        iteration: info.iteration,
         optimizer,
-        config_json,
+        train: info.train,
+        data: info.data,
     })
+}
+
+/// Loads only the EMA model of a checkpoint (the one that scores) into `model`.
+pub fn load_ema<C: Classifier>(path: &Path, model: &C) -> Result<()> {
+    TensorFile::open(path, &model.spec())?.load_into("ema.", &model.variables())
 }
 
 /// The variables as CPU f32 tensors named `prefix + name`.
@@ -131,13 +239,6 @@ impl TensorFile {
             path: self.path.clone(),
             message,
         }
-    }
-
-    fn metadata(&self, key: &str) -> Result<String> {
-        self.metadata
-            .get(key)
-            .cloned()
-            .ok_or_else(|| self.error(format!("metadata {key} is missing")))
     }
 
     fn tensors(&self) -> Result<safetensors::SafeTensors<'_>> {

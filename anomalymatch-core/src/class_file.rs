@@ -55,12 +55,12 @@ impl ClassTable {
         &self.rows
     }
 
-    /// Labels by filename: `anomaly_class` is [`Label::Anomaly`], `drop_class` (if any) is left
+    /// Labels by filename: `anomaly_class` is [`Label::Anomaly`], the `drop` classes are left
     /// out, every other class is [`Label::Normal`].
-    pub fn labels(&self, anomaly_class: &str, drop_class: Option<&str>) -> HashMap<String, Label> {
+    pub fn labels(&self, anomaly_class: &str, drop: &[String]) -> HashMap<String, Label> {
         self.rows
             .iter()
-            .filter(|(_, c)| Some(c.as_str()) != drop_class)
+            .filter(|(_, c)| !drop.contains(c))
             .map(|(f, c)| {
                 let label = if c == anomaly_class {
                     Label::Anomaly
@@ -93,11 +93,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.rows().len(), 3);
-        let labels = t.labels("merger", Some("uncertain"));
+        let labels = t.labels("merger", &["uncertain".to_string()]);
         assert_eq!(labels.len(), 2);
         assert_eq!(labels["a.jpg"], Label::Anomaly);
         assert_eq!(labels["c.jpg"], Label::Normal);
-        assert_eq!(t.labels("merger", None)["b.jpg"], Label::Normal);
+        assert_eq!(t.labels("merger", &[])["b.jpg"], Label::Normal);
     }
 
     #[test]

@@ -69,6 +69,13 @@ pub trait Classifier {
     /// The device the variables live on.
     fn device(&self) -> &Device;
 
+    /// The settings that rebuild this model (architecture details, normalisation constants),
+    /// stored in checkpoints so that they can be scored with nothing else; `Null` when the
+    /// model is rebuilt by other means.
+    fn settings(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
     /// Pooled features `[N, D]` in eval mode, for diversity-based querying; `None` when the
     /// model has no meaningful embedding.
     fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {

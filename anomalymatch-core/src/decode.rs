@@ -4,8 +4,10 @@
 use crate::resample::{Resampler, RowLayout, Sample};
 use crate::source::ImagePayload;
 use image::DynamicImage;
+use serde::{Deserialize, Serialize};
 
-/// Which channels the loaded images have.
+/// Which channels the loaded images have. In configuration files it is written `"rgb"`,
+/// `"grey"`, or the number of bands to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChannelMode {
     /// Three channels: grey images are replicated, alpha is dropped (what ImageNet backbones expect).
@@ -24,6 +26,48 @@ impl ChannelMode {
             ChannelMode::Rgb => 3,
             ChannelMode::Grayscale => 1,
             ChannelMode::Keep(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChannelMode::Rgb => f.write_str("RGB"),
+            ChannelMode::Grayscale => f.write_str("grey"),
+            ChannelMode::Keep(n) => write!(f, "{n}-band"),
+        }
+    }
+}
+
+/// How a [`ChannelMode`] is written in configuration files and checkpoints.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum ChannelRepr {
+    Name(String),
+    Bands(usize),
+}
+
+impl Serialize for ChannelMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            ChannelMode::Rgb => ChannelRepr::Name("rgb".into()),
+            ChannelMode::Grayscale => ChannelRepr::Name("grey".into()),
+            ChannelMode::Keep(n) => ChannelRepr::Bands(n),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ChannelMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match ChannelRepr::deserialize(d)? {
+            ChannelRepr::Name(n) if n == "rgb" => Ok(ChannelMode::Rgb),
+            ChannelRepr::Name(n) if n == "grey" || n == "gray" => Ok(ChannelMode::Grayscale),
+            ChannelRepr::Name(n) => Err(serde::de::Error::custom(format!(
+                "unknown channels {n:?}: expected \"rgb\", \"grey\" or a number of bands"
+            ))),
+            ChannelRepr::Bands(n) => Ok(ChannelMode::Keep(n)),
         }
     }
 }

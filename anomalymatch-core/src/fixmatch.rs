@@ -12,14 +12,16 @@
 use crate::augmenter::Augmenter;
 use crate::checkpoint::{CheckpointState, load_checkpoint, save_checkpoint};
 use crate::classifier::Classifier;
-use crate::config::{Checked, Schedule, TrainConfig};
+use crate::config::Checked;
 use crate::ema::ema_update;
 use crate::error::{Error, Result};
 use crate::image::ImageBatch;
 use crate::label::Label;
+use crate::loader::DataSpec;
 use crate::optim::{Sgd, SgdConfig};
 use crate::progress::Progress;
 use crate::rng::{derive_seed, item_rng};
+use crate::train_config::{Schedule, TrainConfig};
 use candle_core::{DType, Tensor};
 use rand::RngExt;
 use std::path::Path;
@@ -67,6 +69,7 @@ pub struct FixMatch<C: Classifier, A: Augmenter> {
     ema: C,
     augmenter: A,
     config: Checked<TrainConfig>,
+    data: DataSpec,
     optimizer: Sgd,
     iteration: usize,
     seed: u64,
@@ -83,8 +86,15 @@ struct Batch {
 }
 
 impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
-    /// Starts training `model`; its EMA copy starts equal to it.
-    pub fn new(model: C, augmenter: A, config: Checked<TrainConfig>, seed: u64) -> Result<Self> {
+    /// Starts training `model` on images decoded as `data` says; its EMA copy starts equal to
+    /// it. [`crate::config::Checked::build`] on a checked [`TrainConfig`] calls this.
+    pub fn new(
+        model: C,
+        augmenter: A,
+        config: Checked<TrainConfig>,
+        data: DataSpec,
+        seed: u64,
+    ) -> Result<Self> {
         let ema = model.duplicate()?;
         let model_on_cpu = model.device().is_cpu();
         let optimizer = Sgd::new(
@@ -100,6 +110,7 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
             ema,
             augmenter,
             config,
+            data,
             optimizer,
             iteration: 0,
             seed,
@@ -145,22 +156,34 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
         &self.config
     }
 
-    /// Saves the whole training state (both models, optimiser, step count and configuration)
-    /// to one file, atomically.
+    /// The pixels the model is trained on.
+    pub fn data_spec(&self) -> DataSpec {
+        self.data
+    }
+
+    /// Saves the whole training state (both models, optimiser, step count, training settings
+    /// and the data spec) to one file, atomically.
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
-        let config_json = serde_json::to_string(&*self.config)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let state = CheckpointState {
             iteration: self.iteration,
             optimizer: self.optimizer.state(),
-            config_json,
+            train: (*self.config).clone(),
+            data: self.data,
         };
         save_checkpoint(path, &self.model, &self.ema, &state)
     }
 
     /// Restores a state saved by [`FixMatch::save_checkpoint`]; training then continues exactly
-    /// where it stopped.
+    /// where it stopped. A checkpoint trained on other pixels (size, channels) is refused
+    /// before anything changes.
     pub fn resume(&mut self, path: &Path) -> Result<()> {
+        let info = crate::checkpoint::CheckpointInfo::read(path)?;
+        if info.data != self.data {
+            return Err(Error::Checkpoint {
+                path: path.into(),
+                message: format!("trained on {}, this run decodes {}", info.data, self.data),
+            });
+        }
         let state = load_checkpoint(path, &self.model, &self.ema)?;
         self.optimizer.load_state(&state.optimizer)?;
         self.iteration = state.iteration;

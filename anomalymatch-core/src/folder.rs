@@ -106,6 +106,24 @@ impl FolderSource {
     }
 }
 
+impl FolderSource {
+    fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.root.join(name))
+    }
+
+    /// The source item for `name`, whose bytes were `read`.
+    fn item(&self, name: &str, read: std::io::Result<Vec<u8>>) -> SourceImage {
+        SourceImage {
+            name: name.to_string(),
+            origin: self.root.join(name).display().to_string(),
+            payload: match read {
+                Ok(bytes) => ImagePayload::Encoded(bytes),
+                Err(e) => ImagePayload::Unreadable(e.to_string()),
+            },
+        }
+    }
+}
+
 impl ImageSource for FolderSource {
     fn len_hint(&self) -> Option<usize> {
         Some(self.names.len())
@@ -117,18 +135,7 @@ impl ImageSource for FolderSource {
         // Reading in parallel hides file-system latency on network and cold disks.
         let chunk = names
             .par_iter()
-            .map(|name| {
-                let path = self.root.join(name);
-                let payload = match std::fs::read(&path) {
-                    Ok(bytes) => ImagePayload::Encoded(bytes),
-                    Err(e) => ImagePayload::Unreadable(e.to_string()),
-                };
-                SourceImage {
-                    name: name.clone(),
-                    origin: path.display().to_string(),
-                    payload,
-                }
-            })
+            .map(|name| self.item(name, self.read(name)))
             .collect();
         self.position = end;
         Ok(chunk)
@@ -137,6 +144,30 @@ impl ImageSource for FolderSource {
     fn rewind(&mut self) -> Result<()> {
         self.position = 0;
         Ok(())
+    }
+
+    fn skip(&mut self, n: usize) -> Result<usize> {
+        let skipped = n.min(self.names.len() - self.position);
+        self.position += skipped;
+        Ok(skipped)
+    }
+
+    fn read_named(&mut self, names: &[String]) -> Option<Result<Vec<SourceImage>>> {
+        // Only files directly inside the folder: a name with a separator or `..` would reach
+        // outside it. A name with no file is absent, not unreadable.
+        let found = names
+            .par_iter()
+            .filter(|n| Path::new(n.as_str()).file_name() == Some(n.as_ref()))
+            .filter_map(|name| match self.read(name) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                read => Some(self.item(name, read)),
+            })
+            .collect();
+        Some(Ok(found))
+    }
+
+    fn path_of(&self, name: &str) -> Option<PathBuf> {
+        Some(self.root.join(name))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Core of AnomalyMatch: the vocabulary shared by all crates (labels, images, the traits that
 //! connect backbones, augmentations, query strategies, oracles and image sources), label files,
-//! datasets, metrics, configuration, and the FixMatch trainer.
+//! datasets, metrics, the configuration idiom and core's sections, and the FixMatch trainer.
 //!
 //! AnomalyMatch (Gómez et al., arXiv 2505.03509) treats anomaly detection as binary
 //! classification trained semi-supervised with FixMatch from a handful of labels, and improves
@@ -12,7 +12,6 @@ pub mod checkpoint;
 pub mod class_file;
 pub mod classifier;
 pub mod config;
-pub mod dataset;
 pub mod decode;
 pub mod ema;
 pub mod error;
@@ -21,6 +20,7 @@ pub mod folder;
 pub mod image;
 pub mod label;
 pub mod label_file;
+pub mod labelled;
 pub mod loader;
 pub mod metrics;
 pub mod optim;
@@ -32,15 +32,14 @@ mod resample;
 pub mod rng;
 pub mod score;
 pub mod source;
-pub mod split;
 #[cfg(any(test, feature = "toy"))]
 pub mod toy;
+pub mod train_config;
 
 pub use augmenter::{Augmenter, IdentityAugmenter};
 pub use class_file::ClassTable;
 pub use classifier::{Classifier, ModelSpec, NamedVar, VarRole};
-pub use config::{Checked, Config, Validate};
-pub use dataset::{DatasetReport, FolderDataset, LabelledSet};
+pub use config::{Build, Check, Checked};
 pub use decode::ChannelMode;
 pub use error::{Error, Result};
 pub use fixmatch::{FixMatch, StepMetrics, TrainData};
@@ -48,12 +47,13 @@ pub use folder::FolderSource;
 pub use image::ImageBatch;
 pub use label::Label;
 pub use label_file::{LabelTable, MergeReport};
-pub use loader::{FailedImage, ImageLoader, LoadReport, Loaded, LoaderConfig};
+pub use labelled::LabelledSet;
+pub use loader::{DataConfig, DataSpec, FailedImage, ImageLoader, LoadReport, Loaded};
 pub use metrics::{ConfusionMatrix, RankingMetrics};
 pub use oracle::{Answer, Candidate, Oracle, OracleOutcome};
 pub use pool::UnlabelledPool;
 pub use progress::Progress;
 pub use query::{Embeddings, QueryInput, QueryStrategy};
-pub use score::{Ranking, anomaly_scores, score_source};
+pub use score::{Ranking, ScoreConfig, anomaly_scores, score_source};
 pub use source::{ImagePayload, ImageSource, SourceImage};
-pub use split::{Split, stratified_split};
+pub use train_config::{Schedule, TrainConfig};

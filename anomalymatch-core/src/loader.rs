@@ -1,57 +1,124 @@
 //! Loading images from any [`ImageSource`] into [`ImageBatch`]es: chunk by chunk, decoded in
 //! parallel, with unreadable files counted and named instead of aborting the job.
 
+use crate::config::{Build, Check, Checked, check_range, key};
 use crate::decode::{ChannelMode, decode_into};
 use crate::error::{Error, Result};
 use crate::image::ImageBatch;
 use crate::progress::Progress;
 use crate::source::{ImageSource, SourceImage};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// How images are loaded; checked into an [`ImageLoader`] by [`LoaderConfig::build`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoaderConfig {
-    /// Output side length in pixels; every image is resized to `size x size`.
+/// The pixels a model sees: the side every image is resized to and its channels. A
+/// checkpoint records it, so that scoring decodes images exactly as training did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Side in pixels; every image is resized to `size x size`.
     pub size: usize,
-    /// Which channels the output has.
+    /// Which channels the images have.
     pub channels: ChannelMode,
+}
+
+impl std::fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{0}x{0} {1}", self.size, self.channels)
+    }
+}
+
+/// The `[data]` section: where images and labels are and how they are decoded. Checked, it
+/// builds an [`ImageLoader`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// The images: a folder of JPEG, PNG or TIFF files.
+    pub images: Option<PathBuf>,
+    /// The starting labels, in the original's `labeled_data.csv` format.
+    pub labels: Option<PathBuf>,
+    /// Side in pixels that every image is resized to.
+    pub size: usize,
+    /// Channels fed to the model: `"rgb"`, `"grey"`, or a number of bands kept as stored.
+    pub channels: ChannelMode,
+    /// Most unlabelled images held in memory at once (the original's `N_to_load`).
+    pub n_to_load: usize,
     /// Fail on the first unreadable image instead of counting it and going on.
     pub strict: bool,
-    /// Images read and decoded per step; bounds the memory of encoded bytes in flight.
+    /// Images read and decoded per step; bounds the encoded bytes in flight.
     pub chunk_size: usize,
 }
 
-impl Default for LoaderConfig {
-    /// 96x96 RGB (the benchmark protocol's size), lenient, 256 images per chunk.
+impl Default for DataConfig {
+    /// 96x96 RGB (the benchmark protocol's size), lenient, 10,000 images in memory, 256 per chunk.
     fn default() -> Self {
-        LoaderConfig {
+        DataConfig {
+            images: None,
+            labels: None,
             size: 96,
             channels: ChannelMode::Rgb,
+            n_to_load: 10_000,
             strict: false,
             chunk_size: 256,
         }
     }
 }
 
-impl LoaderConfig {
-    /// Checks the settings, naming every bad one.
-    pub fn build(self) -> Result<ImageLoader> {
-        let mut problems = Vec::new();
-        if self.size == 0 {
-            problems.push("size must be at least 1 pixel".to_string());
+/// Largest side an image may be resized to.
+pub const MAX_SIZE: usize = 4096;
+/// Most bands an image may have.
+pub const MAX_CHANNELS: usize = 64;
+
+impl DataConfig {
+    /// The pixels this section produces.
+    pub fn spec(&self) -> DataSpec {
+        DataSpec {
+            size: self.size,
+            channels: self.channels,
         }
-        if self.channels.channels() == 0 {
-            problems.push("ChannelMode::Keep needs at least 1 channel".to_string());
+    }
+
+    /// The same section decoding to `spec` instead (e.g. a checkpoint's).
+    pub fn with_spec(mut self, spec: DataSpec) -> Self {
+        self.size = spec.size;
+        self.channels = spec.channels;
+        self
+    }
+}
+
+impl Check for DataConfig {
+    fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
+        check_range(errors, key(prefix, "size"), self.size, 1, MAX_SIZE);
+        check_range(
+            errors,
+            key(prefix, "channels"),
+            self.channels.channels(),
+            1,
+            MAX_CHANNELS,
+        );
+        if self.n_to_load == 0 {
+            errors.push(format!("{}: must be at least 1", key(prefix, "n_to_load")));
         }
-        if self.chunk_size == 0 {
-            problems.push("chunk_size must be at least 1".to_string());
-        }
-        if problems.is_empty() {
-            Ok(ImageLoader { config: self })
-        } else {
-            Err(Error::Config(problems))
-        }
+        check_range(
+            errors,
+            key(prefix, "chunk_size"),
+            self.chunk_size,
+            1,
+            1 << 16,
+        );
+    }
+}
+
+impl Build<()> for DataConfig {
+    type Output = ImageLoader;
+    type Error = Error;
+
+    fn build_checked(config: &Checked<Self>, _: ()) -> Result<ImageLoader> {
+        Ok(ImageLoader {
+            spec: config.spec(),
+            strict: config.strict,
+            chunk_size: config.chunk_size,
+        })
     }
 }
 
@@ -100,34 +167,42 @@ pub struct Loaded {
     pub report: LoadReport,
 }
 
-/// Decodes source images to a fixed size and channel count, in parallel across cores.
+/// Decodes source images to a fixed size and channel count, in parallel across cores; build it
+/// from a checked [`DataConfig`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLoader {
-    config: LoaderConfig,
+    spec: DataSpec,
+    strict: bool,
+    chunk_size: usize,
 }
 
 impl ImageLoader {
-    /// A loader with checked settings (same as [`LoaderConfig::build`]).
-    pub fn new(config: LoaderConfig) -> Result<Self> {
-        config.build()
+    /// The pixels this loader produces.
+    pub fn spec(&self) -> DataSpec {
+        self.spec
     }
 
-    /// The settings.
-    pub fn config(&self) -> &LoaderConfig {
-        &self.config
+    /// True when the first unreadable image is an error rather than counted.
+    pub fn is_strict(&self) -> bool {
+        self.strict
+    }
+
+    /// Images read and decoded per step.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
     }
 
     /// Values per loaded image (`channels * size * size`).
     pub fn image_len(&self) -> usize {
-        self.config.channels.channels() * self.config.size * self.config.size
+        self.spec.channels.channels() * self.spec.size * self.spec.size
     }
 
     /// No images, with this loader's image shape (a starting point to extend).
     pub fn empty(&self) -> Loaded {
-        let s = self.config.size;
+        let s = self.spec.size;
         Loaded {
             names: Vec::new(),
-            images: ImageBatch::zeros(0, self.config.channels.channels(), s, s),
+            images: ImageBatch::zeros(0, self.spec.channels.channels(), s, s),
             report: LoadReport::default(),
         }
     }
@@ -137,16 +212,16 @@ impl ImageLoader {
         let mut data = vec![0.0; self.image_len()];
         decode_into(
             &image.payload,
-            self.config.channels,
-            self.config.size,
+            self.spec.channels,
+            self.spec.size,
             &mut data,
         )
         .map_err(|message| Error::Image {
             path: PathBuf::from(&image.origin),
             message,
         })?;
-        let s = self.config.size;
-        ImageBatch::from_vec(data, self.config.channels.channels(), s, s)
+        let s = self.spec.size;
+        ImageBatch::from_vec(data, self.spec.channels.channels(), s, s)
     }
 
     /// Decodes a chunk in parallel, keeping input order; failures are counted, or in strict
@@ -157,9 +232,7 @@ impl ImageLoader {
         let outcomes: Vec<std::result::Result<(), String>> = data
             .par_chunks_mut(per)
             .zip(items.par_iter())
-            .map(|(out, item)| {
-                decode_into(&item.payload, self.config.channels, self.config.size, out)
-            })
+            .map(|(out, item)| decode_into(&item.payload, self.spec.channels, self.spec.size, out))
             .collect();
         let mut names = Vec::with_capacity(items.len());
         let mut report = LoadReport::default();
@@ -175,7 +248,7 @@ impl ImageLoader {
                     names.push(item.name.clone());
                 }
                 Err(message) => {
-                    if self.config.strict {
+                    if self.strict {
                         return Err(Error::Image {
                             path: PathBuf::from(&item.origin),
                             message,
@@ -191,8 +264,8 @@ impl ImageLoader {
         }
         data.truncate(kept * per);
         report.loaded = kept;
-        let s = self.config.size;
-        let images = ImageBatch::from_vec(data, self.config.channels.channels(), s, s)?;
+        let s = self.spec.size;
+        let images = ImageBatch::from_vec(data, self.spec.channels.channels(), s, s)?;
         Ok(Loaded {
             names,
             images,
@@ -211,7 +284,7 @@ impl ImageLoader {
         let progress = Progress::new(source.len_hint(), "loading images", show_progress);
         let mut report = LoadReport::default();
         loop {
-            let chunk = source.next_chunk(self.config.chunk_size)?;
+            let chunk = source.next_chunk(self.chunk_size)?;
             if chunk.is_empty() {
                 break;
             }
@@ -245,13 +318,16 @@ mod tests {
     use std::path::Path;
 
     fn loader(size: usize, channels: ChannelMode, strict: bool) -> ImageLoader {
-        LoaderConfig {
+        DataConfig {
             size,
             channels,
             strict,
             chunk_size: 2,
+            ..DataConfig::default()
         }
-        .build()
+        .check()
+        .unwrap()
+        .build(())
         .unwrap()
     }
 
@@ -450,18 +526,20 @@ mod tests {
 
     #[test]
     fn config_is_checked() {
-        let err = LoaderConfig {
+        let err = DataConfig {
             size: 0,
             channels: ChannelMode::Keep(0),
-            strict: false,
+            n_to_load: 0,
             chunk_size: 0,
+            ..DataConfig::default()
         }
-        .build()
+        .check()
         .unwrap_err();
         let Error::Config(problems) = err else {
             panic!("{err}")
         };
-        assert_eq!(problems.len(), 3);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].starts_with("size:"), "{problems:?}");
     }
 
     #[test]

@@ -7,9 +7,8 @@ use std::path::PathBuf;
 /// One item shown to the oracle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    /// Index of the item in the pool the query ran on.
-    pub index: usize,
-    /// Position in the query, 0 first.
+    /// Position in the cycle's query, 0 first; answers name the candidate by it. A resumed
+    /// cycle shows only the unanswered candidates, with the ranks they had.
     pub rank: usize,
     /// Image name as in label files.
     pub name: String,
@@ -22,17 +21,17 @@ pub struct Candidate {
 /// One answer about one candidate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    /// The candidate (by pool index) gets this label.
+    /// The candidate gets this label.
     Label {
-        /// Pool index of the candidate.
-        index: usize,
+        /// The candidate's [`Candidate::rank`].
+        rank: usize,
         /// The label given; `Unknown` is treated as a skip.
         label: Label,
     },
     /// The candidate is worth keeping an eye on, whatever its label.
     Remember {
-        /// Pool index of the candidate.
-        index: usize,
+        /// The candidate's [`Candidate::rank`].
+        rank: usize,
     },
 }
 

@@ -50,7 +50,8 @@ pub struct QueryInput<'a> {
     pub scores: &'a [f32],
     /// Backbone embeddings per item, where the model provides them.
     pub embeddings: Option<&'a Embeddings>,
-    /// Current label per item; only `Unknown` items may be chosen.
+    /// Current label per item: the labelled images take part too (a diversity query starts
+    /// from them), and only `Unknown` items may be chosen.
     pub labels: &'a [Label],
 }
 
@@ -82,6 +83,12 @@ impl QueryInput<'_> {
 pub trait QueryStrategy {
     /// A short name for reports and command-line options.
     fn name(&self) -> &str;
+
+    /// True when [`QueryStrategy::select`] needs [`QueryInput::embeddings`]; callers skip the
+    /// embedding pass otherwise.
+    fn needs_embeddings(&self) -> bool {
+        false
+    }
 
     /// Up to `k` distinct indices of `Unknown` items, most wanted first; fewer when fewer are
     /// unlabelled. `seed` drives any randomness.

@@ -2,12 +2,47 @@
 //! rankings of named images by score.
 
 use crate::classifier::Classifier;
+use crate::config::{Check, check_range, key};
 use crate::error::{Error, Result};
 use crate::image::ImageBatch;
 use crate::loader::{ImageLoader, LoadReport};
 use crate::query::Embeddings;
 use crate::source::ImageSource;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+/// The `[score]` section: how unlabelled images are scored and how many top candidates a run
+/// lists and shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Top candidates written to the top-candidates file and the contact sheet.
+    pub top: usize,
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        ScoreConfig {
+            batch_size: 256,
+            top: 100,
+        }
+    }
+}
+
+impl Check for ScoreConfig {
+    fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
+        check_range(
+            errors,
+            key(prefix, "batch_size"),
+            self.batch_size,
+            1,
+            65_536,
+        );
+        check_range(errors, key(prefix, "top"), self.top, 1, 1_000_000);
+    }
+}
 
 /// Softmax probability of class 1 (`anomaly`) for every image, in eval mode, `batch_size` images
 /// per forward pass so memory stays bounded.
@@ -145,19 +180,21 @@ impl Ranking {
 
     /// Writes `rank,filename,score` rows (rank from 1), atomically.
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        crate::atomic::write_atomic(path, |w| {
-            let mut csv = csv::Writer::from_writer(w);
-            csv.write_record(["rank", "filename", "score"])?;
-            for (i, e) in self.entries.iter().enumerate() {
-                csv.write_record([
-                    (i + 1).to_string(),
-                    e.name.clone(),
-                    format!("{:.6}", e.score),
-                ])?;
-            }
-            csv.flush()?;
-            Ok(())
-        })
+        crate::atomic::write_atomic(path, |w| self.write_csv_to(w))
+    }
+
+    /// Writes `rank,filename,score` rows (rank from 1) to `w`.
+    pub fn write_csv_to<W: std::io::Write>(&self, w: W) -> std::io::Result<()> {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["rank", "filename", "score"])?;
+        for (i, e) in self.entries.iter().enumerate() {
+            csv.write_record([
+                (i + 1).to_string(),
+                e.name.clone(),
+                format!("{:.6}", e.score),
+            ])?;
+        }
+        csv.flush()
     }
 }
 
@@ -177,42 +214,13 @@ mod tests {
         assert!(Ranking::new(&names, &[0.1]).is_err());
     }
 
-    /// Toy images as a source of decoded pixels, with one unreadable item in the middle.
-    struct ToySource {
-        items: Vec<crate::source::SourceImage>,
-        pos: usize,
-    }
-
-    impl ImageSource for ToySource {
-        fn len_hint(&self) -> Option<usize> {
-            Some(self.items.len())
-        }
-
-        fn next_chunk(&mut self, max: usize) -> Result<Vec<crate::source::SourceImage>> {
-            let end = (self.pos + max).min(self.items.len());
-            let chunk = self.items[self.pos..end].to_vec();
-            self.pos = end;
-            Ok(chunk)
-        }
-
-        fn rewind(&mut self) -> Result<()> {
-            self.pos = 0;
-            Ok(())
-        }
-    }
-
     #[test]
     fn scoring_a_source_matches_scoring_in_memory_and_counts_failures() {
         use crate::source::{ImagePayload, SourceImage};
         let (images, _) = crate::toy::toy_images(23, 8, 4, 5);
-        let mut items: Vec<SourceImage> = (0..images.len())
-            .map(|i| SourceImage {
-                name: format!("img{i}"),
-                origin: format!("toy:{i}"),
-                payload: ImagePayload::Pixels(images.select(&[i]).unwrap()),
-            })
-            .collect();
-        items.insert(
+        let expected: Vec<String> = (0..23).map(|i| format!("img{i}")).collect();
+        let mut source = crate::toy::MemorySource::new(&expected, &images).unwrap();
+        source.insert(
             11,
             SourceImage {
                 name: "broken".into(),
@@ -221,32 +229,26 @@ mod tests {
             },
         );
         let model = crate::toy::MaxMeanClassifier::new().unwrap();
-        let loader = crate::loader::LoaderConfig {
+        let loader = crate::loader::DataConfig {
             size: 8,
             channels: crate::decode::ChannelMode::Keep(1),
-            strict: false,
             chunk_size: 5,
+            ..Default::default()
         }
-        .build()
+        .check()
+        .unwrap()
+        .build(())
         .unwrap();
         let (mut names, mut scores) = (Vec::new(), Vec::new());
-        let report = score_source(
-            &model,
-            &loader,
-            &mut ToySource { items, pos: 0 },
-            3,
-            false,
-            |n, s| {
-                names.extend_from_slice(n);
-                scores.extend_from_slice(s);
-                Ok(())
-            },
-        )
+        let report = score_source(&model, &loader, &mut source, 3, false, |n, s| {
+            names.extend_from_slice(n);
+            scores.extend_from_slice(s);
+            Ok(())
+        })
         .unwrap();
         assert_eq!(report.loaded, 23);
         assert_eq!(report.failed.len(), 1);
         assert_eq!(report.failed[0].name, "broken");
-        let expected: Vec<String> = (0..23).map(|i| format!("img{i}")).collect();
         assert_eq!(names, expected);
         let direct = anomaly_scores(&model, &images, 7).unwrap();
         for (a, b) in scores.iter().zip(&direct) {

@@ -2,6 +2,7 @@
 
 use crate::error::Result;
 use crate::image::ImageBatch;
+use std::path::PathBuf;
 
 /// The content of one image as a source delivers it.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,4 +43,34 @@ pub trait ImageSource: Send {
 
     /// Starts again from the first image.
     fn rewind(&mut self) -> Result<()>;
+
+    /// Moves past the next `n` images, returning how many there were (fewer at the end).
+    ///
+    /// The default reads them; sources that can jump (a folder, an array file) override it, so
+    /// that resuming a long job far into a collection costs nothing.
+    fn skip(&mut self, n: usize) -> Result<usize> {
+        let mut skipped = 0;
+        while skipped < n {
+            let chunk = self.next_chunk((n - skipped).min(256))?;
+            if chunk.is_empty() {
+                break;
+            }
+            skipped += chunk.len();
+        }
+        Ok(skipped)
+    }
+
+    /// The named images, when the source can find them without reading everything (a folder
+    /// can); `None` when it cannot, and the caller scans instead. A name that is absent is
+    /// simply not returned. The reading position is unspecified afterwards.
+    fn read_named(&mut self, names: &[String]) -> Option<Result<Vec<SourceImage>>> {
+        let _ = names;
+        None
+    }
+
+    /// Where a person can look at the image, if it is a file of its own.
+    fn path_of(&self, name: &str) -> Option<PathBuf> {
+        let _ = name;
+        None
+    }
 }

@@ -1,10 +1,12 @@
-//! A toy classifier and toy images for tests and examples that need a model but not a network.
+//! A toy classifier, toy images and an in-memory image source, for tests and examples that need
+//! a model but not a network.
 
 use crate::classifier::{Classifier, ModelSpec, NamedVar, VarRole};
 use crate::error::Result;
 use crate::image::ImageBatch;
 use crate::label::Label;
 use crate::rng::item_rng;
+use crate::source::{ImagePayload, ImageSource, SourceImage};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::RngExt;
 
@@ -113,4 +115,53 @@ pub fn toy_images(
         });
     }
     (batch, labels)
+}
+
+/// Images held in memory as an [`ImageSource`] of decoded pixels: a source for tests of
+/// anything that streams.
+#[derive(Debug, Clone)]
+pub struct MemorySource {
+    items: Vec<SourceImage>,
+    position: usize,
+}
+
+impl MemorySource {
+    /// Image `i` of `images` named `names[i]`, with origin `memory:NAME`.
+    pub fn new(names: &[String], images: &ImageBatch) -> Result<Self> {
+        let items = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                Ok(SourceImage {
+                    name: name.clone(),
+                    origin: format!("memory:{name}"),
+                    payload: ImagePayload::Pixels(images.select(&[i])?),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(MemorySource { items, position: 0 })
+    }
+
+    /// Inserts an item at `index` (e.g. an unreadable one).
+    pub fn insert(&mut self, index: usize, item: SourceImage) {
+        self.items.insert(index, item);
+    }
+}
+
+impl ImageSource for MemorySource {
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+
+    fn next_chunk(&mut self, max: usize) -> Result<Vec<SourceImage>> {
+        let end = self.position.saturating_add(max).min(self.items.len());
+        let chunk = self.items[self.position..end].to_vec();
+        self.position = end;
+        Ok(chunk)
+    }
+
+    fn rewind(&mut self) -> Result<()> {
+        self.position = 0;
+        Ok(())
+    }
 }

@@ -11,7 +11,8 @@
 use crate::display::to_rgb8;
 use crate::error::{IoError, Result};
 use crate::text::{Area, Cut, Pen};
-use anomalymatch_core::{Error, ImageBatch};
+use anomalymatch_core::config::{check_range, key};
+use anomalymatch_core::{Build, Check, Checked, Error, ImageBatch};
 use image::codecs::png::PngEncoder;
 use image::imageops::{self, FilterType};
 use image::{ImageEncoder, Rgb, RgbImage};
@@ -44,7 +45,7 @@ const MAX_MARGIN: u32 = 256;
 /// Largest sheet rendered, in pixels (384 MiB of RGB); more tiles belong on several sheets.
 const MAX_PIXELS: u128 = 1 << 27;
 
-/// How a contact sheet is laid out; [`ContactSheet::new`] checks it.
+/// How a contact sheet is laid out; checked, it builds a [`ContactSheet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SheetParams {
     /// Tiles per row (at least 1); a sheet with fewer tiles is only as wide as they need.
@@ -68,40 +69,43 @@ impl Default for SheetParams {
     }
 }
 
-impl SheetParams {
-    /// Checks every field, reporting all bad ones at once by name.
-    pub fn check(&self) -> Result<()> {
-        let mut errors = Vec::new();
+impl Check for SheetParams {
+    fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
         if self.columns == 0 {
-            errors.push("columns: must be at least 1, got 0".to_string());
-        }
-        if !TILE_SIZES.contains(&self.tile_size) {
             errors.push(format!(
-                "tile_size: must be {}..={} pixels, got {}",
-                TILE_SIZES.start(),
-                TILE_SIZES.end(),
-                self.tile_size
+                "{}: must be at least 1, got 0",
+                key(prefix, "columns")
             ));
         }
-        if self.margin > MAX_MARGIN {
-            errors.push(format!(
-                "margin: must be at most {MAX_MARGIN} pixels, got {}",
-                self.margin
-            ));
-        }
-        if !TEXT_SIZES.contains(&self.text_size) {
-            errors.push(format!(
-                "text_size: must be {}..={} pixels, got {}",
-                TEXT_SIZES.start(),
-                TEXT_SIZES.end(),
-                self.text_size
-            ));
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(IoError::Core(Error::Config(errors)))
-        }
+        check_range(
+            errors,
+            key(prefix, "tile_size"),
+            self.tile_size,
+            *TILE_SIZES.start(),
+            *TILE_SIZES.end(),
+        );
+        check_range(errors, key(prefix, "margin"), self.margin, 0, MAX_MARGIN);
+        check_range(
+            errors,
+            key(prefix, "text_size"),
+            self.text_size,
+            *TEXT_SIZES.start(),
+            *TEXT_SIZES.end(),
+        );
+    }
+}
+
+impl Build<()> for SheetParams {
+    type Output = ContactSheet;
+    type Error = IoError;
+
+    /// A sheet with these settings and the bundled font at the text size.
+    fn build_checked(params: &Checked<Self>, _: ()) -> Result<ContactSheet> {
+        let pen = Pen::new(params.text_size as f32)?;
+        Ok(ContactSheet {
+            params: **params,
+            pen,
+        })
     }
 }
 
@@ -159,13 +163,6 @@ pub struct ContactSheet {
 }
 
 impl ContactSheet {
-    /// Checks `params` ([`SheetParams::check`]) and loads the bundled font at the text size.
-    pub fn new(params: SheetParams) -> Result<Self> {
-        params.check()?;
-        let pen = Pen::new(params.text_size as f32)?;
-        Ok(ContactSheet { params, pen })
-    }
-
     /// The layout.
     pub fn params(&self) -> &SheetParams {
         &self.params
@@ -324,9 +321,13 @@ fn fit(image: RgbImage, side: u32) -> RgbImage {
 mod tests {
     use super::*;
 
+    fn sheet_of(params: SheetParams) -> Result<ContactSheet> {
+        params.check()?.build(())
+    }
+
     /// A small layout: 16x16 images enlarged twice into 32-pixel tiles.
     fn small() -> ContactSheet {
-        ContactSheet::new(SheetParams {
+        sheet_of(SheetParams {
             columns: 3,
             tile_size: 32,
             margin: 4,
@@ -555,7 +556,7 @@ mod tests {
     fn an_empty_sheet_is_a_small_valid_image() {
         let out = small().render(&[]).unwrap();
         assert_eq!(out.dimensions(), (4, 4));
-        let no_margin = ContactSheet::new(SheetParams {
+        let no_margin = sheet_of(SheetParams {
             margin: 0,
             ..SheetParams::default()
         })
@@ -566,7 +567,7 @@ mod tests {
     #[test]
     fn bad_parameters_are_errors_naming_the_field() {
         let bad = |p: SheetParams, field: &str| {
-            let err = ContactSheet::new(p).unwrap_err().to_string();
+            let err = sheet_of(p).unwrap_err().to_string();
             assert!(err.contains(field), "{err}");
         };
         let ok = SheetParams::default();
@@ -620,7 +621,7 @@ mod tests {
 
     #[test]
     fn sheets_too_large_are_refused_before_drawing() {
-        let sheet = ContactSheet::new(SheetParams {
+        let sheet = sheet_of(SheetParams {
             tile_size: 1024,
             ..SheetParams::default()
         })

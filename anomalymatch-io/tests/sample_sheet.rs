@@ -1,8 +1,8 @@
 //! Renders a sample contact sheet of toy 5-band and 3-band galaxies for a person to look at
 //! (`<target>/tmp/contact_sheet_sample.png`), and checks that it reads back as rendered.
 
-use anomalymatch_core::ImageBatch;
-use anomalymatch_io::{ContactSheet, SheetParams, Tile};
+use anomalymatch_core::{Check, ImageBatch};
+use anomalymatch_io::{SheetParams, Tile};
 
 /// `n` toy galaxies of `bands` bands, `side` pixels square: an elliptical Gaussian blob whose
 /// brightness across bands follows a slope that changes with the image, so that hues differ,
@@ -51,10 +51,13 @@ fn sample_sheet_of_five_and_three_band_images() {
         };
         tiles.push(tile.unwrap());
     }
-    let sheet = ContactSheet::new(SheetParams {
+    let sheet = SheetParams {
         columns: 4,
         ..SheetParams::default()
-    })
+    }
+    .check()
+    .unwrap()
+    .build(())
     .unwrap();
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("contact_sheet_sample.png");
     sheet.write(&path, &tiles).unwrap();

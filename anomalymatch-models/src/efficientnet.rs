@@ -22,10 +22,12 @@ use crate::batch_norm::{BatchNorm2d, conv_bn_chain};
 use crate::error::Error;
 use crate::ops;
 use crate::ops::{Activation, Conv};
-use anomalymatch_core::{Classifier, ModelSpec, NamedVar, VarRole};
+use anomalymatch_core::config::{check_below, check_range, key};
+use anomalymatch_core::{Build, Check, Checked, Classifier, ModelSpec, NamedVar, VarRole};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -151,6 +153,19 @@ impl fmt::Display for Variant {
     }
 }
 
+impl Serialize for Variant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Variant {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(|e: Error| serde::de::Error::custom(e))
+    }
+}
+
 impl FromStr for Variant {
     type Err = Error;
 
@@ -163,14 +178,17 @@ impl FromStr for Variant {
             .find(|v| v.name().strip_prefix("efficientnet-") == Some(key))
             .ok_or_else(|| {
                 Error::Config(vec![format!(
-                    "unknown EfficientNet variant {s:?} (expected b0..b7 or lite0..lite4)"
+                    "unknown EfficientNet variant {s:?} (expected efficientnet-b0..b7 or \
+                     efficientnet-lite0..lite4)"
                 )])
             })
     }
 }
 
-/// Hyper-parameters of an EfficientNet; validated by [`EfficientNetConfig::init`].
-#[derive(Debug, Clone, PartialEq)]
+/// Hyper-parameters of an EfficientNet: check them, then build the network on a device
+/// (`EfficientNetConfig::lite0().check()?.build(&device)?`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EfficientNetConfig {
     /// Which network.
     pub variant: Variant,
@@ -241,44 +259,41 @@ impl EfficientNetConfig {
         self.seed = seed;
         self
     }
+}
 
-    /// Checks every field, reporting all problems at once.
-    pub fn validate(&self) -> Result<(), Error> {
-        let mut problems = Vec::new();
-        if self.in_channels == 0 {
-            problems.push("in_channels must be at least 1".to_string());
-        }
-        if self.num_classes == 0 {
-            problems.push("num_classes must be at least 1".to_string());
-        }
-        for (name, rate) in [
-            ("dropout", self.dropout),
-            ("drop_connect", self.drop_connect),
-        ] {
-            if !(0.0..1.0).contains(&rate) {
-                problems.push(format!("{name} must be in [0, 1), got {rate}"));
-            }
-        }
-        if !(0.0..=1.0).contains(&self.bn_momentum) {
-            problems.push(format!(
-                "bn_momentum must be in [0, 1], got {}",
-                self.bn_momentum
+impl Check for EfficientNetConfig {
+    /// The ranges of every EfficientNet setting, stated here once; the `[model]` section
+    /// checks its fields through this.
+    fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
+        let k = |name| key(prefix, name);
+        check_range(
+            errors,
+            k("in_channels"),
+            self.in_channels,
+            1,
+            anomalymatch_core::loader::MAX_CHANNELS,
+        );
+        check_range(errors, k("num_classes"), self.num_classes, 1, 100_000);
+        check_below(errors, k("dropout"), self.dropout, 0.0, 1.0);
+        check_below(errors, k("drop_connect"), self.drop_connect, 0.0, 1.0);
+        check_range(errors, k("bn_momentum"), self.bn_momentum, 0.0, 1.0);
+        if !(self.bn_eps > 0.0 && self.bn_eps < 1.0) {
+            errors.push(format!(
+                "{}: must be in (0, 1), got {}",
+                k("bn_eps"),
+                self.bn_eps
             ));
         }
-        if self.bn_eps.is_nan() || self.bn_eps <= 0.0 {
-            problems.push(format!("bn_eps must be positive, got {}", self.bn_eps));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Config(problems))
-        }
     }
+}
 
-    /// Validates the configuration and builds a randomly initialised network on `device`.
-    pub fn init(&self, device: &Device) -> Result<EfficientNet, Error> {
-        self.validate()?;
-        EfficientNet::build(self.clone(), device)
+impl Build<&Device> for EfficientNetConfig {
+    type Output = EfficientNet;
+    type Error = Error;
+
+    /// A randomly initialised network on `device`.
+    fn build_checked(config: &Checked<Self>, device: &Device) -> Result<EfficientNet, Error> {
+        EfficientNet::build((**config).clone(), device)
     }
 }
 
@@ -708,6 +723,11 @@ impl Classifier for EfficientNet {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The [`EfficientNetConfig`], from which [`crate::from_checkpoint`] rebuilds the network.
+    fn settings(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
     }
 
     /// The pooled features in eval mode (1280 wide for Lite and B0).

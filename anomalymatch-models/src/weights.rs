@@ -8,10 +8,11 @@
 //! whatever `C`, so the pretrained batch-norm statistics still fit; for `C = 1` and RGB weights
 //! this is the sum of the colour kernels (a grey image seen as R = G = B).
 
-use crate::efficientnet::{EfficientNet, EfficientNetConfig};
+use crate::efficientnet::{EfficientNet, EfficientNetConfig, Variant};
 use crate::error::{Error, Result};
 use crate::pth::read_pth;
-use anomalymatch_core::Classifier;
+use anomalymatch_core::checkpoint::{CheckpointInfo, load_ema};
+use anomalymatch_core::{Check, Classifier};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -166,26 +167,25 @@ pub fn adapt_stem(kernel: &Tensor, channels: usize) -> Result<Tensor> {
     Ok(scaled.broadcast_as((o, channels, kh, kw))?.contiguous()?)
 }
 
-/// Where the converted ImageNet EfficientNet-Lite0 weights shipped with this repository live
-/// (`weights/efficientnet-lite0.safetensors` at the workspace root).
-pub fn shipped_lite0_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../weights/efficientnet-lite0.safetensors"
-    ))
+/// The ImageNet weights this repository ships for `variant`, if any: EfficientNet-Lite0,
+/// converted from the Apache-2.0 PyTorch release (`weights/efficientnet-lite0.safetensors` at
+/// the workspace root).
+pub fn shipped_weights(variant: Variant) -> Option<PathBuf> {
+    (variant == Variant::Lite0).then(|| {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../weights/efficientnet-lite0.safetensors"
+        ))
+    })
 }
 
-/// EfficientNet-Lite0 with the shipped ImageNet weights, adapted to `in_channels` inputs and a
-/// fresh `num_classes` classifier (unless it is 1000, ImageNet's).
-pub fn pretrained_lite0(
-    in_channels: usize,
-    num_classes: usize,
-    device: &Device,
-) -> Result<EfficientNet> {
-    let model = EfficientNetConfig::lite0()
-        .with_in_channels(in_channels)
-        .with_num_classes(num_classes)
-        .init(device)?;
-    load_pretrained(&model, &shipped_lite0_path())?;
-    Ok(model)
+/// Rebuilds the network a training checkpoint describes, with its EMA weights (the ones that
+/// score), on `device`; needs nothing but the file.
+pub fn from_checkpoint(path: &Path, device: &Device) -> Result<(EfficientNet, CheckpointInfo)> {
+    let info = CheckpointInfo::read(path)?;
+    let config: EfficientNetConfig = serde_json::from_value(info.settings.clone())
+        .map_err(|e| Error::weights(path, format!("not an EfficientNet checkpoint: {e}")))?;
+    let model = config.check()?.build(device)?;
+    load_ema(path, &model)?;
+    Ok((model, info))
 }

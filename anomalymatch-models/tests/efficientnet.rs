@@ -3,7 +3,7 @@
 
 mod common;
 
-use anomalymatch_core::{Classifier, VarRole};
+use anomalymatch_core::{Check, Classifier, VarRole};
 use anomalymatch_models::efficientnet::round_filters;
 use anomalymatch_models::weights::adapt_stem;
 use anomalymatch_models::{EfficientNet, EfficientNetConfig, Variant, load_pretrained};
@@ -43,13 +43,17 @@ fn parameter_counts_match_the_published_models() {
     // 5,288,548 (B0) and 4,652,008 (Lite0) with the 1000-class ImageNet head.
     let b0 = EfficientNetConfig::new(Variant::B0)
         .with_num_classes(1000)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     assert_eq!(trainable_params(&b0), 5_288_548);
     assert_eq!(b0.num_blocks(), 16);
     let lite0 = EfficientNetConfig::lite0()
         .with_num_classes(1000)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     assert_eq!(trainable_params(&lite0), 4_652_008);
     assert_eq!(lite0.num_blocks(), 16);
@@ -61,13 +65,17 @@ fn scaling_rules() {
     assert_eq!(round_filters(16, 1.2), 24); // rounding down by more than 10% is corrected
     assert_eq!(round_filters(1280, 2.0), 2560);
     let lite2 = EfficientNetConfig::new(Variant::Lite2)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     // Lite does not depth-scale the first and last stages: 1+3+3+4+4+5+1.
     assert_eq!(lite2.num_blocks(), 21);
     assert_eq!(lite2.feature_width(), 1280);
     let b2 = EfficientNetConfig::new(Variant::B2)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     assert_eq!(b2.num_blocks(), 23);
     assert_eq!(b2.feature_width(), 1408);
@@ -83,7 +91,9 @@ fn output_shapes_for_any_channel_count() {
             let m = EfficientNetConfig::new(variant)
                 .with_in_channels(channels)
                 .with_num_classes(2)
-                .init(&Device::Cpu)
+                .check()
+                .unwrap()
+                .build(&Device::Cpu)
                 .unwrap();
             let x = images(2, channels, 64, 1);
             assert_eq!(m.forward_t(&x, false).unwrap().dims(), &[2, 2]);
@@ -101,9 +111,8 @@ fn invalid_configurations_are_rejected_with_every_reason() {
         .with_in_channels(0)
         .with_num_classes(0)
         .with_dropout(1.5)
-        .init(&Device::Cpu)
-        .err()
-        .unwrap()
+        .check()
+        .unwrap_err()
         .to_string();
     for field in ["in_channels", "num_classes", "dropout"] {
         assert!(err.contains(field), "{err}");
@@ -113,7 +122,9 @@ fn invalid_configurations_are_rejected_with_every_reason() {
 #[test]
 fn variable_roles() {
     let m = EfficientNetConfig::new(Variant::B0)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     let vars = m.variables();
     let names: std::collections::HashSet<_> = vars.iter().map(|v| v.name.clone()).collect();
@@ -130,7 +141,11 @@ fn variable_roles() {
         assert_eq!(v.role, want, "{}", v.name);
     }
     assert!(names.contains("_blocks.1._se_reduce.weight"));
-    let lite = EfficientNetConfig::lite0().init(&Device::Cpu).unwrap();
+    let lite = EfficientNetConfig::lite0()
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
+        .unwrap();
     assert!(!lite.variables().iter().any(|v| v.name.contains("_se_")));
 }
 
@@ -138,7 +153,11 @@ fn variable_roles() {
 fn training_mode_backpropagates_and_updates_running_statistics() {
     // B0 covers squeeze-and-excitation, which splits a block's fused layers.
     for variant in [Variant::Lite0, Variant::B0] {
-        let m = EfficientNetConfig::new(variant).init(&Device::Cpu).unwrap();
+        let m = EfficientNetConfig::new(variant)
+            .check()
+            .unwrap()
+            .build(&Device::Cpu)
+            .unwrap();
         let running = |m: &EfficientNet| -> Vec<(String, Tensor)> {
             m.variables()
                 .iter()
@@ -170,7 +189,11 @@ fn training_mode_backpropagates_and_updates_running_statistics() {
             assert!(max_diff(old, &new) > 0.0, "{variant}: {name} not updated");
         }
     }
-    let m = EfficientNetConfig::lite0().init(&Device::Cpu).unwrap();
+    let m = EfficientNetConfig::lite0()
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
+        .unwrap();
     let x = images(4, 3, 32, 2);
     m.forward_t(&x, true).unwrap();
     // Eval mode is deterministic and leaves the statistics alone.
@@ -211,7 +234,9 @@ fn masks_repeat_with_the_seed() {
     let run = |seed| {
         let m = EfficientNetConfig::lite0()
             .with_seed(seed)
-            .init(&Device::Cpu)
+            .check()
+            .unwrap()
+            .build(&Device::Cpu)
             .unwrap();
         m.forward_t(&x, true).unwrap()
     };
@@ -221,7 +246,11 @@ fn masks_repeat_with_the_seed() {
 
 #[test]
 fn duplicate_is_independent() {
-    let m = EfficientNetConfig::lite0().init(&Device::Cpu).unwrap();
+    let m = EfficientNetConfig::lite0()
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
+        .unwrap();
     let copy = m.duplicate().unwrap();
     let x = images(2, 3, 32, 4);
     assert_eq!(
@@ -271,10 +300,12 @@ fn stem_adaptation_keeps_grey_images_equivalent() {
 
 #[test]
 fn pretrained_weights_adapt_channels_and_head() {
-    let path = anomalymatch_models::weights::shipped_lite0_path();
+    let path = anomalymatch_models::shipped_weights(anomalymatch_models::Variant::Lite0).unwrap();
     let rgb = EfficientNetConfig::lite0()
         .with_num_classes(1000)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     let report = load_pretrained(&rgb, &path).unwrap();
     assert_eq!(
@@ -286,7 +317,9 @@ fn pretrained_weights_adapt_channels_and_head() {
     let grey = EfficientNetConfig::lite0()
         .with_in_channels(1)
         .with_num_classes(1000)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     let report = load_pretrained(&grey, &path).unwrap();
     assert_eq!(report.stem_adapted, Some((3, 1)));
@@ -299,7 +332,7 @@ fn pretrained_weights_adapt_channels_and_head() {
     assert!(d < 1e-3, "{d}");
 
     // Two classes: a fresh head, the backbone's features unchanged.
-    let two = anomalymatch_models::pretrained_lite0(3, 2, &Device::Cpu).unwrap();
+    let two = common::lite0_pretrained(2);
     let x = images(2, 3, 64, 6);
     assert_eq!(
         max_diff(
@@ -312,7 +345,9 @@ fn pretrained_weights_adapt_channels_and_head() {
 
     // Weights of another variant are refused, naming the file, and change nothing.
     let b0 = EfficientNetConfig::new(Variant::B0)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     let before = b0.forward_t(&x, false).unwrap();
     let err = load_pretrained(&b0, &path).unwrap_err().to_string();
@@ -325,7 +360,11 @@ fn other_lite_files_are_refused_by_lite0() {
     let Some(shared) = common::shared_dir("weights/efficientnet-lite1-77cc7160.pth") else {
         return;
     };
-    let m = EfficientNetConfig::lite0().init(&Device::Cpu).unwrap();
+    let m = EfficientNetConfig::lite0()
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
+        .unwrap();
     let err = load_pretrained(&m, &shared.join("weights/efficientnet-lite1-77cc7160.pth"))
         .unwrap_err()
         .to_string();

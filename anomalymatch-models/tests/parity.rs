@@ -4,7 +4,7 @@
 
 mod common;
 
-use anomalymatch_core::Classifier;
+use anomalymatch_core::{Check, Classifier};
 use anomalymatch_models::{EfficientNetConfig, Variant, load_pretrained};
 use candle_core::{Device, Tensor};
 
@@ -43,7 +43,9 @@ fn check(variant: Variant, file: &str) {
     let golden = &golden[variant.name()];
     let model = EfficientNetConfig::new(variant)
         .with_num_classes(1000)
-        .init(&Device::Cpu)
+        .check()
+        .unwrap()
+        .build(&Device::Cpu)
         .unwrap();
     let report = load_pretrained(&model, &shared.join("weights").join(file)).unwrap();
     assert_eq!(report.stem_adapted, None);
@@ -107,7 +109,7 @@ fn shipped_lite0_matches_pytorch() {
         &std::fs::read(shared.join("weights/golden/pytorch_reference_outputs.json")).unwrap(),
     )
     .unwrap();
-    let model = anomalymatch_models::pretrained_lite0(3, 1000, &Device::Cpu).unwrap();
+    let model = common::lite0_pretrained(1000);
     let x = golden_input().narrow(0, 0, 1).unwrap();
     let logits: Vec<Vec<f32>> = model.forward_t(&x, false).unwrap().to_vec2().unwrap();
     let want: Vec<f64> =

@@ -4,7 +4,7 @@
 
 mod common;
 
-use anomalymatch_core::Classifier;
+use anomalymatch_core::{Check, Classifier};
 use anomalymatch_models::{EfficientNet, EfficientNetConfig};
 // Measured before the fast depthwise kernel: about 41 s per full-batch step (64 images of
 // 32x32) on 2 shared cores with candle's grouped convolution, whose backward dominates.
@@ -107,7 +107,7 @@ fn lite0_from_scratch_fits_64_galaxies() {
     // Faster-moving running statistics, so that eval mode catches up with a short training.
     let mut config = EfficientNetConfig::lite0().with_seed(1);
     config.bn_momentum = 0.1;
-    let model = config.init(&Device::Cpu).unwrap();
+    let model = config.check().unwrap().build(&Device::Cpu).unwrap();
     let steps = fit(&model, &x, &y, 3e-3, 200);
     println!("from scratch: 100% after {steps} steps");
 }
@@ -119,8 +119,8 @@ fn pretrained_lite0_fits_64_galaxies() {
     // 32-pixel galaxies, and eval mode is what is checked.
     let mut config = EfficientNetConfig::lite0().with_seed(1);
     config.bn_momentum = 0.1;
-    let model = config.init(&Device::Cpu).unwrap();
-    let path = anomalymatch_models::weights::shipped_lite0_path();
+    let model = config.check().unwrap().build(&Device::Cpu).unwrap();
+    let path = anomalymatch_models::shipped_weights(anomalymatch_models::Variant::Lite0).unwrap();
     let report = anomalymatch_models::load_pretrained(&model, &path).unwrap();
     assert!(report.head_reset);
     let steps = fit(&model, &x, &y, 1e-3, 200);

@@ -31,7 +31,7 @@ impl Oracle for FileOracle {
             let label = table.get(&c.name);
             if label.is_known() {
                 record(Answer::Label {
-                    index: c.index,
+                    rank: c.rank,
                     label,
                 })?;
             }
@@ -58,7 +58,6 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, n)| Candidate {
-                index: i,
                 rank: i,
                 name: n.to_string(),
                 score: 0.5,
@@ -76,11 +75,11 @@ mod tests {
             got,
             [
                 Answer::Label {
-                    index: 0,
+                    rank: 0,
                     label: Label::Normal
                 },
                 Answer::Label {
-                    index: 2,
+                    rank: 2,
                     label: Label::Anomaly
                 },
             ]

@@ -74,7 +74,7 @@ impl Oracle for SimulatedExpert {
             }
             given[class as usize] += 1;
             record(Answer::Label {
-                index: c.index,
+                rank: c.rank,
                 label,
             })?;
             if self.quota.is_some_and(|q| given.iter().all(|&g| g >= q)) {
@@ -94,7 +94,6 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, n)| Candidate {
-                index: i,
                 rank: i,
                 name: n.to_string(),
                 score: 1.0 - i as f32 / 10.0,
@@ -118,8 +117,8 @@ mod tests {
     fn answers(o: &mut SimulatedExpert, c: &[Candidate]) -> Vec<(usize, Label)> {
         let mut out = Vec::new();
         o.label(c, &mut |a| {
-            if let Answer::Label { index, label } = a {
-                out.push((index, label));
+            if let Answer::Label { rank, label } = a {
+                out.push((rank, label));
             }
             Ok(())
         })

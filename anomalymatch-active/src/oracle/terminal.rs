@@ -68,16 +68,16 @@ impl<R: BufRead, W: Write> Oracle for TerminalOracle<R, W> {
                 let key = self.ask(c)?;
                 match key.as_str() {
                     "a" => record(Answer::Label {
-                        index: c.index,
+                        rank: c.rank,
                         label: Label::Anomaly,
                     })?,
                     "n" => record(Answer::Label {
-                        index: c.index,
+                        rank: c.rank,
                         label: Label::Normal,
                     })?,
                     "s" | "" => {}
                     "r" => {
-                        record(Answer::Remember { index: c.index })?;
+                        record(Answer::Remember { rank: c.rank })?;
                         continue;
                     }
                     "q" => return Ok(OracleOutcome::Quit),
@@ -100,7 +100,6 @@ mod tests {
     fn cands(n: usize) -> Vec<Candidate> {
         (0..n)
             .map(|i| Candidate {
-                index: 10 + i,
                 rank: i,
                 name: format!("img{i}.png"),
                 score: 0.9,
@@ -126,12 +125,12 @@ mod tests {
             answers,
             [
                 Answer::Label {
-                    index: 10,
+                    rank: 0,
                     label: Label::Anomaly
                 },
-                Answer::Remember { index: 11 },
+                Answer::Remember { rank: 1 },
                 Answer::Label {
-                    index: 11,
+                    rank: 1,
                     label: Label::Normal
                 },
             ]

@@ -37,6 +37,10 @@ impl<S: QueryStrategy> QueryStrategy for Deduplicated<S> {
         &self.name
     }
 
+    fn needs_embeddings(&self) -> bool {
+        true
+    }
+
     fn select(&self, input: &QueryInput<'_>, k: usize, seed: u64) -> Result<Vec<usize>> {
         let Some(emb) = input.embeddings else {
             return self.inner.select(input, k, seed);

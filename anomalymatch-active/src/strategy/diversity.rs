@@ -16,6 +16,10 @@ impl QueryStrategy for KCenterGreedy {
         "diverse"
     }
 
+    fn needs_embeddings(&self) -> bool {
+        true
+    }
+
     fn select(&self, input: &QueryInput<'_>, k: usize, _seed: u64) -> Result<Vec<usize>> {
         input.validate()?;
         let emb = input.embeddings.ok_or_else(|| {

@@ -58,6 +58,10 @@ impl QueryStrategy for Mix {
         &self.name
     }
 
+    fn needs_embeddings(&self) -> bool {
+        self.parts.iter().any(|(s, _)| s.needs_embeddings())
+    }
+
     fn select(&self, input: &QueryInput<'_>, k: usize, seed: u64) -> Result<Vec<usize>> {
         input.validate()?;
         let mut labels: Vec<Label> = input.labels.to_vec();

@@ -20,3 +20,19 @@ pub fn shared_dir(what: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// EfficientNet-Lite0 with the shipped ImageNet weights and a fresh `num_classes` head (the
+/// ImageNet head itself for 1000), built as the `[model]` section builds it.
+pub fn lite0_pretrained(num_classes: usize) -> anomalymatch_models::EfficientNet {
+    use anomalymatch_core::Check;
+    let input = anomalymatch_models::ModelInput {
+        in_channels: 3,
+        num_classes,
+        seed: 0,
+    };
+    anomalymatch_models::ModelConfig::default()
+        .check()
+        .unwrap()
+        .build(input)
+        .unwrap()
+}

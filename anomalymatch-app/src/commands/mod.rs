@@ -1,0 +1,32 @@
+//! One module per subcommand; each reads the configuration with its flags applied, assembles
+//! the components from their sections, and runs.
+
+pub mod benchmark;
+pub mod config;
+pub mod discover;
+pub mod label;
+pub mod score;
+pub mod train;
+
+use crate::cli::{Command, Common, Flags};
+use crate::config::{Config, load};
+use crate::error::Result;
+use anomalymatch_core::Checked;
+
+/// Runs one subcommand.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Discover(a) => discover::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Label(a) => label::run(a),
+        Command::Benchmark(a) => benchmark::run(a),
+        Command::Config(a) => config::run(a),
+    }
+}
+
+/// The checked configuration of a job: the file of `--config`, then the job's flags, then
+/// `--set`.
+pub fn configure(common: &Common, groups: &[&dyn Flags]) -> Result<Checked<Config>> {
+    load(common.config.as_deref(), &common.overrides(groups)?)
+}

@@ -1,0 +1,357 @@
+//! The one configuration file of every subcommand: each crate's section, assembled, plus the
+//! application's own (`[truth]`, `[output]`, `[benchmark]`). A command-line flag overrides
+//! its key; `--set KEY=VALUE` overrides any key.
+
+use crate::error::{AppError, Result};
+use anomalymatch_active::ActiveConfig;
+use anomalymatch_augment::AugmentConfig;
+use anomalymatch_core::config::{check_range, key};
+use anomalymatch_core::{Check, Checked, DataConfig, ScoreConfig, TrainConfig};
+use anomalymatch_models::ModelConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The annotated default configuration that `anomalymatch config` prints; a test keeps it equal
+/// to [`Config::default`] and complete.
+pub const DEFAULT_TOML: &str = include_str!("default_config.toml");
+
+/// Every setting of every subcommand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Images, labels and decoding (core).
+    pub data: DataConfig,
+    /// The backbone (models).
+    pub model: ModelConfig,
+    /// Weak and strong views (augment).
+    pub augment: AugmentConfig,
+    /// FixMatch (core).
+    pub train: TrainConfig,
+    /// Scoring (core).
+    pub score: ScoreConfig,
+    /// Active learning (active).
+    pub active: ActiveConfig,
+    /// Ground truth, for simulated experts and reports.
+    pub truth: TruthConfig,
+    /// Where results go.
+    pub output: OutputConfig,
+    /// The GZ1-merger protocol.
+    pub benchmark: BenchmarkConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 42,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            augment: AugmentConfig::default(),
+            train: TrainConfig::default(),
+            score: ScoreConfig::default(),
+            active: ActiveConfig::default(),
+            truth: TruthConfig::default(),
+            output: OutputConfig::default(),
+            benchmark: BenchmarkConfig::default(),
+        }
+    }
+}
+
+/// The `[truth]` section: a class file that says what each image is, for the simulated expert,
+/// the benchmark and the hidden-truth report of `discover`. Never used for training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TruthConfig {
+    /// A CSV with `filename` and `class_name` columns.
+    pub classes: Option<PathBuf>,
+    /// The class that counts as the anomaly; every other class is normal.
+    pub anomaly_class: String,
+    /// Classes left out altogether (neither anomaly nor normal).
+    pub drop_classes: Vec<String>,
+}
+
+impl Default for TruthConfig {
+    /// Galaxy Zoo's classes as the built-in data has them.
+    fn default() -> Self {
+        TruthConfig {
+            classes: None,
+            anomaly_class: "merger".into(),
+            drop_classes: vec!["uncertain".into()],
+        }
+    }
+}
+
+/// The `[output]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Folder of every file a command writes (a `label` session lives in `DIR/session`).
+    pub dir: PathBuf,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { dir: "out".into() }
+    }
+}
+
+/// The `[benchmark]` section: the GZ1-merger protocol of `BENCHMARKS.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BenchmarkConfig {
+    /// A folder holding `images/` and `classes.csv`.
+    pub data: PathBuf,
+    /// One run per seed.
+    pub seeds: Vec<u64>,
+    /// `protocol` (the protocol's expert) or query strategy names; one run each per seed.
+    pub queries: Vec<String>,
+    /// Anomalies labelled at the start.
+    pub start_anomalies: usize,
+    /// Normals labelled at the start.
+    pub start_normals: usize,
+    /// The protocol's expert labels this many of the highest-scored normals and as many
+    /// anomalies after each cycle.
+    pub expert_per_class: usize,
+}
+
+impl Default for BenchmarkConfig {
+    fn default() -> Self {
+        BenchmarkConfig {
+            data: "../shared/data/gz1-sdss".into(),
+            seeds: vec![42, 43, 44],
+            queries: vec![PROTOCOL.into()],
+            start_anomalies: 10,
+            start_normals: 90,
+            expert_per_class: 10,
+        }
+    }
+}
+
+/// The `queries` entry for the protocol's own expert.
+pub const PROTOCOL: &str = "protocol";
+
+impl Check for Config {
+    fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
+        self.data.check_into(&key(prefix, "data"), errors);
+        self.model.check_into(&key(prefix, "model"), errors);
+        self.augment.check_into(&key(prefix, "augment"), errors);
+        self.train.check_into(&key(prefix, "train"), errors);
+        self.score.check_into(&key(prefix, "score"), errors);
+        self.active.check_into(&key(prefix, "active"), errors);
+        let b = &self.benchmark;
+        let k = |name| key(&key(prefix, "benchmark"), name);
+        if b.seeds.is_empty() {
+            errors.push(format!("{}: name at least one seed", k("seeds")));
+        }
+        for q in &b.queries {
+            if q != PROTOCOL
+                && let Err(e) = anomalymatch_active::by_name(q)
+            {
+                errors.push(format!("{}: {e}", k("queries")));
+            }
+        }
+        check_range(
+            errors,
+            k("start_anomalies"),
+            b.start_anomalies,
+            1,
+            1_000_000,
+        );
+        check_range(errors, k("start_normals"), b.start_normals, 1, 1_000_000);
+        check_range(
+            errors,
+            k("expert_per_class"),
+            b.expert_per_class,
+            1,
+            1_000_000,
+        );
+        if self.truth.anomaly_class.trim().is_empty() {
+            errors.push(format!(
+                "{}: must name a class",
+                key(&key(prefix, "truth"), "anomaly_class")
+            ));
+        }
+    }
+}
+
+/// One override of a key: from a flag (`--iters 40`) or from `--set train.iterations=40`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// Dotted key, e.g. `train.iterations`.
+    pub key: String,
+    /// The new value.
+    pub value: toml::Value,
+    /// Where it came from, for error messages (e.g. `--iters`).
+    pub origin: String,
+}
+
+impl Override {
+    /// An override of `key` from the flag `origin`.
+    pub fn new(key: &str, value: impl Into<toml::Value>, origin: &str) -> Self {
+        Override {
+            key: key.into(),
+            value: value.into(),
+            origin: origin.into(),
+        }
+    }
+
+    /// Parses `KEY=VALUE` as `--set` gives it: the value is read as TOML (numbers, booleans,
+    /// arrays, quoted strings), and taken as a plain string when it is not TOML.
+    pub fn parse_set(text: &str) -> Result<Self> {
+        let (k, v) = text
+            .split_once('=')
+            .ok_or_else(|| AppError::Usage(format!("--set {text:?}: expected KEY=VALUE")))?;
+        let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(v.to_string()));
+        Ok(Override::new(k.trim(), value, &format!("--set {text}")))
+    }
+}
+
+/// Reads the configuration: the defaults, the file if one is given, then the overrides in
+/// order; and checks it. Errors name the file and line, the flag, or the key.
+pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Checked<Config>> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| AppError::Failed(format!("{}: {e}", path.display())))?;
+            // Parsed once as the typed config, so that unknown keys and bad types are reported
+            // with their line, then kept as a table for the overrides.
+            toml::from_str::<Config>(&text).map_err(|e| toml_error(path, &text, &e))?;
+            toml::from_str::<toml::Table>(&text).map_err(|e| toml_error(path, &text, &e))?
+        }
+        None => toml::Table::new(),
+    };
+    for o in overrides {
+        insert(&mut table, &o.key, o.value.clone())
+            .map_err(|m| AppError::Usage(format!("{}: {m}", o.origin)))?;
+        Config::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|e| AppError::Usage(format!("{} ({}): {}", o.origin, o.key, e.message())))?;
+    }
+    let config = Config::deserialize(toml::Value::Table(table))
+        .map_err(|e| AppError::Usage(e.message().to_string()))?;
+    config.check().map_err(|e| {
+        let origin = file.map_or(String::new(), |p| format!("{}: ", p.display()));
+        match e {
+            anomalymatch_core::Error::Config(problems) => {
+                AppError::Usage(format!("{origin}{}", problems.join("; ")))
+            }
+            other => AppError::from(other),
+        }
+    })
+}
+
+/// `path:line: message` for a TOML error.
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> AppError {
+    let line = e.span().map_or(0, |s| {
+        text[..s.start.min(text.len())].matches('\n').count() + 1
+    });
+    AppError::Usage(format!("{}:{line}: {}", path.display(), e.message().trim()))
+}
+
+/// Sets the dotted `key` in `table`, creating tables on the way.
+fn insert(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+) -> std::result::Result<(), String> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, path) = parts.split_last().ok_or_else(|| "empty key".to_string())?;
+    let mut t = table;
+    for part in path {
+        let next = t
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = next
+            .as_table_mut()
+            .ok_or_else(|| format!("{part} is not a section"))?;
+    }
+    t.insert(last.to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_default_is_the_default_and_names_every_key() {
+        let parsed: Config = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(parsed, Config::default());
+        // Every key of the default appears in the annotated file, commented or not.
+        let full = toml::to_string(&Config::default()).unwrap();
+        let mut section = String::new();
+        for line in full.lines() {
+            if let Some(name) = line.strip_prefix('[') {
+                section = name.trim_end_matches(']').to_string();
+            } else if let Some((k, _)) = line.split_once(" = ") {
+                let found = DEFAULT_TOML.lines().any(|l| {
+                    let l = l.trim_start_matches("# ");
+                    l.starts_with(&format!("{k} = "))
+                });
+                assert!(found, "[{section}] {k} is not in default_config.toml");
+            }
+        }
+        // Optional keys are shown, commented out, with a comment above each key.
+        for optional in ["images", "labels", "weights", "classes"] {
+            assert!(
+                DEFAULT_TOML
+                    .lines()
+                    .any(|l| l.starts_with(&format!("# {optional} = "))),
+                "{optional}"
+            );
+        }
+        for (i, line) in DEFAULT_TOML.lines().enumerate() {
+            let is_key = !line.starts_with('#') && line.contains(" = ");
+            if is_key {
+                let above = DEFAULT_TOML.lines().nth(i - 1).unwrap_or("");
+                assert!(above.starts_with('#'), "no comment above {line:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn flags_and_set_override_the_file_and_errors_name_their_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "seed = 7\n[train]\nlr = 0.03\niterations = 5\n").unwrap();
+        let c = load(
+            Some(&file),
+            &[
+                Override::new("train.iterations", 40, "--iters"),
+                Override::parse_set("data.images=some/folder").unwrap(),
+                Override::parse_set("augment.preset=\"astro\"").unwrap(),
+            ],
+        )
+        .unwrap();
+        assert_eq!((c.seed, c.train.lr, c.train.iterations), (7, 0.03, 40));
+        assert_eq!(c.data.images.as_deref(), Some(Path::new("some/folder")));
+
+        std::fs::write(&file, "[train]\nlr = 0.03\nlearning_rate = 1\n").unwrap();
+        let e = load(Some(&file), &[]).unwrap_err();
+        assert!(matches!(e, AppError::Usage(_)));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("c.toml:3:") && msg.contains("learning_rate"),
+            "{msg}"
+        );
+
+        let e = load(
+            None,
+            &[Override::new("train.iterations", "many", "--iters")],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("--iters (train.iterations):"),
+            "{e}"
+        );
+
+        let e = load(None, &[Override::new("train.lr", -1.0, "--lr")]).unwrap_err();
+        assert!(e.to_string().contains("train.lr: must be > 0"), "{e}");
+
+        let e = load(Some(&dir.path().join("missing.toml")), &[]).unwrap_err();
+        assert!(matches!(e, AppError::Failed(_)) && e.to_string().contains("missing.toml"));
+    }
+}

@@ -1,0 +1,49 @@
+//! What jobs write: rankings as CSV and contact sheets of the top candidates, staged in an
+//! [`AtomicGroup`] so that a failed run replaces none of the previous outputs.
+
+use crate::error::Result;
+use anomalymatch_core::atomic::AtomicGroup;
+use anomalymatch_core::score::Ranked;
+use anomalymatch_core::{Check, ImageLoader, ImageSource, Ranking};
+use anomalymatch_io::{SheetParams, Tile};
+use std::path::Path;
+
+/// Stages the ranking as `rank,filename,score` CSV.
+pub fn ranking_csv(group: &mut AtomicGroup, path: &Path, ranking: &Ranking) -> Result<()> {
+    Ok(group.write(path, |w| ranking.write_csv_to(w))?)
+}
+
+/// Stages a contact sheet of `top` (best first), decoding their images from `source` with
+/// `loader`; candidates whose image cannot be read again are left off and counted.
+pub fn contact_sheet(
+    group: &mut AtomicGroup,
+    path: &Path,
+    top: &[Ranked],
+    loader: &ImageLoader,
+    source: &mut dyn ImageSource,
+) -> Result<()> {
+    let names: Vec<String> = top.iter().map(|r| r.name.clone()).collect();
+    let (loaded, missing) = anomalymatch_core::pool::load_named(loader, source, &names, false)?;
+    let gone = missing.len() + loaded.report.failed.len();
+    if gone > 0 {
+        eprintln!("warning: {gone} top candidate(s) could not be read again for the contact sheet");
+    }
+    let mut tiles = Vec::with_capacity(top.len());
+    for (rank, r) in top.iter().enumerate() {
+        if let Some(i) = loaded.names.iter().position(|n| *n == r.name) {
+            tiles.push(Tile::from_batch(
+                &loaded.images,
+                i,
+                rank + 1,
+                r.score,
+                &r.name,
+            )?);
+        }
+    }
+    let sheet = SheetParams::default().check()?.build(())?.render(&tiles)?;
+    Ok(group.write(path, |w| {
+        sheet
+            .write_to(w, image::ImageFormat::Png)
+            .map_err(std::io::Error::other)
+    })?)
+}
