@@ -33,6 +33,7 @@ pub mod rng;
 pub mod score;
 pub mod source;
 pub mod split;
+pub mod stretch;
 #[cfg(any(test, feature = "toy"))]
 pub mod toy;
 
@@ -57,3 +58,4 @@ pub use query::{Embeddings, QueryInput, QueryStrategy};
 pub use score::{Ranking, anomaly_scores, score_source};
 pub use source::{ImagePayload, ImageSource, SourceImage};
 pub use split::{Split, stratified_split};
+pub use stretch::Stretch;

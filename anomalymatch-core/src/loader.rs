@@ -1,16 +1,18 @@
 //! Loading images from any [`ImageSource`] into [`ImageBatch`]es: chunk by chunk, decoded in
 //! parallel, with unreadable files counted and named instead of aborting the job.
 
+use crate::config::Validate;
 use crate::decode::{ChannelMode, decode_into};
 use crate::error::{Error, Result};
 use crate::image::ImageBatch;
 use crate::progress::Progress;
 use crate::source::{ImageSource, SourceImage};
+use crate::stretch::Stretch;
 use rayon::prelude::*;
 use std::path::PathBuf;
 
 /// How images are loaded; checked into an [`ImageLoader`] by [`LoaderConfig::build`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoaderConfig {
     /// Output side length in pixels; every image is resized to `size x size`.
     pub size: usize,
@@ -20,16 +22,22 @@ pub struct LoaderConfig {
     pub strict: bool,
     /// Images read and decoded per step; bounds the memory of encoded bytes in flight.
     pub chunk_size: usize,
+    /// How arrays of physical values (FITS, float HDF5 cubes) become pixels, band by band.
+    /// Encoded images and 8/16-bit cubes are already pixels (value / type maximum) and are not
+    /// stretched.
+    pub stretch: Stretch,
 }
 
 impl Default for LoaderConfig {
-    /// 96x96 RGB (the benchmark protocol's size), lenient, 256 images per chunk.
+    /// 96x96 RGB (the benchmark protocol's size), lenient, 256 images per chunk, and the
+    /// default [`Stretch`] (0.5 to 99.5 percentile, linear).
     fn default() -> Self {
         LoaderConfig {
             size: 96,
             channels: ChannelMode::Rgb,
             strict: false,
             chunk_size: 256,
+            stretch: Stretch::default(),
         }
     }
 }
@@ -47,6 +55,7 @@ impl LoaderConfig {
         if self.chunk_size == 0 {
             problems.push("chunk_size must be at least 1".to_string());
         }
+        self.stretch.check_into("stretch", &mut problems);
         if problems.is_empty() {
             Ok(ImageLoader { config: self })
         } else {
@@ -101,7 +110,7 @@ pub struct Loaded {
 }
 
 /// Decodes source images to a fixed size and channel count, in parallel across cores.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageLoader {
     config: LoaderConfig,
 }
@@ -137,6 +146,7 @@ impl ImageLoader {
         let mut data = vec![0.0; self.image_len()];
         decode_into(
             &image.payload,
+            &self.config.stretch,
             self.config.channels,
             self.config.size,
             &mut data,
@@ -158,7 +168,13 @@ impl ImageLoader {
             .par_chunks_mut(per)
             .zip(items.par_iter())
             .map(|(out, item)| {
-                decode_into(&item.payload, self.config.channels, self.config.size, out)
+                decode_into(
+                    &item.payload,
+                    &self.config.stretch,
+                    self.config.channels,
+                    self.config.size,
+                    out,
+                )
             })
             .collect();
         let mut names = Vec::with_capacity(items.len());
@@ -250,6 +266,7 @@ mod tests {
             channels,
             strict,
             chunk_size: 2,
+            ..LoaderConfig::default()
         }
         .build()
         .unwrap()
@@ -415,6 +432,56 @@ mod tests {
     }
 
     #[test]
+    fn array_payloads_are_stretched_band_by_band() {
+        let config = |channels, stretch| LoaderConfig {
+            size: 2,
+            channels,
+            stretch,
+            ..LoaderConfig::default()
+        };
+        let array = |data: Vec<f32>, channels| SourceImage {
+            name: "a".into(),
+            origin: "a.fits".into(),
+            payload: ImagePayload::Array {
+                data,
+                channels,
+                height: 2,
+                width: 2,
+            },
+        };
+        let two_bands = array(vec![0.0, 1.0, f32::NAN, 3.0, -10.0, 0.0, 10.0, 20.0], 2);
+        let l = config(ChannelMode::Keep(2), Stretch::MinMax)
+            .build()
+            .unwrap();
+        let loaded = l.decode_chunk(std::slice::from_ref(&two_bands)).unwrap();
+        let third = 1.0 / 3.0;
+        let expected = [0.0, third, 0.0, 1.0, 0.0, third, 2.0 * third, 1.0];
+        for (got, want) in loaded.images.image(0).iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "{:?}", loaded.images.image(0));
+        }
+        // One band shown as RGB is replicated; a wrong length is counted, not fatal.
+        let l = config(ChannelMode::Rgb, Stretch::default())
+            .build()
+            .unwrap();
+        let items = [
+            array(vec![5.0, 6.0, 7.0, 8.0], 1),
+            array(vec![1.0; 3], 1),
+            array(vec![1.0; 20], 5),
+        ];
+        let loaded = l.decode_chunk(&items).unwrap();
+        assert_eq!(loaded.names, ["a"]);
+        let rgb = loaded.images.image(0);
+        assert_eq!(rgb[..4], rgb[4..8]);
+        assert!(rgb[0] < 0.01 && rgb[3] > 0.99, "{rgb:?}");
+        assert!(loaded.report.failed[0].message.contains("3 values"));
+        assert!(
+            loaded.report.failed[1]
+                .message
+                .contains("5 channels cannot be read as RGB")
+        );
+    }
+
+    #[test]
     fn resize_keeps_levels_and_range() {
         let dir = tempfile::tempdir().unwrap();
         RgbImage::from_pixel(423, 423, Rgb([90, 128, 255]))
@@ -455,13 +522,15 @@ mod tests {
             channels: ChannelMode::Keep(0),
             strict: false,
             chunk_size: 0,
+            stretch: Stretch::Asinh { softening: -1.0 },
         }
         .build()
         .unwrap_err();
         let Error::Config(problems) = err else {
             panic!("{err}")
         };
-        assert_eq!(problems.len(), 3);
+        assert_eq!(problems.len(), 4);
+        assert!(problems[3].starts_with("stretch.softening"), "{problems:?}");
     }
 
     #[test]

@@ -226,6 +226,7 @@ mod tests {
             channels: crate::decode::ChannelMode::Keep(1),
             strict: false,
             chunk_size: 5,
+            ..Default::default()
         }
         .build()
         .unwrap();
