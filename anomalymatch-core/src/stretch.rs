@@ -267,8 +267,8 @@ fn percentile(values: &mut [f32], percent: f64) -> f64 {
 /// Following the algorithm as IRAF's `display` task documents it: about [`ZSCALE_SAMPLES`]
 /// values are taken at an even stride and sorted, giving `I(i)` for ranks `i = 1..=n`. A line
 /// `I(i) = a + b i` is fitted by least squares; samples further than [`ZSCALE_KREJ`] standard
-/// deviations of the residuals from it are rejected, together with their neighbours
-/// (`max(1, n / 100)` on each side), and the fit is repeated on the rest, at most
+/// deviations of the residuals from it are rejected, together with their neighbours (a window
+/// of `max(1, n / 100)` samples around each), and the fit is repeated on the rest, at most
 /// [`ZSCALE_MAX_ITERATIONS`] times or until no sample is newly rejected. If fewer than
 /// `max(`[`ZSCALE_MIN_PIXELS`]`, n * `[`ZSCALE_MAX_REJECT`]`)` samples remain, the limits are
 /// the sample's extremes. Otherwise, with the median `I(m)` at rank `m = (n + 1) / 2` and the
@@ -304,8 +304,8 @@ pub fn zscale_limits(values: &[f32], contrast: f64) -> (f64, f64) {
         let threshold = ZSCALE_KREJ * variance.sqrt();
         let outliers: Vec<usize> = (0..n).filter(|&i| residual(i).abs() > threshold).collect();
         for i in outliers {
-            let from = i.saturating_sub(grow);
-            let to = (i + grow).min(n - 1);
+            let from = i.saturating_sub((grow - 1) / 2);
+            let to = (i + grow / 2).min(n - 1);
             rejected[from..=to].fill(true);
         }
         let now_good = rejected.iter().filter(|r| !**r).count();
