@@ -5,6 +5,7 @@
 //! what h5py writes: old and new file formats, contiguous and chunked datasets, gzip and
 //! shuffle, variable-length sequences and strings, fixed-length strings.
 
+use crate::encoded::check_image_bytes;
 use crate::error::{IoError, Result};
 use anomalymatch_core::config::Validate;
 use anomalymatch_core::{ImageBatch, ImagePayload, ImageSource, SourceImage};
@@ -120,7 +121,8 @@ enum Content {
 /// Encoded images are delivered as files for the loader to decode; uint8 and uint16 cubes as
 /// pixels (value / 255 or / 65535, like 8- and 16-bit image files); float cubes as physical
 /// values for the loader's stretch. Only the rows of the chunk asked for are read. Origins are
-/// `file.h5:dataset[index]`. An element that cannot be read is delivered as unreadable.
+/// `file.h5:dataset[index]`. An element that cannot be read, or whose bytes are not a JPEG, PNG
+/// or TIFF file, is delivered as unreadable naming its origin.
 pub struct Hdf5Source {
     path: PathBuf,
     images: Dataset,
@@ -280,7 +282,12 @@ impl Hdf5Source {
             .images
             .read_slice::<T>(selection)
             .map_err(|e| e.to_string())?;
-        Ok(array.into_iter().collect())
+        // Slices come back in standard (row-major) layout; copying that slice is an order of
+        // magnitude faster than iterating over a dynamic-dimensional array.
+        Ok(match array.as_slice() {
+            Some(values) => values.to_vec(),
+            None => array.iter().cloned().collect(),
+        })
     }
 }
 
@@ -297,10 +304,23 @@ impl ImageSource for Hdf5Source {
         let payloads = self.payloads(self.position, end);
         let chunk = (self.position..end)
             .zip(payloads)
-            .map(|(row, payload)| SourceImage {
-                name: self.names[row].clone(),
-                origin: format!("{}:{}[{row}]", self.path.display(), self.images_name),
-                payload,
+            .map(|(row, payload)| {
+                let origin = format!("{}:{}[{row}]", self.path.display(), self.images_name);
+                let payload = match payload {
+                    ImagePayload::Encoded(bytes) => match check_image_bytes(&bytes, &origin) {
+                        Ok(()) => ImagePayload::Encoded(bytes),
+                        Err(message) => ImagePayload::Unreadable(message),
+                    },
+                    ImagePayload::Unreadable(message) => {
+                        ImagePayload::Unreadable(format!("{origin}: {message}"))
+                    }
+                    other => other,
+                };
+                SourceImage {
+                    name: self.names[row].clone(),
+                    origin,
+                    payload,
+                }
             })
             .collect();
         self.position = end;

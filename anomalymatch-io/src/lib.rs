@@ -9,6 +9,7 @@
 //!
 //! Everything here is pure Rust: no system library is needed to build or test.
 
+mod encoded;
 pub mod error;
 pub mod fits;
 pub mod fits_source;

@@ -1,5 +1,6 @@
 //! Images inside a zip archive, read member by member without extracting anything.
 
+use crate::encoded::check_image_bytes;
 use crate::error::{IoError, Result};
 use anomalymatch_core::folder::is_image_file_name;
 use anomalymatch_core::{ImagePayload, ImageSource, SourceImage};
@@ -17,8 +18,9 @@ pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
 ///
 /// Names are member paths (`sub/galaxy.png`); origins are `archive.zip:member`. Other members
 /// are skipped and counted ([`ZipSource::skipped`]), as are macOS resource forks under
-/// `__MACOSX/`, which carry image extensions but are not images. A member that cannot be read
-/// or decoded is delivered as unreadable, so the loader counts and names it.
+/// `__MACOSX/`, which carry image extensions but are not images. A member that cannot be read,
+/// or whose bytes are not a JPEG, PNG or TIFF file, is delivered as unreadable naming
+/// `archive.zip:member`, so the loader counts and names it.
 pub struct ZipSource {
     path: PathBuf,
     archive: ZipArchive<BufReader<File>>,
@@ -138,13 +140,17 @@ impl ImageSource for ZipSource {
         // cheap next to decoding, which the loader does in parallel.
         for k in self.position..end {
             let (name, index) = self.members[k].clone();
+            let origin = format!("{}:{name}", self.path.display());
             let payload = match self.read_member(index) {
-                Ok(bytes) => ImagePayload::Encoded(bytes),
-                Err(message) => ImagePayload::Unreadable(message),
+                Ok(bytes) => match check_image_bytes(&bytes, &origin) {
+                    Ok(()) => ImagePayload::Encoded(bytes),
+                    Err(message) => ImagePayload::Unreadable(message),
+                },
+                Err(message) => ImagePayload::Unreadable(format!("{origin}: {message}")),
             };
             chunk.push(SourceImage {
-                origin: format!("{}:{name}", self.path.display()),
                 name,
+                origin,
                 payload,
             });
         }

@@ -35,10 +35,12 @@ fn hdf5_encoded_images_in_the_original_layout() {
         for (i, item) in items.iter().enumerate().take(3) {
             assert_encoded_pattern(&item.payload, i, false);
         }
-        assert_eq!(
-            items[3].payload,
-            ImagePayload::Encoded(b"this is not an image".to_vec())
-        );
+        let ImagePayload::Unreadable(message) = &items[3].payload else {
+            panic!("element 3 is not an image: {:?}", items[3].payload)
+        };
+        let origin = format!("{}:images[3]", fixture(file).display());
+        let prefix = format!("{origin} is not a JPEG, PNG or TIFF file");
+        assert!(message.starts_with(&prefix), "{message}");
         assert_encoded_pattern(&items[4].payload, 4, true);
         assert_eq!(
             items[2].origin,
