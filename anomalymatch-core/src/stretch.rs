@@ -173,7 +173,7 @@ impl Stretch {
             Stretch::Asinh { .. } | Stretch::Log => {
                 percentiles(&mut finite, ROBUST_LOW_PERCENT, ROBUST_HIGH_PERCENT)
             }
-            Stretch::ZScale { contrast } => zscale_limits(&finite, contrast),
+            Stretch::ZScale { contrast } => return zscale_limits(&finite, contrast),
         })
     }
 
@@ -262,7 +262,7 @@ fn percentile(values: &mut [f32], percent: f64) -> f64 {
     at + fraction * (f64::from(next) - at)
 }
 
-/// IRAF's zscale limits of `values` (finite, non-empty) for `contrast > 0`.
+/// IRAF's zscale limits of the finite `values` for `contrast > 0`; `None` when there are none.
 ///
 /// Following the algorithm as IRAF's `display` task documents it: about [`ZSCALE_SAMPLES`]
 /// values are taken at an even stride and sorted, giving `I(i)` for ranks `i = 1..=n`. A line
@@ -274,17 +274,19 @@ fn percentile(values: &mut [f32], percent: f64) -> f64 {
 /// the sample's extremes. Otherwise, with the median `I(m)` at rank `m = (n + 1) / 2` and the
 /// slope `s = b / contrast`: `z1 = I(m) + s (1 - m)` and `z2 = I(m) + s (n - m)`, each kept
 /// within the sample's extremes.
-pub fn zscale_limits(values: &[f32], contrast: f64) -> (f64, f64) {
-    let stride = (values.len() / ZSCALE_SAMPLES).max(1);
+pub fn zscale_limits(values: &[f32], contrast: f64) -> Option<(f64, f64)> {
+    let finite = values.iter().filter(|v| v.is_finite()).count();
+    let stride = (finite / ZSCALE_SAMPLES).max(1);
     let mut samples: Vec<f64> = values
         .iter()
+        .filter(|v| v.is_finite())
         .step_by(stride)
         .take(ZSCALE_SAMPLES)
         .map(|&v| f64::from(v))
         .collect();
     samples.sort_by(f64::total_cmp);
     let n = samples.len();
-    let (min, max) = (samples[0], samples[n - 1]);
+    let (&min, &max) = (samples.first()?, samples.last()?);
     let min_good = ZSCALE_MIN_PIXELS.max((n as f64 * ZSCALE_MAX_REJECT) as usize);
     let grow = (n / 100).max(1);
     let mut rejected = vec![false; n];
@@ -326,9 +328,9 @@ pub fn zscale_limits(values: &[f32], contrast: f64) -> (f64, f64) {
             };
             let z1 = median + s * (1.0 - mid as f64);
             let z2 = median + s * (n as f64 - mid as f64);
-            (z1.max(min), z2.min(max))
+            Some((z1.max(min), z2.min(max)))
         }
-        _ => (min, max),
+        _ => Some((min, max)),
     }
 }
 
@@ -429,10 +431,11 @@ mod tests {
         for i in (0..4000).step_by(400) {
             band[i] = 1e5;
         }
-        let (z1, z2) = zscale_limits(&band, 0.25);
+        let (z1, z2) = zscale_limits(&band, 0.25).unwrap();
         assert!(z1 >= 100.0 && z2 <= 1e5, "{z1} {z2}");
         assert!(z2 < 1000.0, "bright pixels must not set the range: {z2}");
-        let (w1, w2) = zscale_limits(&band, 0.1);
+        let (w1, w2) = zscale_limits(&band, 0.1).unwrap();
+        assert_eq!(zscale_limits(&[f32::NAN], 0.25), None);
         assert!(w2 - w1 >= z2 - z1, "smaller contrast, wider range");
     }
 

@@ -408,6 +408,18 @@ impl FitsReader {
             message,
         };
         let (channels, height, width) = hdu.image_shape()?;
+        let bytes_per_value = hdu.bitpix.unsigned_abs() as usize / 8;
+        let needed = channels
+            .checked_mul(height)
+            .and_then(|n| n.checked_mul(width))
+            .and_then(|n| n.checked_mul(bytes_per_value))
+            .filter(|&n| n as u64 <= hdu.data_bytes)
+            .ok_or_else(|| {
+                fail(format!(
+                    "{} bytes of data cannot hold an image of axes {:?}",
+                    hdu.data_bytes, hdu.axes
+                ))
+            })?;
         if hdu.data_bytes > MAX_IMAGE_BYTES {
             return Err(fail(format!(
                 "{} bytes of data is more than the {MAX_IMAGE_BYTES}-byte limit for one cutout",
@@ -426,12 +438,8 @@ impl FitsReader {
                 raw.len()
             )));
         }
-        let values = channels * height * width;
         Ok(FitsImage {
-            data: physical(
-                &raw[..values * (hdu.bitpix.unsigned_abs() as usize / 8)],
-                hdu,
-            ),
+            data: physical(&raw[..needed], hdu),
             channels,
             height,
             width,

@@ -233,8 +233,7 @@ fn stretch_limits_match_numpy_and_astropy() {
     // how rejected samples are grown move the limits by a fraction of the range.
     let astropy = reference["zscale"].as_array().unwrap();
     let want = (astropy[0].as_f64().unwrap(), astropy[1].as_f64().unwrap());
-    let finite: Vec<f32> = data.iter().copied().filter(|v| v.is_finite()).collect();
-    let got = zscale_limits(&finite, 0.25);
+    let got = zscale_limits(data, 0.25).unwrap();
     close(got, want, 0.02 * (want.1 - want.0));
     // Every stretch gives pixels in [0, 1] with the blank pixels at 0.
     for stretch in [

@@ -5,6 +5,7 @@
 mod fits;
 mod hdf5;
 mod open;
+mod robustness;
 mod zip;
 
 use anomalymatch_core::{
