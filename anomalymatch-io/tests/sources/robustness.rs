@@ -1,5 +1,4 @@
 use crate::fixture;
-use anomalymatch_core::ImageSource;
 use anomalymatch_io::{SourceOptions, open_source};
 
 /// Opens and reads `bytes` written as `name`; errors are fine, panics are not.
