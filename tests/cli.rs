@@ -4,7 +4,7 @@
 //! and exit codes of bad input.
 
 use anomalymatch::core::checkpoint::{CheckpointInfo, CheckpointState, save_checkpoint};
-use anomalymatch::core::{ChannelMode, Check, DataSpec, TrainConfig};
+use anomalymatch::core::{ChannelMode, Check, DataSpec, Stretch, TrainConfig};
 use anomalymatch::models::EfficientNetConfig;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -337,6 +337,7 @@ fn bad_input_gets_one_line_and_the_right_exit_code() {
         data: DataSpec {
             size: 32,
             channels: ChannelMode::Keep(5),
+            stretch: Stretch::default(),
         },
     };
     save_checkpoint(&checkpoint, &five, &five, &state).unwrap();

@@ -8,7 +8,7 @@ use anomalymatch::core::toy::toy_images;
 use anomalymatch::core::{
     Answer, Augmenter, Candidate, ChannelMode, Check, Classifier, DataSpec, ImageBatch,
     ImagePayload, ImageSource, Label, Oracle, OracleOutcome, QueryInput, QueryStrategy, Result,
-    SourceImage, TrainConfig, anomaly_scores,
+    SourceImage, Stretch, TrainConfig, anomaly_scores,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{RngExt, SeedableRng};
@@ -17,6 +17,7 @@ use rand::{RngExt, SeedableRng};
 const SPEC: DataSpec = DataSpec {
     size: SIDE,
     channels: ChannelMode::Keep(1),
+    stretch: Stretch::MinMax,
 };
 
 /// Logistic regression on two hand-made features (brightest pixel, mean pixel).

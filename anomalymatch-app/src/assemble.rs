@@ -6,8 +6,8 @@ use crate::config::{Config, TruthConfig};
 use crate::error::{AppError, Result};
 use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::{
-    Check, ClassTable, DataSpec, FailedImage, FixMatch, FolderSource, ImageLoader, ImageSource,
-    Label, LabelTable, LabelledSet, UnlabelledPool,
+    Check, ClassTable, DataSpec, FailedImage, FixMatch, ImageLoader, ImageSource, Label,
+    LabelTable, LabelledSet, UnlabelledPool,
 };
 use anomalymatch_models::{EfficientNet, ModelInput};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -41,9 +41,10 @@ pub fn images_and_labels(config: &Config) -> Result<(PathBuf, Option<PathBuf>)> 
     }
 }
 
-/// Opens the images at `path` as a source, or fails naming the path before any work.
-pub fn open_source(path: &Path) -> Result<Box<dyn ImageSource>> {
-    Ok(Box::new(FolderSource::open(path)?))
+/// Opens the images at `path` as the `[source]` section says, or fails naming the path before
+/// any work.
+pub fn open_source(config: &Config, path: &Path) -> Result<Box<dyn ImageSource>> {
+    Ok(anomalymatch_io::open_source(path, &config.source)?)
 }
 
 /// The loader the `[data]` section builds.

@@ -7,6 +7,7 @@ use anomalymatch_active::ActiveConfig;
 use anomalymatch_augment::AugmentConfig;
 use anomalymatch_core::config::{check_range, key};
 use anomalymatch_core::{Check, Checked, DataConfig, ScoreConfig, TrainConfig};
+use anomalymatch_io::SourceOptions;
 use anomalymatch_models::ModelConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ pub struct Config {
     pub seed: u64,
     /// Images, labels and decoding (core).
     pub data: DataConfig,
+    /// How image paths are read: folders, zip, HDF5, FITS (io).
+    pub source: SourceOptions,
     /// The backbone (models).
     pub model: ModelConfig,
     /// Weak and strong views (augment).
@@ -46,6 +49,7 @@ impl Default for Config {
         Config {
             seed: 42,
             data: DataConfig::default(),
+            source: SourceOptions::default(),
             model: ModelConfig::default(),
             augment: AugmentConfig::default(),
             train: TrainConfig::default(),
@@ -134,6 +138,7 @@ pub const PROTOCOL: &str = "protocol";
 impl Check for Config {
     fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
         self.data.check_into(&key(prefix, "data"), errors);
+        self.source.check_into(&key(prefix, "source"), errors);
         self.model.check_into(&key(prefix, "model"), errors);
         self.augment.check_into(&key(prefix, "augment"), errors);
         self.train.check_into(&key(prefix, "train"), errors);

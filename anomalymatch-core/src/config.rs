@@ -18,8 +18,14 @@ pub trait Check: Sized {
 
     /// Validates into a [`Checked`] value, or returns every problem at once.
     fn check(self) -> Result<Checked<Self>> {
+        self.check_at("")
+    }
+
+    /// Like [`Check::check`], naming the fields under `prefix` (the section's key when it is
+    /// checked on its own, e.g. `hdf5`).
+    fn check_at(self, prefix: &str) -> Result<Checked<Self>> {
         let mut errors = Vec::new();
-        self.check_into("", &mut errors);
+        self.check_into(prefix, &mut errors);
         if errors.is_empty() {
             Ok(Checked(self))
         } else {

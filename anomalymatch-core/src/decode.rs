@@ -1,8 +1,9 @@
-//! Turning one source image (encoded file or decoded pixels) into `f32` CHW values in `[0, 1]`
-//! at a fixed square size and channel count.
+//! Turning one source image (encoded file, decoded pixels or physical values) into `f32` CHW
+//! values in `[0, 1]` at a fixed square size and channel count.
 
 use crate::resample::{Resampler, RowLayout, Sample};
 use crate::source::ImagePayload;
+use crate::stretch::Stretch;
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 
@@ -221,10 +222,46 @@ fn decode_encoded(
     }
 }
 
+/// Stretches an array of physical values band by band and resizes it into `out`.
+fn decode_array(
+    data: &[f32],
+    (channels, height, width): (usize, usize, usize),
+    stretch: &Stretch,
+    mode: ChannelMode,
+    size: usize,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let expected = channels
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(width))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("array of {channels}x{height}x{width} values has no pixels"))?;
+    if data.len() != expected {
+        return Err(format!(
+            "array holds {} values, {channels}x{height}x{width} expected",
+            data.len()
+        ));
+    }
+    // Stretch before resizing, so that NaN (blank) pixels are 0 and do not spread.
+    let mut pixels = vec![0.0f32; expected];
+    stretch.apply_bands(data, channels, &mut pixels);
+    let src = Samples {
+        data: &pixels,
+        width,
+        height,
+        channels,
+        interleaved: false,
+        max: 1.0,
+    };
+    resize_compose(&src, mode, size, out)
+}
+
 /// Decodes one payload into `out` (`mode.channels() * size * size` values, CHW, in `[0, 1]`),
-/// or says why it cannot be. Float values outside `[0, 1]` are clamped.
+/// or says why it cannot be. Pixel values outside `[0, 1]` are clamped; arrays of physical
+/// values go through `stretch` first.
 pub(crate) fn decode_into(
     payload: &ImagePayload,
+    stretch: &Stretch,
     mode: ChannelMode,
     size: usize,
     out: &mut [f32],
@@ -249,6 +286,12 @@ pub(crate) fn decode_into(
             };
             resize_compose(&src, mode, size, out)
         }
+        ImagePayload::Array {
+            data,
+            channels,
+            height,
+            width,
+        } => decode_array(data, (*channels, *height, *width), stretch, mode, size, out),
         ImagePayload::Unreadable(message) => Err(message.clone()),
     }
 }

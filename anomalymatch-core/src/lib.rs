@@ -32,6 +32,7 @@ mod resample;
 pub mod rng;
 pub mod score;
 pub mod source;
+pub mod stretch;
 #[cfg(any(test, feature = "toy"))]
 pub mod toy;
 pub mod train_config;
@@ -56,4 +57,5 @@ pub use progress::Progress;
 pub use query::{Embeddings, QueryInput, QueryStrategy};
 pub use score::{Ranking, ScoreConfig, anomaly_scores, score_source};
 pub use source::{ImagePayload, ImageSource, SourceImage};
+pub use stretch::Stretch;
 pub use train_config::{Schedule, TrainConfig};

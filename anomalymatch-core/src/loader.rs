@@ -7,24 +7,34 @@ use crate::error::{Error, Result};
 use crate::image::ImageBatch;
 use crate::progress::Progress;
 use crate::source::{ImageSource, SourceImage};
+use crate::stretch::Stretch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The pixels a model sees: the side every image is resized to and its channels. A
-/// checkpoint records it, so that scoring decodes images exactly as training did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The pixels a model sees: the side every image is resized to, its channels, and how
+/// physical values become pixels. A checkpoint records it, so that scoring decodes images
+/// exactly as training did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
     /// Side in pixels; every image is resized to `size x size`.
     pub size: usize,
     /// Which channels the images have.
     pub channels: ChannelMode,
+    /// How arrays of physical values (FITS, float HDF5 cubes) become pixels, band by band;
+    /// encoded images and 8/16-bit cubes are already pixels (value / type maximum).
+    #[serde(default)]
+    pub stretch: Stretch,
 }
 
 impl std::fmt::Display for DataSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{0}x{0} {1}", self.size, self.channels)
+        write!(f, "{0}x{0} {1}", self.size, self.channels)?;
+        if self.stretch != Stretch::default() {
+            write!(f, " ({:?} stretch)", self.stretch)?;
+        }
+        Ok(())
     }
 }
 
@@ -41,6 +51,8 @@ pub struct DataConfig {
     pub size: usize,
     /// Channels fed to the model: `"rgb"`, `"grey"`, or a number of bands kept as stored.
     pub channels: ChannelMode,
+    /// How physical values (FITS, float HDF5 cubes) become pixels.
+    pub stretch: Stretch,
     /// Most unlabelled images held in memory at once (the original's `N_to_load`).
     pub n_to_load: usize,
     /// Fail on the first unreadable image instead of counting it and going on.
@@ -57,6 +69,7 @@ impl Default for DataConfig {
             labels: None,
             size: 96,
             channels: ChannelMode::Rgb,
+            stretch: Stretch::default(),
             n_to_load: 10_000,
             strict: false,
             chunk_size: 256,
@@ -75,6 +88,7 @@ impl DataConfig {
         DataSpec {
             size: self.size,
             channels: self.channels,
+            stretch: self.stretch,
         }
     }
 
@@ -82,6 +96,7 @@ impl DataConfig {
     pub fn with_spec(mut self, spec: DataSpec) -> Self {
         self.size = spec.size;
         self.channels = spec.channels;
+        self.stretch = spec.stretch;
         self
     }
 }
@@ -169,7 +184,7 @@ pub struct Loaded {
 
 /// Decodes source images to a fixed size and channel count, in parallel across cores; build it
 /// from a checked [`DataConfig`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageLoader {
     spec: DataSpec,
     strict: bool,
@@ -207,23 +222,6 @@ impl ImageLoader {
         }
     }
 
-    /// Decodes one image, failing with an error that names it.
-    pub fn decode_one(&self, image: &SourceImage) -> Result<ImageBatch> {
-        let mut data = vec![0.0; self.image_len()];
-        decode_into(
-            &image.payload,
-            self.spec.channels,
-            self.spec.size,
-            &mut data,
-        )
-        .map_err(|message| Error::Image {
-            path: PathBuf::from(&image.origin),
-            message,
-        })?;
-        let s = self.spec.size;
-        ImageBatch::from_vec(data, self.spec.channels.channels(), s, s)
-    }
-
     /// Decodes a chunk in parallel, keeping input order; failures are counted, or in strict
     /// mode the first one (in input order) is returned as an error naming the file.
     pub fn decode_chunk(&self, items: &[SourceImage]) -> Result<Loaded> {
@@ -232,7 +230,10 @@ impl ImageLoader {
         let outcomes: Vec<std::result::Result<(), String>> = data
             .par_chunks_mut(per)
             .zip(items.par_iter())
-            .map(|(out, item)| decode_into(&item.payload, self.spec.channels, self.spec.size, out))
+            .map(|(out, item)| {
+                let s = &self.spec;
+                decode_into(&item.payload, &s.stretch, s.channels, s.size, out)
+            })
             .collect();
         let mut names = Vec::with_capacity(items.len());
         let mut report = LoadReport::default();
@@ -488,6 +489,60 @@ mod tests {
             .decode_chunk(&items[..1])
             .unwrap_err();
         assert!(err.to_string().contains("cube.fits"), "{err}");
+    }
+
+    #[test]
+    fn array_payloads_are_stretched_band_by_band() {
+        let config = |channels, stretch| DataConfig {
+            size: 2,
+            channels,
+            stretch,
+            ..DataConfig::default()
+        };
+        let array = |data: Vec<f32>, channels| SourceImage {
+            name: "a".into(),
+            origin: "a.fits".into(),
+            payload: ImagePayload::Array {
+                data,
+                channels,
+                height: 2,
+                width: 2,
+            },
+        };
+        let two_bands = array(vec![0.0, 1.0, f32::NAN, 3.0, -10.0, 0.0, 10.0, 20.0], 2);
+        let l = config(ChannelMode::Keep(2), Stretch::MinMax)
+            .check()
+            .unwrap()
+            .build(())
+            .unwrap();
+        let loaded = l.decode_chunk(std::slice::from_ref(&two_bands)).unwrap();
+        let third = 1.0 / 3.0;
+        let expected = [0.0, third, 0.0, 1.0, 0.0, third, 2.0 * third, 1.0];
+        for (got, want) in loaded.images.image(0).iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "{:?}", loaded.images.image(0));
+        }
+        // One band shown as RGB is replicated; a wrong length is counted, not fatal.
+        let l = config(ChannelMode::Rgb, Stretch::default())
+            .check()
+            .unwrap()
+            .build(())
+            .unwrap();
+        let items = [
+            array(vec![5.0, 6.0, 7.0, 8.0], 1),
+            array(vec![1.0; 3], 1),
+            array(vec![1.0; 20], 5),
+        ];
+        let loaded = l.decode_chunk(&items).unwrap();
+        assert_eq!(loaded.names, ["a"]);
+        let rgb = loaded.images.image(0);
+        assert_eq!(rgb[..4], rgb[4..8]);
+        assert!(rgb[0] < 0.01 && rgb[3] > 0.99, "{rgb:?}");
+        assert!(loaded.report.failed[0].message.contains("3 values"));
+        assert!(
+            loaded.report.failed[1]
+                .message
+                .contains("5 channels cannot be read as RGB")
+        );
     }
 
     #[test]

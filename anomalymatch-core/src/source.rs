@@ -9,9 +9,21 @@ use std::path::PathBuf;
 pub enum ImagePayload {
     /// An encoded file (JPEG, PNG, TIFF, ...), decoded later in parallel.
     Encoded(Vec<u8>),
-    /// Pixels already decoded, as a batch of one image in `[0, 1]`
-    /// (for array formats such as FITS or HDF5 datasets).
+    /// Pixels already decoded, as a batch of one image in `[0, 1]` (for arrays that hold display
+    /// values, such as 8- and 16-bit HDF5 cubes divided by their type's maximum).
     Pixels(ImageBatch),
+    /// Physical values of one image (FITS data, float HDF5 cubes), band after band (CHW), NaN
+    /// where blank; the loader maps them to `[0, 1]` with its [`crate::Stretch`].
+    Array {
+        /// `channels * height * width` values.
+        data: Vec<f32>,
+        /// Bands.
+        channels: usize,
+        /// Rows.
+        height: usize,
+        /// Columns.
+        width: usize,
+    },
     /// The item could not be read (the message says why); loaders count it as a failed image
     /// instead of aborting, so one bad file does not stop a long job.
     Unreadable(String),

@@ -1,7 +1,7 @@
 //! Errors of the I/O crate: every variant that concerns a file names it, and the item inside it
 //! where there is one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Result alias of `anomalymatch-io`.
 pub type Result<T, E = IoError> = std::result::Result<T, E>;
@@ -44,6 +44,15 @@ impl IoError {
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         IoError::Format {
             path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A format error about one item inside `path` (a dataset, an HDU, a member), reported as
+    /// `path:item: message`.
+    pub fn item(path: &Path, item: &str, message: impl Into<String>) -> Self {
+        IoError::Format {
+            path: PathBuf::from(format!("{}:{item}", path.display())),
             message: message.into(),
         }
     }

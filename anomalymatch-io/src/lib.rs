@@ -2,14 +2,29 @@
 //! read as core's [`anomalymatch_core::ImageSource`], and the files a run leaves behind, such as
 //! contact sheets of the top-ranked images.
 //!
-//! Heavy or system-library dependencies sit behind cargo features, so that the library crates
-//! build anywhere.
+//! Sources: [`ZipSource`] (images inside a zip archive), [`Hdf5Source`] (the original
+//! AnomalyMatch's HDF5 layout of encoded images, and numeric cubes), [`FitsFolderSource`] and
+//! [`FitsFileSource`] (FITS cutouts, one per file or one per HDU); [`open_source`] picks the
+//! right one for a path. Every source reads only the chunk asked for, in a stable order, and
+//! delivers an item it cannot read as unreadable, so that the loader counts and names it.
+//!
+//! Everything here is pure Rust: no system library is needed to build or test.
 
 pub mod contact_sheet;
 pub mod display;
+mod encoded;
 pub mod error;
+pub mod fits;
+pub mod fits_source;
+pub mod hdf5_source;
+pub mod open;
 mod text;
+pub mod zip_source;
 
 pub use contact_sheet::{ContactSheet, SheetParams, Tile};
 pub use display::to_rgb8;
 pub use error::{IoError, Result};
+pub use fits_source::{FitsFileSource, FitsFolderSource};
+pub use hdf5_source::{CubeLayout, Hdf5Options, Hdf5Source};
+pub use open::{SourceFormat, SourceOptions, open_source};
+pub use zip_source::ZipSource;

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use anomalymatch_core::checkpoint::{CheckpointState, load_checkpoint, save_checkpoint};
-use anomalymatch_core::{ChannelMode, DataConfig, DataSpec, TrainConfig};
+use anomalymatch_core::{ChannelMode, DataConfig, DataSpec, Stretch, TrainConfig};
 use anomalymatch_core::{Check, Classifier};
 use anomalymatch_models::{EfficientNetConfig, from_checkpoint};
 use candle_core::{Device, Tensor};
@@ -48,6 +48,7 @@ fn round_trip_restores_models_and_state() {
         data: DataSpec {
             size: 32,
             channels: ChannelMode::Rgb,
+            stretch: Stretch::Asinh { softening: 0.2 },
         },
     };
     save_checkpoint(&path, &model, &ema, &state).unwrap();
@@ -171,6 +172,7 @@ fn a_checkpoint_alone_rebuilds_the_scoring_model() {
     let data = DataSpec {
         size: 32,
         channels: ChannelMode::Keep(5),
+        stretch: Stretch::default(),
     };
     let state = CheckpointState {
         iteration: 3,

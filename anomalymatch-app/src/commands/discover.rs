@@ -60,7 +60,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
     let loader = assemble::loader(config)?;
     let spec = loader.spec();
     let mut pool = UnlabelledPool::new(
-        assemble::open_source(&images)?,
+        assemble::open_source(config, &images)?,
         loader.clone(),
         config.data.n_to_load,
     )?;
@@ -107,7 +107,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
 
     let t2 = Instant::now();
     let (mut names, mut scores) = (Vec::new(), Vec::new());
-    let mut source = assemble::open_source(&images)?;
+    let mut source = assemble::open_source(config, &images)?;
     let report = score_source(
         trainer.ema(),
         &loader,

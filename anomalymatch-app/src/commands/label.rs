@@ -93,7 +93,7 @@ fn label(config: &Config, quiet: bool) -> Result<()> {
     let loader = assemble::loader(config)?;
     let spec = loader.spec();
     let pool = UnlabelledPool::new(
-        assemble::open_source(&images)?,
+        assemble::open_source(config, &images)?,
         loader,
         config.data.n_to_load,
     )?;

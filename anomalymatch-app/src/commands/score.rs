@@ -70,7 +70,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         .with_spec(info.data)
         .check()?
         .build(())?;
-    let mut source = assemble::open_source(&images)?;
+    let mut source = assemble::open_source(&config, &images)?;
     check_fits(&loader, source.as_mut(), &checkpoint)?;
     std::fs::create_dir_all(out)
         .map_err(|e| AppError::Failed(format!("{}: {e}", out.display())))?;

@@ -62,7 +62,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     let mut pool = UnlabelledPool::new(
-        assemble::open_source(&images)?,
+        assemble::open_source(&config, &images)?,
         loader,
         config.data.n_to_load,
     )?;
