@@ -6,54 +6,11 @@
 use anomalymatch::core::checkpoint::{CheckpointInfo, CheckpointState, save_checkpoint};
 use anomalymatch::core::{ChannelMode, Check, DataSpec, Stretch, TrainConfig};
 use anomalymatch::models::EfficientNetConfig;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-const MINI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/gz1-mini");
+mod common;
 
-/// Runs the binary with `args`.
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_anomalymatch"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Runs and asserts success, returning stdout.
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs, asserts the exit code and a one-line error containing every `needle`.
-fn fails(args: &[&str], code: i32, needles: &[&str]) {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: not one line: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    for n in needles {
-        assert!(lines[0].contains(n), "{args:?}: {n:?} not in {stderr}");
-    }
-}
-
-fn rows(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{MINI, fails, ok, rows, run, s};
 
 #[test]
 fn help_and_version_work_everywhere() {

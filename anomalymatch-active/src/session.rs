@@ -69,6 +69,10 @@ pub struct SessionState {
     pub phase: Phase,
     /// Pool position at the start of the current cycle.
     pub pool_position: usize,
+    /// The trainer's step count when the current cycle began: a checkpoint past it means the
+    /// cycle's training finished before a crash, and is not repeated.
+    #[serde(default)]
+    pub cycle_start_iteration: usize,
 }
 
 /// Figures of one finished cycle.
@@ -192,6 +196,11 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         })?;
         let journal_path = dir.join("journal.jsonl");
         let replay = Journal::replay(&journal_path)?;
+        let start_known: Vec<String> = start_labels
+            .iter()
+            .filter(|(_, l)| l.is_known())
+            .map(|(n, _)| n.clone())
+            .collect();
         let mut labels = start_labels;
         let mut remembered = Vec::new();
         let mut anomalies_found = 0;
@@ -204,32 +213,49 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
                 None => remembered.push((e.name.clone(), e.time)),
             }
         }
+        let checkpoint = dir.join("checkpoint.safetensors");
+        if checkpoint.exists() {
+            trainer.resume(&checkpoint)?;
+        }
         let state = match read_state(&dir.join("state.json"))? {
             Some(s) => s,
             None => SessionState {
                 cycle: 0,
                 phase: Phase::Train,
                 pool_position: pool.position(),
+                cycle_start_iteration: trainer.iteration(),
             },
         };
-        let checkpoint = dir.join("checkpoint.safetensors");
-        if checkpoint.exists() {
-            trainer.resume(&checkpoint)?;
+        // The labelled images in the order an uninterrupted session holds them (the starting
+        // labels by name, then answers as given), so that a resumed session trains exactly as
+        // it would have: FixMatch draws labelled images by position.
+        let mut order: Vec<String> = start_known;
+        for e in &replay.entries {
+            if e.event.label().is_some() && !order.contains(&e.name) {
+                order.push(e.name.clone());
+            }
         }
-        let known: Vec<String> = labels
-            .iter()
-            .filter(|(_, l)| l.is_known())
-            .map(|(n, _)| n.clone())
-            .collect();
-        let (loaded, mut missing) = pool.load_named(&known, config.show_progress)?;
+        order.retain(|n| labels.get(n).is_some_and(|l| l.is_known()));
+        let (loaded, mut missing) = pool.load_named(&order, config.show_progress)?;
         missing.sort();
-        let set_labels = loaded.names.iter().map(|n| labels[n]).collect();
+        let at: HashMap<&str, usize> = loaded
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let idx: Vec<usize> = order
+            .iter()
+            .filter_map(|n| at.get(n.as_str()).copied())
+            .collect();
+        let names: Vec<String> = idx.iter().map(|&i| loaded.names[i].clone()).collect();
+        let set_labels = names.iter().map(|n| labels[n]).collect();
+        let labelled = LabelledSet::new(names, set_labels, loaded.images.select(&idx)?)?;
         let labelled_report = LabelledReport {
-            loaded: loaded.names.len(),
+            loaded: labelled.len(),
             missing,
             unreadable: loaded.report.failed,
         };
-        let labelled = LabelledSet::new(loaded.names, set_labels, loaded.images)?;
         pool.seek(state.pool_position)?;
         Ok(Session {
             dir: dir.into(),
@@ -299,7 +325,10 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             let mut window_scores = None;
             if matches!(self.state.phase, Phase::Train) {
                 let clock = Instant::now();
-                self.train(observer)?;
+                // A checkpoint past the cycle's start: its training ended before a crash.
+                if self.trainer.iteration() == self.state.cycle_start_iteration {
+                    self.train(observer)?;
+                }
                 seconds.train = clock.elapsed().as_secs_f64();
                 let clock = Instant::now();
                 let scores = self.score_window()?;
@@ -340,6 +369,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
                 cycle: self.state.cycle + 1,
                 phase: Phase::Train,
                 pool_position: next_position,
+                cycle_start_iteration: self.trainer.iteration(),
             };
             self.save_state()?;
             observer.on_cycle(&report);

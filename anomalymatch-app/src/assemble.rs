@@ -26,6 +26,32 @@ pub fn say(quiet: bool, line: impl AsRef<str>) {
     }
 }
 
+/// Makes the output folder ready before any work: created if needed, refused with a clear
+/// error if it cannot be written, and rid of temporary files that killed runs left there.
+pub fn prepare_output(dir: &Path, quiet: bool) -> Result<()> {
+    let failed = |e: std::io::Error| {
+        AppError::Failed(format!(
+            "{}: cannot write the output folder: {e}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let probe = dir.join(format!(".anomalymatch-probe.{}.tmp", std::process::id()));
+    std::fs::write(&probe, b"").map_err(failed)?;
+    std::fs::remove_file(&probe).map_err(failed)?;
+    let stale = anomalymatch_core::atomic::remove_stale_temps(dir)?;
+    if stale > 0 {
+        say(
+            quiet,
+            format!(
+                "removed {stale} temporary file(s) a stopped run left in {}",
+                dir.display()
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// The images and starting labels a job reads: the configured ones, or the built-in data set
 /// when no images are named.
 pub fn images_and_labels(config: &Config) -> Result<(PathBuf, Option<PathBuf>)> {
@@ -53,8 +79,20 @@ pub fn loader(config: &Config) -> Result<ImageLoader> {
 }
 
 /// The starting labels of a label file, by name.
+/// Rows that list a file again with another label are counted and named on stderr (the last
+/// row wins, as in the original).
 pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Label>> {
     let table = LabelTable::read(path)?;
+    let conflicts = &table.read_report().conflicts;
+    if !conflicts.is_empty() {
+        eprintln!(
+            "warning: {}: {} file(s) listed more than once with different labels, the last \
+             row wins: {}",
+            path.display(),
+            conflicts.len(),
+            preview(conflicts.iter().map(String::as_str))
+        );
+    }
     Ok(table
         .rows()
         .iter()
@@ -113,14 +151,68 @@ pub fn preview<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
     }
 }
 
-/// The network the `[model]` section builds, for images of `spec`.
+/// The network the `[model]` section builds, for images of `spec`, once the run is known to
+/// fit it and the machine ([`check_resources`]).
 pub fn model(config: &Config, spec: DataSpec) -> Result<EfficientNet> {
     let input = ModelInput {
         in_channels: spec.channels.channels(),
         num_classes: 2,
         seed: config.seed,
     };
-    Ok(config.model.clone().check()?.build(input)?)
+    let model = config.model.clone().check()?.build(input)?;
+    check_resources(config, &model, spec)?;
+    Ok(model)
+}
+
+/// Bytes a training step keeps per input pixel of EfficientNet-Lite0 (activations for the
+/// backward pass): a protocol run at 96x96 with 176 images per step peaked at about 4.7 GB,
+/// 0.7 GB of it the decoded pool.
+const STEP_BYTES_PER_PIXEL: f64 = 2400.0;
+
+/// Refuses, before any work, an image size the network cannot take and a run that would not
+/// fit in memory: the unlabelled window plus one training step, estimated from the
+/// configuration, against the memory available now.
+fn check_resources(config: &Config, model: &EfficientNet, spec: DataSpec) -> Result<()> {
+    let min = model.min_input_size();
+    if spec.size < min {
+        return Err(AppError::Usage(format!(
+            "data.size = {}: {} needs images of at least {min} pixels",
+            spec.size, config.model.architecture
+        )));
+    }
+    let pixels = (spec.size * spec.size) as f64;
+    let image = pixels * spec.channels.channels() as f64 * 4.0;
+    let window = config.data.n_to_load as f64 * image;
+    let per_step = (config.train.batch_size * (1 + 2 * config.train.uratio)) as f64;
+    let p = config.model.architecture.params();
+    let step = per_step * pixels * STEP_BYTES_PER_PIXEL * p.width * p.width * p.depth;
+    let need = window + step;
+    if let Some(available) = available_memory()
+        && need > available
+    {
+        let gb = |b: f64| b / 1e9;
+        return Err(AppError::Usage(format!(
+            "data.size = {} with data.n_to_load = {} and train.batch_size = {} would need about \
+             {:.1} GB ({:.1} GB of images, {:.1} GB per training step), but {:.1} GB is \
+             available; lower one of them",
+            spec.size,
+            config.data.n_to_load,
+            config.train.batch_size,
+            gb(need),
+            gb(window),
+            gb(step),
+            gb(available)
+        )));
+    }
+    Ok(())
+}
+
+/// Memory available to new work (Linux's `MemAvailable`), or `None` where it cannot be read.
+fn available_memory() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
 }
 
 /// The FixMatch trainer of the `[train]` and `[augment]` sections around `model`.

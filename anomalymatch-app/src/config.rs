@@ -92,11 +92,16 @@ impl Default for TruthConfig {
 pub struct OutputConfig {
     /// Folder of every file a command writes (a `label` session lives in `DIR/session`).
     pub dir: PathBuf,
+    /// `train` saves a resumable checkpoint every this many iterations (0: only at the end).
+    pub checkpoint_every: usize,
 }
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { dir: "out".into() }
+        OutputConfig {
+            dir: "out".into(),
+            checkpoint_every: 25,
+        }
     }
 }
 

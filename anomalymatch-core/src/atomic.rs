@@ -92,6 +92,53 @@ impl Drop for AtomicGroup {
     }
 }
 
+/// Removes the temporary files that killed runs of this program left in `dir`
+/// (`.NAME.PID.tmp`, written by this module) whose process is gone; returns how many.
+///
+/// A temporary file of a live process (another run writing there now) is left alone. Where
+/// processes cannot be looked up (no `/proc`), only temporary files older than a day count as
+/// stale.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid, &entry.path()) {
+            fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The process id in a temporary file name of this module (`.NAME.PID.tmp`).
+fn temp_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, pid) = rest.rsplit_once('.')?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` may still be writing `temp`.
+fn process_alive(pid: u32, temp: &Path) -> bool {
+    let proc = Path::new("/proc");
+    if proc.is_dir() {
+        return proc.join(pid.to_string()).exists();
+    }
+    let age = fs::metadata(temp)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    age.is_none_or(|a| a.as_secs() < 24 * 3600)
+}
+
 /// The temporary sibling: same folder (so the rename stays on one file system), unique per process.
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
@@ -155,6 +202,22 @@ mod tests {
         group.commit().unwrap();
         assert_eq!(fs::read(&b).unwrap(), b"new b");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn stale_temps_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid far above any the kernel hands out is never alive.
+        let dead = dir.path().join(".scores.csv.4000000000.tmp");
+        let mine = temp_path(&dir.path().join("mine.csv"));
+        let alive = dir.path().join(".x.1.tmp"); // pid 1 is always running
+        for p in [&dead, &mine, &alive] {
+            fs::write(p, b"partial").unwrap();
+        }
+        fs::write(dir.path().join("keep.tmp"), b"not ours").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
+        assert!(!dead.exists() && mine.exists() && alive.exists());
+        assert_eq!(remove_stale_temps(&dir.path().join("absent")).unwrap(), 0);
     }
 
     #[test]

@@ -176,6 +176,22 @@ fn resize_compose<T: Sample>(
     Ok(())
 }
 
+/// Refuses an encoded image whose header declares more than `max_pixels` pixels, before any of
+/// it is decoded: a small file can declare a huge image (a decompression bomb).
+fn check_pixels(bytes: &[u8], max_pixels: u64) -> Result<(), String> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > max_pixels {
+        return Err(format!(
+            "{w}x{h} pixels is more than the ceiling of {max_pixels} (data.max_pixels)"
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes an encoded file's bytes (JPEG, PNG, TIFF) into `out`.
 fn decode_encoded(
     bytes: &[u8],
@@ -264,10 +280,14 @@ pub(crate) fn decode_into(
     stretch: &Stretch,
     mode: ChannelMode,
     size: usize,
+    max_pixels: u64,
     out: &mut [f32],
 ) -> Result<(), String> {
     match payload {
-        ImagePayload::Encoded(bytes) => decode_encoded(bytes, mode, size, out),
+        ImagePayload::Encoded(bytes) => {
+            check_pixels(bytes, max_pixels)?;
+            decode_encoded(bytes, mode, size, out)
+        }
         ImagePayload::Pixels(batch) => {
             if batch.len() != 1 {
                 return Err(format!(

@@ -18,11 +18,11 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A label file has a bad header or row.
-    #[error("{path}:{line}: {message}")]
+    #[error("{}: {message}", at_line(path, *line))]
     LabelFile {
         /// The label file.
         path: PathBuf,
-        /// 1-based line number (0 when the problem is not tied to a line).
+        /// 1-based line number (0 when the problem is not tied to a line, and not shown).
         line: u64,
         /// What is wrong.
         message: String,
@@ -71,6 +71,15 @@ pub enum Error {
     /// An error from candle (tensor maths).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+/// `path:line`, or the path alone for line 0 (a problem of the whole file).
+fn at_line(path: &std::path::Path, line: u64) -> String {
+    if line == 0 {
+        path.display().to_string()
+    } else {
+        format!("{}:{line}", path.display())
+    }
 }
 
 impl Error {

@@ -75,6 +75,7 @@ pub struct FixMatch<C: Classifier, A: Augmenter> {
     seed: u64,
     overlap: bool,
     show_progress: bool,
+    checkpoint_every: Option<(std::path::PathBuf, usize)>,
 }
 
 /// One step's inputs, prepared (sampled and augmented) ahead of the step.
@@ -116,6 +117,7 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
             seed,
             overlap: !model_on_cpu,
             show_progress: false,
+            checkpoint_every: None,
         })
     }
 
@@ -197,28 +199,62 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
         iterations: usize,
         observer: &mut dyn FnMut(&StepMetrics),
     ) -> Result<()> {
+        let start = self.iteration;
+        self.fit_span(data, start..start + iterations, observer)
+    }
+
+    /// Runs the steps of `span` (trainer iterations) that are left, from the current iteration,
+    /// which must lie in it. The learning-rate schedule spans the whole of `span`, so a run
+    /// resumed from a checkpoint saved inside it continues exactly as it would have.
+    pub fn fit_span(
+        &mut self,
+        data: &TrainData<'_>,
+        span: std::ops::Range<usize>,
+        observer: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<()> {
         check_data(data)?;
-        if iterations == 0 {
+        if !(span.start..=span.end).contains(&self.iteration) {
+            return Err(Error::InvalidArgument(format!(
+                "training span {span:?} does not hold the trainer's iteration {}",
+                self.iteration
+            )));
+        }
+        let total = span.len();
+        let start = self.iteration;
+        if start == span.end {
             return Ok(());
         }
-        let progress = Progress::new(Some(iterations), "training", self.show_progress);
-        let start = self.iteration;
+        let progress = Progress::new(Some(total), "training", self.show_progress);
+        progress.inc(start - span.start);
         let mut current = prepare(&self.augmenter, &self.config, data, self.seed, start)?;
-        for k in 0..iterations {
-            let lr = learning_rate(&self.config, k, iterations);
-            let next_iteration = (k + 1 < iterations).then_some(start + k + 1);
+        for it in start..span.end {
+            let lr = learning_rate(&self.config, it - span.start, total);
+            let next_iteration = (it + 1 < span.end).then_some(it + 1);
             let (metrics, next) = self.step_and_prepare(&current, lr, data, next_iteration);
             let mut metrics = metrics?;
             self.iteration += 1;
             metrics.iteration = self.iteration;
             progress.inc(1);
             observer(&metrics);
+            if let Some((path, every)) = &self.checkpoint_every
+                && self.iteration % every == 0
+                && self.iteration < span.end
+            {
+                self.save_checkpoint(path)?;
+            }
             if let Some(next) = next? {
                 current = next;
             }
         }
         progress.finish();
         Ok(())
+    }
+
+    /// Saves a checkpoint to `path` every `every` iterations during [`FixMatch::fit_span`]
+    /// (not at its last step, which the caller saves as it likes), so that a killed run can
+    /// resume from it; `every = 0` turns it off.
+    pub fn set_checkpoint_every(&mut self, path: &Path, every: usize) {
+        self.checkpoint_every = (every > 0).then(|| (path.to_path_buf(), every));
     }
 
     /// Trains on `current` and prepares step `next_iteration`'s batch, on another thread when

@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::source::{ImagePayload, ImageSource, SourceImage};
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// File extensions read as images (compared case-insensitively).
@@ -18,11 +19,16 @@ pub fn is_image_file_name(name: &str) -> bool {
 
 /// The image files of one folder (not its subfolders), in name order, as an [`ImageSource`].
 ///
-/// Names are file names relative to the folder, the spelling label files use.
+/// Names are file names relative to the folder, the spelling label files use. Entries that
+/// look like images but cannot be read (dangling symlinks, symlink loops, names that are not
+/// UTF-8 and so could never be labelled) are delivered as unreadable items, so that loaders
+/// count and name them instead of skipping them silently.
 #[derive(Debug, Clone)]
 pub struct FolderSource {
     root: PathBuf,
     names: Vec<String>,
+    /// Why a listed entry cannot be read, by name, when that is known from the listing alone.
+    problems: HashMap<String, String>,
     position: usize,
 }
 
@@ -32,32 +38,33 @@ impl FolderSource {
         let root = root.as_ref().to_path_buf();
         let entries = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
         let mut names = Vec::new();
+        let mut problems = HashMap::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&root, e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-                // Label files are UTF-8, so a non-UTF-8 name could never carry a label; say so.
-                return Err(Error::InvalidArgument(format!(
-                    "{}: file name {:?} is not valid UTF-8",
-                    root.display(),
-                    entry.file_name()
-                )));
-            };
+            let raw = entry.file_name();
+            let name = raw.to_string_lossy().into_owned();
             if !is_image_file_name(&name) {
                 continue;
             }
-            let is_file = entry
+            let kind = entry
                 .file_type()
-                .map_err(|e| Error::io(root.join(&name), e))?
-                .is_file()
-                || entry.path().is_file(); // follows symlinks to files
-            if is_file {
-                names.push(name);
+                .map_err(|e| Error::io(root.join(&raw), e))?;
+            // Folders are not images; symlinks are kept whatever they point at, so that a
+            // broken one is counted when it fails to read.
+            if kind.is_dir() || (kind.is_symlink() && entry.path().is_dir()) {
+                continue;
             }
+            if raw.to_str().is_none() {
+                // Label files are UTF-8, so this name could never carry a label.
+                problems.insert(name.clone(), "file name is not valid UTF-8".to_string());
+            }
+            names.push(name);
         }
         names.sort();
         Ok(FolderSource {
             root,
             names,
+            problems,
             position: 0,
         })
     }
@@ -81,6 +88,7 @@ impl FolderSource {
         Ok(FolderSource {
             root,
             names: names.into_iter().map(Into::into).collect(),
+            problems: HashMap::new(),
             position: 0,
         })
     }
@@ -108,7 +116,10 @@ impl FolderSource {
 
 impl FolderSource {
     fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.root.join(name))
+        match self.problems.get(name) {
+            Some(problem) => Err(std::io::Error::other(problem.clone())),
+            None => std::fs::read(self.root.join(name)),
+        }
     }
 
     /// The source item for `name`, whose bytes were `read`.
@@ -192,6 +203,30 @@ mod tests {
         assert!(src.next_chunk(3).unwrap().is_empty());
         src.rewind().unwrap();
         assert_eq!(src.next_chunk(10).unwrap()[0].name, "a.jpg");
+    }
+
+    #[test]
+    fn broken_links_and_non_utf8_names_are_delivered_as_unreadable() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("good.png"), b"x").unwrap();
+        std::os::unix::fs::symlink("nowhere.png", dir.path().join("dangling.png")).unwrap();
+        std::os::unix::fs::symlink("loop.png", dir.path().join("loop.png")).unwrap();
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+        std::fs::write(dir.path().join(latin1), b"x").unwrap();
+        let mut src = FolderSource::open(dir.path()).unwrap();
+        assert_eq!(src.len(), 4, "{:?}", src.names());
+        let chunk = src.next_chunk(10).unwrap();
+        let unreadable: Vec<&str> = chunk
+            .iter()
+            .filter(|i| matches!(i.payload, ImagePayload::Unreadable(_)))
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(unreadable, ["caf\u{fffd}.png", "dangling.png", "loop.png"]);
+        let ImagePayload::Unreadable(why) = &chunk[0].payload else {
+            panic!()
+        };
+        assert!(why.contains("UTF-8"), "{why}");
     }
 
     #[test]

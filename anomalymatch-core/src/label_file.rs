@@ -36,12 +36,15 @@ pub struct LabelRow {
 }
 
 /// What reading a file found besides the labels themselves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadReport {
     /// Data rows in the file.
     pub rows: usize,
     /// Rows whose filename had appeared earlier in the file (the later row won).
     pub duplicates: usize,
+    /// Filenames listed more than once with different labels, in the order met; the last row
+    /// won, and callers should say so.
+    pub conflicts: Vec<String>,
     /// Rows labelled `unknown` or empty, which remove the filename from the table.
     pub unknown: usize,
 }
@@ -163,8 +166,13 @@ impl LabelTable {
                 .map(|(_, v)| v.to_string())
                 .collect();
             table.report.rows += 1;
-            if table.index.contains_key(filename) {
+            if let Some(&i) = table.index.get(filename) {
                 table.report.duplicates += 1;
+                if table.rows[i].label != label
+                    && !table.report.conflicts.iter().any(|c| c == filename)
+                {
+                    table.report.conflicts.push(filename.to_string());
+                }
             }
             if label == Label::Unknown {
                 table.report.unknown += 1;
@@ -200,8 +208,8 @@ impl LabelTable {
     }
 
     /// What reading the file found (all zero for a table built in memory).
-    pub fn read_report(&self) -> ReadReport {
-        self.report
+    pub fn read_report(&self) -> &ReadReport {
+        &self.report
     }
 
     /// The header: `filename`, `label` and any extra columns, in file order.
@@ -436,9 +444,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             t.read_report(),
-            ReadReport {
+            &ReadReport {
                 rows: 6,
                 duplicates: 2,
+                conflicts: vec!["a.png".into(), "b.png".into()],
                 unknown: 2
             }
         );

@@ -59,6 +59,9 @@ pub struct DataConfig {
     pub strict: bool,
     /// Images read and decoded per step; bounds the encoded bytes in flight.
     pub chunk_size: usize,
+    /// Most pixels an encoded image may declare; larger ones are refused before decoding (a
+    /// decompression bomb) and counted as unreadable.
+    pub max_pixels: u64,
 }
 
 impl Default for DataConfig {
@@ -73,9 +76,13 @@ impl Default for DataConfig {
             n_to_load: 10_000,
             strict: false,
             chunk_size: 256,
+            max_pixels: DEFAULT_MAX_PIXELS,
         }
     }
 }
+
+/// The default ceiling of [`DataConfig::max_pixels`]: 100 megapixels, beyond any cutout.
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 
 /// Largest side an image may be resized to.
 pub const MAX_SIZE: usize = 4096;
@@ -133,6 +140,7 @@ impl Build<()> for DataConfig {
             spec: config.spec(),
             strict: config.strict,
             chunk_size: config.chunk_size,
+            max_pixels: config.max_pixels,
         })
     }
 }
@@ -189,6 +197,7 @@ pub struct ImageLoader {
     spec: DataSpec,
     strict: bool,
     chunk_size: usize,
+    max_pixels: u64,
 }
 
 impl ImageLoader {
@@ -232,7 +241,14 @@ impl ImageLoader {
             .zip(items.par_iter())
             .map(|(out, item)| {
                 let s = &self.spec;
-                decode_into(&item.payload, &s.stretch, s.channels, s.size, out)
+                decode_into(
+                    &item.payload,
+                    &s.stretch,
+                    s.channels,
+                    s.size,
+                    self.max_pixels,
+                    out,
+                )
             })
             .collect();
         let mut names = Vec::with_capacity(items.len());
@@ -542,6 +558,40 @@ mod tests {
             loaded.report.failed[1]
                 .message
                 .contains("5 channels cannot be read as RGB")
+        );
+    }
+
+    #[test]
+    fn images_above_the_pixel_ceiling_are_refused_before_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        // 4000x4000 of one colour: a few kilobytes of PNG for 16 megapixels.
+        GrayImage::from_pixel(4000, 4000, Luma([7]))
+            .save(dir.path().join("bomb.png"))
+            .unwrap();
+        GrayImage::from_pixel(10, 10, Luma([7]))
+            .save(dir.path().join("small.png"))
+            .unwrap();
+        assert!(
+            std::fs::metadata(dir.path().join("bomb.png"))
+                .unwrap()
+                .len()
+                < 100_000
+        );
+        let l = DataConfig {
+            size: 4,
+            max_pixels: 1_000_000,
+            ..DataConfig::default()
+        }
+        .check()
+        .unwrap()
+        .build(())
+        .unwrap();
+        let loaded = load_folder(dir.path(), &l).unwrap();
+        assert_eq!(loaded.names, ["small.png"]);
+        let why = &loaded.report.failed[0].message;
+        assert!(
+            why.contains("4000x4000") && why.contains("data.max_pixels"),
+            "{why}"
         );
     }
 

@@ -546,6 +546,34 @@ impl EfficientNet {
         self.blocks.len()
     }
 
+    /// The smallest square input side the network accepts: every convolution must see at least
+    /// its kernel once padded (the padding is fixed for the variant's native resolution).
+    pub fn min_input_size(&self) -> usize {
+        (1..=anomalymatch_core::loader::MAX_SIZE)
+            .find(|&size| self.accepts(size))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// True when an input of `size x size` passes every layer.
+    fn accepts(&self, size: usize) -> bool {
+        let conv = |s: usize, k: usize, stride: usize, pad: Padding| {
+            let padded = s + pad.before + pad.after;
+            (padded >= k).then(|| (padded - k) / stride + 1)
+        };
+        let mut s = match conv(size, 3, 2, self.stem_padding) {
+            Some(s) => s,
+            None => return false,
+        };
+        for b in &self.blocks {
+            let k = b.depthwise.dim(3).unwrap_or(1);
+            match conv(s, k, b.stride, b.padding) {
+                Some(next) => s = next,
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// Global-average-pooled features `[N, D]` before dropout and the classifier.
     pub fn features_t(&self, x: &Tensor, train: bool) -> anomalymatch_core::Result<Tensor> {
         let (_, c, _, _) = x.dims4()?;

@@ -386,3 +386,25 @@ fn same_padding_puts_the_odd_pixel_after() {
     // An odd input needs no extra pixel: output 4 from 7 with a 3x3 stride-2 kernel.
     assert_eq!(pad(7, 3, 2), (1, 1));
 }
+
+#[test]
+fn the_smallest_input_each_variant_accepts_runs_and_one_less_does_not() {
+    for variant in [Variant::Lite0, Variant::B0] {
+        let m = EfficientNetConfig::new(variant)
+            .check()
+            .unwrap()
+            .build(&Device::Cpu)
+            .unwrap();
+        let min = m.min_input_size();
+        assert!((8..=64).contains(&min), "{variant}: {min}");
+        assert!(
+            m.forward_t(&images(1, 3, min, 1), false).is_ok(),
+            "{variant} at {min}"
+        );
+        assert!(
+            m.forward_t(&images(1, 3, min - 1, 1), false).is_err(),
+            "{variant} at {}",
+            min - 1
+        );
+    }
+}

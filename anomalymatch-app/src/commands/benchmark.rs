@@ -97,6 +97,7 @@ struct Data {
 
 fn benchmark(config: &Config, quiet: bool) -> Result<()> {
     let data = read_data(config)?;
+    assemble::prepare_output(&config.output.dir, quiet)?;
     let b = &config.benchmark;
     let mut summary: Vec<Vec<Vec<serde_json::Value>>> = vec![Vec::new(); b.queries.len()];
     for &seed in &b.seeds {

@@ -51,14 +51,14 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
         )
     })?;
     let out = &config.output.dir;
+    assemble::prepare_output(out, quiet)?;
     let labels = assemble::read_labels(&labels_path)?;
     let truth = assemble::truth(&config.truth, &images)?;
-    std::fs::create_dir_all(out)
-        .map_err(|e| crate::error::AppError::Failed(format!("{}: {e}", out.display())))?;
 
     let t0 = Instant::now();
     let loader = assemble::loader(config)?;
     let spec = loader.spec();
+    let model = assemble::model(config, spec)?;
     let mut pool = UnlabelledPool::new(
         assemble::open_source(config, &images)?,
         loader.clone(),
@@ -78,7 +78,6 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
         ),
     );
 
-    let model = assemble::model(config, spec)?;
     let mut trainer = assemble::trainer(config, model, spec, quiet)?;
     let t1 = Instant::now();
     let mut last = None;

@@ -90,6 +90,7 @@ fn label(config: &Config, quiet: bool) -> Result<()> {
         Some(p) => assemble::read_labels(p)?,
         None => Default::default(),
     };
+    assemble::prepare_output(&session_dir, quiet)?;
     let loader = assemble::loader(config)?;
     let spec = loader.spec();
     let pool = UnlabelledPool::new(

@@ -63,6 +63,15 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     let (images, _) = assemble::images_and_labels(&config)?;
     let device = parse_device(&config.model.device)?;
     let (model, info) = from_checkpoint(&checkpoint, &device)?;
+    if info.data.size < model.min_input_size() {
+        return Err(AppError::Failed(format!(
+            "{}: trained at {} pixels, below the {} that {} accepts: the file is damaged",
+            checkpoint.display(),
+            info.data.size,
+            model.min_input_size(),
+            info.spec.architecture
+        )));
+    }
     // The checkpoint's pixels, whatever the configuration says: scoring must see what training saw.
     let loader = config
         .data
@@ -72,8 +81,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         .build(())?;
     let mut source = assemble::open_source(&config, &images)?;
     check_fits(&loader, source.as_mut(), &checkpoint)?;
-    std::fs::create_dir_all(out)
-        .map_err(|e| AppError::Failed(format!("{}: {e}", out.display())))?;
+    assemble::prepare_output(out, quiet)?;
     say(
         quiet,
         format!(

@@ -1,0 +1,85 @@
+//! Running the built binary as a user does, shared by the command-line test files.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The built-in data set.
+pub const MINI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/gz1-mini");
+
+/// Runs the binary with `args`.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anomalymatch"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs and asserts success, returning stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs, asserts the exit code and a one-line error containing every `needle`.
+pub fn fails(args: &[&str], code: i32, needles: &[&str]) {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: not one line: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{args:?}: {n:?} not in {stderr}");
+    }
+}
+
+/// The lines of a text file.
+pub fn rows(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+pub fn outcome(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = run(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A folder of links to the built-in images (so tests can add broken entries beside them)
+/// and a copy of its labels; returns (images, labels).
+pub fn mini_copy(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let images = root.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for e in std::fs::read_dir(Path::new(MINI).join("images")).unwrap() {
+        let e = e.unwrap();
+        std::os::unix::fs::symlink(e.path(), images.join(e.file_name())).unwrap();
+    }
+    let labels = root.join("labeled_data.csv");
+    std::fs::copy(Path::new(MINI).join("labeled_data.csv"), &labels).unwrap();
+    (images, labels)
+}
+
+/// An empty answers file in `dir` for the file oracle, as the `--oracle` value.
+pub fn answers_file(dir: &Path) -> String {
+    let path = dir.join("answers.csv");
+    std::fs::write(&path, "filename,label\n").unwrap();
+    format!("file:{}", path.display())
+}

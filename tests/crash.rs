@@ -1,0 +1,216 @@
+#![allow(clippy::unwrap_used)]
+//! Crash tests of the long jobs: the real binary is killed with SIGKILL at seeded random moments
+//! (at least 20 times per job), run again until it finishes, and what it leaves must equal an
+//! uninterrupted run's: the same final files, no acknowledged label missing, no torn or stale
+//! file left behind.
+
+use rand::{RngExt, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills per job.
+const KILLS: usize = 20;
+
+/// Runs `args` to completion, asserting success.
+fn complete(args: &[String]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_anomalymatch"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the job of `args(out)` in fresh output folders, killing each run after a seeded
+/// random delay up to `max` and running it again until it finishes on its own; each finished
+/// episode is checked by `check(out)`. Goes on until `KILLS` kills have landed; returns the
+/// episodes.
+fn kill_repeatedly(
+    args: impl Fn(&Path) -> Vec<String>,
+    root: &Path,
+    seed: u64,
+    max: Duration,
+    check: impl Fn(&Path),
+) -> usize {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (mut kills, mut episodes) = (0, 0);
+    while kills < KILLS {
+        episodes += 1;
+        let out = root.join(format!("episode{episodes}"));
+        loop {
+            let delay = Duration::from_millis(rng.random_range(100..max.as_millis() as u64));
+            let mut child = Command::new(env!("CARGO_BIN_EXE_anomalymatch"))
+                .args(args(&out))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            let mut status = None;
+            while status.is_none() && start.elapsed() < delay {
+                status = child.try_wait().unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            match status {
+                Some(status) => {
+                    assert!(status.success(), "a resumed run failed");
+                    break;
+                }
+                None => {
+                    child.kill().unwrap(); // SIGKILL on Unix
+                    child.wait().unwrap();
+                    kills += 1;
+                }
+            }
+        }
+        check(&out);
+        assert!(
+            episodes < 20,
+            "kills do not land: the job is too short for the delays"
+        );
+    }
+    episodes
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in walk(dir) {
+        out.push(entry.strip_prefix(dir).unwrap().display().to_string());
+    }
+    out.sort();
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The tensors and metadata of a safetensors file, for comparing checkpoints by content (the
+/// header's key order may differ from one write to the next).
+fn content(path: &Path) -> (BTreeMap<String, Vec<u8>>, BTreeMap<String, String>) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.data().to_vec()))
+        .collect();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = meta
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    (tensors, metadata)
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn train_killed_20_times_ends_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path| {
+        strings(&[
+            "train",
+            "--quiet",
+            "--size",
+            "32",
+            "--iters",
+            "60",
+            "--set",
+            "output.checkpoint_every=2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let straight = dir.path().join("straight");
+    complete(&args(&straight));
+    let expected = content(&straight.join("checkpoint.safetensors"));
+    kill_repeatedly(args, dir.path(), 11, Duration::from_millis(3000), |out| {
+        assert_eq!(
+            files(out),
+            ["checkpoint.safetensors"],
+            "stale or torn files left"
+        );
+        assert!(
+            content(&out.join("checkpoint.safetensors")) == expected,
+            "the resumed run trained differently"
+        );
+    });
+}
+
+#[test]
+fn label_killed_20_times_loses_no_answer_and_ends_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path| {
+        strings(&[
+            "label",
+            "--quiet",
+            "--oracle",
+            "simulated",
+            "--cycles",
+            "3",
+            "--per-cycle",
+            "4",
+            "--iters",
+            "4",
+            "--size",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let straight = dir.path().join("straight").join("session");
+    complete(&args(straight.parent().unwrap()));
+    // Every answer once, as the uninterrupted run gave them (times aside).
+    let answers = |session: &Path| -> Vec<(String, String)> {
+        std::fs::read_to_string(session.join("journal.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["name"].to_string(), v["event"].to_string())
+            })
+            .collect()
+    };
+    assert_eq!(answers(&straight).len(), 12);
+    kill_repeatedly(args, dir.path(), 12, Duration::from_millis(4000), |out| {
+        let session = out.join("session");
+        assert_eq!(
+            files(&session),
+            files(&straight),
+            "stale or torn files left"
+        );
+        assert_eq!(answers(&session), answers(&straight));
+        for file in ["labeled_data.csv", "remembered.csv", "state.json"] {
+            assert_eq!(
+                std::fs::read(session.join(file)).unwrap(),
+                std::fs::read(straight.join(file)).unwrap(),
+                "{file}"
+            );
+        }
+        assert!(
+            content(&session.join("checkpoint.safetensors"))
+                == content(&straight.join("checkpoint.safetensors")),
+            "the resumed session trained differently"
+        );
+    });
+}

@@ -1,0 +1,435 @@
+#![allow(clippy::unwrap_used)]
+//! Regression tests of the defects a hostile first use found (reliability issue, items 1-14):
+//! each runs the real binary on the input that used to break it. Items 2 and 8 (score) live in
+//! the survey tests beside the streaming scorer.
+
+mod common;
+
+use anomalymatch::core::checkpoint::{CheckpointInfo, CheckpointState, save_checkpoint};
+use anomalymatch::core::{ChannelMode, Check, DataSpec, Stretch, TrainConfig};
+use anomalymatch::models::EfficientNetConfig;
+use common::{MINI, fails, mini_copy, ok, outcome, s};
+use std::path::Path;
+
+/// Item 1: an anomaly class that does not exist, or too few anomalies, is an error, not a panic.
+#[test]
+fn item_01_benchmark_with_too_few_anomalies_is_an_error() {
+    let out = tempfile::tempdir().unwrap();
+    let o = s(out.path());
+    fails(
+        &[
+            "benchmark",
+            "--quiet",
+            "--data",
+            MINI,
+            "--anomaly-class",
+            "comet",
+            "--out",
+            o,
+        ],
+        1,
+        &["classes.csv", "0 image(s) of class \"comet\""],
+    );
+    fails(
+        &[
+            "benchmark",
+            "--quiet",
+            "--data",
+            MINI,
+            "--out",
+            o,
+            "--set",
+            "benchmark.start_normals=400",
+        ],
+        1,
+        &["400 normals"],
+    );
+}
+
+/// Item 3: a labelled file that is absent or a symlink loop is counted and named, and the job
+/// goes on (discover and label alike).
+#[test]
+fn item_03_missing_and_looping_labelled_files_are_counted_and_the_job_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = mini_copy(dir.path());
+    std::os::unix::fs::symlink("loop.jpeg", images.join("loop.jpeg")).unwrap();
+    let mut text = std::fs::read_to_string(&labels).unwrap();
+    text.push_str("gone.jpeg,normal\nloop.jpeg,anomaly\n");
+    std::fs::write(&labels, text).unwrap();
+    let answers = common::answers_file(dir.path());
+    let common = [
+        "--quiet",
+        "--images",
+        s(&images),
+        "--labels",
+        s(&labels),
+        "--size",
+        "32",
+    ];
+    for job in [
+        &["discover", "--iters", "1"][..],
+        &[
+            "label", "--oracle", &answers, "--cycles", "1", "--iters", "1",
+        ][..],
+    ] {
+        let out = dir.path().join(job[0]);
+        let mut args: Vec<&str> = job.to_vec();
+        args.extend(common);
+        args.extend(["--out", s(&out)]);
+        let (code, _, stderr) = outcome(&args);
+        assert_eq!(code, Some(0), "{}: {stderr}", job[0]);
+        assert!(
+            stderr.contains("1 labelled image(s) not found") && stderr.contains("gone.jpeg"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("1 labelled image(s) unreadable") && stderr.contains("loop.jpeg"),
+            "{stderr}"
+        );
+    }
+}
+
+/// Items 4 and 5: sizes beyond the architecture, the range or the memory are refused before
+/// any work, and no size makes the arithmetic wrap.
+#[test]
+fn item_04_05_absurd_sizes_are_refused_before_any_work() {
+    let out = tempfile::tempdir().unwrap();
+    let o = s(out.path());
+    fails(
+        &["discover", "--out", o, "--size", "100000"],
+        2,
+        &["data.size", "4096"],
+    );
+    fails(
+        &["discover", "--out", o, "--size", "4096"],
+        2,
+        &["data.size = 4096", "GB"],
+    );
+    fails(
+        &["discover", "--out", o, "--size", "8"],
+        2,
+        &[
+            "data.size = 8",
+            "efficientnet-lite0 needs images of at least",
+        ],
+    );
+    fails(
+        &["discover", "--out", o, "--size", "1"],
+        2,
+        &["data.size = 1"],
+    );
+    assert!(!out.path().join("checkpoint.safetensors").exists());
+    // A checkpoint claiming 1-pixel images is refused too, with no wrapped shape.
+    let model = EfficientNetConfig::lite0()
+        .check()
+        .unwrap()
+        .build(&candle_core::Device::Cpu)
+        .unwrap();
+    let path = out.path().join("tiny.safetensors");
+    let state = CheckpointState {
+        iteration: 1,
+        optimizer: vec![],
+        train: TrainConfig::default(),
+        data: DataSpec {
+            size: 1,
+            channels: ChannelMode::Rgb,
+            stretch: Stretch::default(),
+        },
+    };
+    save_checkpoint(&path, &model, &model, &state).unwrap();
+    fails(
+        &["score", "--out", o, "--checkpoint", s(&path)],
+        1,
+        &["tiny.safetensors", "1 pixels"],
+    );
+}
+
+/// Item 6: on a full disk the job fails naming the file, the checkpoint (written first) is
+/// whole, and no partial file is left.
+#[test]
+fn item_06_a_full_disk_is_named_and_the_checkpoint_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // How much a run writes: the checkpoint and the CSV fit, the contact sheet does not.
+    let free = dir.path().join("free");
+    ok(&[
+        "discover",
+        "--quiet",
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        s(&free),
+    ]);
+    let size = |n: &str| std::fs::metadata(free.join(n)).unwrap().len();
+    let room = size("checkpoint.safetensors") + size("candidates.csv") + 64 * 1024;
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={room}"),
+            "tmpfs",
+            s(&full),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        println!("skipping: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    let (code, _, stderr) = outcome(&[
+        "discover",
+        "--quiet",
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        s(&full),
+    ]);
+    let listing: Vec<String> = std::fs::read_dir(&full)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let info = CheckpointInfo::read(&full.join("checkpoint.safetensors"));
+    let _ = std::process::Command::new("umount").arg(&full).status();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("candidates.png") && stderr.contains("No space left"),
+        "{stderr}"
+    );
+    assert!(info.is_ok(), "the checkpoint is whole");
+    assert_eq!(
+        listing,
+        ["checkpoint.safetensors"],
+        "partial or stale files left"
+    );
+}
+
+/// Item 7: temporary files of killed runs are cleaned on the next run.
+#[test]
+fn item_07_stale_temporary_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    std::fs::create_dir_all(out.join("session")).unwrap();
+    let stale = [
+        out.join(".checkpoint.safetensors.4000000000.tmp"),
+        out.join("session/.state.json.4000000001.tmp"),
+    ];
+    for p in &stale {
+        std::fs::write(p, b"partial").unwrap();
+    }
+    let answers = common::answers_file(dir.path());
+    let stdout = ok(&[
+        "label",
+        "--oracle",
+        &answers,
+        "--cycles",
+        "1",
+        "--iters",
+        "1",
+        "--size",
+        "32",
+        "--out",
+        s(&out),
+    ]);
+    assert!(!stale[1].exists(), "session temp left");
+    assert!(stdout.contains("removed 1 temporary file(s)"), "{stdout}");
+    ok(&[
+        "train",
+        "--quiet",
+        "--iters",
+        "1",
+        "--size",
+        "32",
+        "--out",
+        s(&out),
+    ]);
+    assert!(!stale[0].exists(), "output temp left");
+}
+
+/// Item 9: dangling symlinks among the images are counted and named.
+#[test]
+fn item_09_broken_links_in_an_image_folder_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = mini_copy(dir.path());
+    std::os::unix::fs::symlink("nowhere.jpeg", images.join("dangling.jpeg")).unwrap();
+    let (code, stdout, stderr) = outcome(&[
+        "discover",
+        "--images",
+        s(&images),
+        "--labels",
+        s(&labels),
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        s(&dir.path().join("o")),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("1 unreadable"), "{stdout}");
+    assert!(stderr.contains("dangling.jpeg"), "{stderr}");
+}
+
+/// Item 10: duplicate rows that disagree are counted and named.
+#[test]
+fn item_10_disagreeing_duplicate_labels_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = mini_copy(dir.path());
+    let first = std::fs::read_to_string(&labels).unwrap();
+    let name = first
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&labels, format!("{first}{name},anomaly\n")).unwrap();
+    let (code, _, stderr) = outcome(&[
+        "train",
+        "--quiet",
+        "--images",
+        s(&images),
+        "--labels",
+        s(&labels),
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        s(&dir.path().join("o")),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("1 file(s) listed more than once with different labels"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&name), "{stderr}");
+}
+
+/// Item 11: a benchmark folder that does not exist is an error.
+#[test]
+fn item_11_a_missing_benchmark_folder_is_an_error() {
+    let out = tempfile::tempdir().unwrap();
+    fails(
+        &[
+            "benchmark",
+            "--data",
+            "/no/such/folder",
+            "--out",
+            s(out.path()),
+        ],
+        1,
+        &["/no/such/folder"],
+    );
+}
+
+/// Item 12: every argument is checked before any work, with meaningful messages.
+#[test]
+fn item_12_arguments_are_checked_before_any_work() {
+    let out = tempfile::tempdir().unwrap();
+    let o = s(out.path());
+    fails(
+        &["label", "--out", o, "--query", "best"],
+        2,
+        &["active.query", "best"],
+    );
+    fails(
+        &["label", "--out", o, "--oracle", "file:/no/answers.csv"],
+        1,
+        &["/no/answers.csv"],
+    );
+    let out_line = outcome(&[
+        "label",
+        "--out",
+        o,
+        "--oracle",
+        "simulated",
+        "--set",
+        "truth.classes=/no/classes.csv",
+    ]);
+    assert_eq!(out_line.0, Some(1));
+    assert!(
+        out_line.2.contains("/no/classes.csv") && !out_line.2.contains(":0:"),
+        "{}",
+        out_line.2
+    );
+    assert!(
+        !out.path().join("session/checkpoint.safetensors").exists(),
+        "trained before failing"
+    );
+}
+
+/// Item 13: the user's label file is never the session's export.
+#[test]
+fn item_13_labels_inside_the_session_export_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("session");
+    std::fs::create_dir_all(&session).unwrap();
+    let labels = session.join("labeled_data.csv");
+    std::fs::copy(Path::new(MINI).join("labeled_data.csv"), &labels).unwrap();
+    let before = std::fs::read(&labels).unwrap();
+    let answers = common::answers_file(dir.path());
+    fails(
+        &[
+            "label",
+            "--out",
+            s(dir.path()),
+            "--images",
+            &format!("{MINI}/images"),
+            "--labels",
+            s(&labels),
+            "--oracle",
+            &answers,
+        ],
+        2,
+        &["labeled_data.csv", "over your file"],
+    );
+    assert_eq!(std::fs::read(&labels).unwrap(), before);
+}
+
+/// Item 14: file names that are not UTF-8 are counted and named, and the run goes on.
+#[test]
+fn item_14_non_utf8_file_names_are_counted() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (images, labels) = mini_copy(dir.path());
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.jpeg");
+    std::fs::copy(
+        Path::new(MINI)
+            .join("images")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+        images.join(name),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = outcome(&[
+        "discover",
+        "--images",
+        s(&images),
+        "--labels",
+        s(&labels),
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        s(&dir.path().join("o")),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("1 unreadable"), "{stdout}");
+    assert!(
+        stderr.contains("caf\u{fffd}.jpeg") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+}
