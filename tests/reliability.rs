@@ -46,6 +46,108 @@ fn item_01_benchmark_with_too_few_anomalies_is_an_error() {
     );
 }
 
+/// Writes an untrained Lite0 checkpoint for `size`-pixel RGB images; with `nan`, every weight
+/// is NaN, so that every score is.
+fn lite0_checkpoint(path: &Path, size: usize, nan: bool) {
+    let model = EfficientNetConfig::lite0()
+        .check()
+        .unwrap()
+        .build(&candle_core::Device::Cpu)
+        .unwrap();
+    if nan {
+        for v in anomalymatch::core::Classifier::variables(&model) {
+            v.var.set(&(v.var.as_tensor() * f64::NAN).unwrap()).unwrap();
+        }
+    }
+    let state = CheckpointState {
+        iteration: 1,
+        optimizer: vec![],
+        train: TrainConfig::default(),
+        data: DataSpec {
+            size,
+            channels: ChannelMode::Rgb,
+            stretch: Stretch::default(),
+        },
+    };
+    save_checkpoint(path, &model, &model, &state).unwrap();
+}
+
+/// The files of a folder and their bytes, for telling whether a run changed anything.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect()
+}
+
+/// Item 2: a score run that fails (a checkpoint that scores NaN) leaves the earlier outputs
+/// exactly as they were, all of them.
+#[test]
+fn item_02_a_failed_score_leaves_the_good_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, broken) = (
+        dir.path().join("good.safetensors"),
+        dir.path().join("nan.safetensors"),
+    );
+    lite0_checkpoint(&good, 32, false);
+    lite0_checkpoint(&broken, 32, true);
+
+    let out = dir.path().join("out");
+    let o = s(&out);
+    ok(&["score", "--quiet", "--out", o, "--checkpoint", s(&good)]);
+    let before = snapshot(&out);
+    assert!(before.len() >= 3, "{:?}", before.keys());
+    fails(
+        &["score", "--quiet", "--out", o, "--checkpoint", s(&broken)],
+        1,
+        &["NaN"],
+    );
+    assert_eq!(snapshot(&out), before, "a failed run changed the outputs");
+}
+
+/// Item 8: a JPEG cut mid-scan is counted and named as unreadable, and the others are scored.
+#[test]
+fn item_08_a_truncated_jpeg_is_counted_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, _) = mini_copy(dir.path());
+    let first = std::fs::read_dir(&images).unwrap().next().unwrap().unwrap();
+    let name = first.file_name().to_string_lossy().into_owned();
+    let bytes = std::fs::read(first.path()).unwrap();
+    std::fs::remove_file(first.path()).unwrap();
+    std::fs::write(first.path(), &bytes[..bytes.len() / 2]).unwrap();
+    let checkpoint = dir.path().join("model");
+    ok(&[
+        "discover",
+        "--quiet",
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        s(&checkpoint),
+    ]);
+    let (code, stdout, stderr) = outcome(&[
+        "score",
+        "--quiet",
+        "--images",
+        s(&images),
+        "--checkpoint",
+        s(&checkpoint.join("checkpoint.safetensors")),
+        "--out",
+        s(&dir.path().join("scores")),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("1 unreadable"), "{stdout}");
+    assert!(
+        stderr.contains(&name) && stderr.contains("truncated"),
+        "{stderr}"
+    );
+}
+
 /// Item 3: a labelled file that is absent or a symlink loop is counted and named, and the job
 /// goes on (discover and label alike).
 #[test]
@@ -120,23 +222,8 @@ fn item_04_05_absurd_sizes_are_refused_before_any_work() {
     );
     assert!(!out.path().join("checkpoint.safetensors").exists());
     // A checkpoint claiming 1-pixel images is refused too, with no wrapped shape.
-    let model = EfficientNetConfig::lite0()
-        .check()
-        .unwrap()
-        .build(&candle_core::Device::Cpu)
-        .unwrap();
     let path = out.path().join("tiny.safetensors");
-    let state = CheckpointState {
-        iteration: 1,
-        optimizer: vec![],
-        train: TrainConfig::default(),
-        data: DataSpec {
-            size: 1,
-            channels: ChannelMode::Rgb,
-            stretch: Stretch::default(),
-        },
-    };
-    save_checkpoint(&path, &model, &model, &state).unwrap();
+    lite0_checkpoint(&path, 1, false);
     fails(
         &["score", "--out", o, "--checkpoint", s(&path)],
         1,
@@ -432,4 +519,40 @@ fn item_14_non_utf8_file_names_are_counted() {
         stderr.contains("caf\u{fffd}.jpeg") && stderr.contains("UTF-8"),
         "{stderr}"
     );
+}
+
+/// Limits: an output folder that cannot be written is a clear error before any work.
+#[test]
+fn a_read_only_output_folder_is_refused_before_any_work() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // Root writes through permission bits, so there a read-only mount stands in for them.
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let mounted = root
+        && std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", s(&out)])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !mounted {
+        if root {
+            println!("skipping: cannot mount a read-only tmpfs here");
+            return;
+        }
+        std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    let (code, stdout, stderr) = outcome(&["discover", "--iters", "1", "--out", s(&out)]);
+    if mounted {
+        let _ = std::process::Command::new("umount").arg(&out).status();
+    }
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the output folder") && stderr.contains(s(&out)),
+        "{stderr}"
+    );
+    assert!(stdout.trim().is_empty(), "work started: {stdout}");
 }

@@ -229,9 +229,10 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         // The labelled images in the order an uninterrupted session holds them (the starting
         // labels by name, then answers as given), so that a resumed session trains exactly as
         // it would have: FixMatch draws labelled images by position.
+        let mut seen: HashSet<String> = start_known.iter().cloned().collect();
         let mut order: Vec<String> = start_known;
         for e in &replay.entries {
-            if e.event.label().is_some() && !order.contains(&e.name) {
+            if e.event.label().is_some() && seen.insert(e.name.clone()) {
                 order.push(e.name.clone());
             }
         }

@@ -103,7 +103,39 @@ impl Flags for ImagesFlag {
     }
 }
 
-/// The images, their starting labels and the size they are decoded at.
+/// The size images are decoded at and how long to train.
+#[derive(Debug, Args)]
+pub struct TrainingFlags {
+    /// Side every image is resized to [key: data.size].
+    #[arg(long, value_name = "PIXELS")]
+    pub size: Option<usize>,
+    /// Training iterations (per cycle in a session) [key: train.iterations].
+    #[arg(long, value_name = "N")]
+    pub iters: Option<usize>,
+}
+
+impl Flags for TrainingFlags {
+    fn overrides(&self, all: &mut Vec<Override>) {
+        push(all, "data.size", self.size.map(int), "--size");
+        push(all, "train.iterations", self.iters.map(int), "--iters");
+    }
+}
+
+/// The number of active-learning cycles.
+#[derive(Debug, Args)]
+pub struct CyclesFlag {
+    /// Cycles of the session [key: active.cycles].
+    #[arg(long, value_name = "N")]
+    pub cycles: Option<usize>,
+}
+
+impl Flags for CyclesFlag {
+    fn overrides(&self, all: &mut Vec<Override>) {
+        push(all, "active.cycles", self.cycles.map(int), "--cycles");
+    }
+}
+
+/// The images, their starting labels, the size they are decoded at and how long to train.
 #[derive(Debug, Args)]
 pub struct DataFlags {
     /// The images.
@@ -112,12 +144,9 @@ pub struct DataFlags {
     /// Starting labels, as labeled_data.csv [key: data.labels].
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
-    /// Side every image is resized to [key: data.size].
-    #[arg(long, value_name = "PIXELS")]
-    pub size: Option<usize>,
-    /// Training iterations (per cycle in a session) [key: train.iterations].
-    #[arg(long, value_name = "N")]
-    pub iters: Option<usize>,
+    /// Size and iterations.
+    #[command(flatten)]
+    pub training: TrainingFlags,
 }
 
 impl Flags for DataFlags {
@@ -129,8 +158,7 @@ impl Flags for DataFlags {
             self.labels.as_deref().map(path),
             "--labels",
         );
-        push(all, "data.size", self.size.map(int), "--size");
-        push(all, "train.iterations", self.iters.map(int), "--iters");
+        self.training.overrides(all);
     }
 }
 

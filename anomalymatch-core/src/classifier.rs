@@ -76,6 +76,14 @@ pub trait Classifier {
         serde_json::Value::Null
     }
 
+    /// Restarts the random masks of training mode (dropout, drop-connect) from `seed`.
+    /// FixMatch calls it before every step with a seed derived from the step, so that a run
+    /// resumed from a checkpoint draws the masks an uninterrupted run draws; models without
+    /// randomness keep the default, which does nothing.
+    fn reseed(&self, seed: u64) {
+        let _ = seed;
+    }
+
     /// Pooled features `[N, D]` in eval mode, for diversity-based querying; `None` when the
     /// model has no meaningful embedding.
     fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {

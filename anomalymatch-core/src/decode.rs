@@ -192,6 +192,22 @@ fn check_pixels(bytes: &[u8], max_pixels: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses a JPEG cut short: its decoder fills a missing scan with grey and reports nothing,
+/// so a truncated download would be scored as a smooth, plausible image. A whole JPEG ends its
+/// last scan with an end-of-image marker; entropy-coded data never holds `FF D9`, and a
+/// thumbnail's own marker comes before the main scan.
+fn check_complete(bytes: &[u8]) -> Result<(), String> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return Ok(());
+    }
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) if end > scan => Ok(()),
+        (None, _) => Err("JPEG has no image data".into()),
+        _ => Err("JPEG is truncated: it ends before its end-of-image marker".into()),
+    }
+}
+
 /// Decodes an encoded file's bytes (JPEG, PNG, TIFF) into `out`.
 fn decode_encoded(
     bytes: &[u8],
@@ -286,6 +302,7 @@ pub(crate) fn decode_into(
     match payload {
         ImagePayload::Encoded(bytes) => {
             check_pixels(bytes, max_pixels)?;
+            check_complete(bytes)?;
             decode_encoded(bytes, mode, size, out)
         }
         ImagePayload::Pixels(batch) => {

@@ -28,6 +28,8 @@ use std::path::Path;
 
 /// Random stream id of training steps (see [`crate::rng::derive_seed`]).
 const STREAM_TRAIN: u64 = 1;
+/// Random stream id of the model's training-mode masks, reseeded every step.
+const STREAM_MASKS: u64 = 2;
 
 /// What one training call works on.
 #[derive(Debug, Clone, Copy)]
@@ -230,6 +232,8 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
         for it in start..span.end {
             let lr = learning_rate(&self.config, it - span.start, total);
             let next_iteration = (it + 1 < span.end).then_some(it + 1);
+            self.model
+                .reseed(derive_seed(self.seed, STREAM_MASKS, it as u64));
             let (metrics, next) = self.step_and_prepare(&current, lr, data, next_iteration);
             let mut metrics = metrics?;
             self.iteration += 1;

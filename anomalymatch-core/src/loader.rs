@@ -562,6 +562,22 @@ mod tests {
     }
 
     #[test]
+    fn jpegs_cut_short_are_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = dir.path().join("whole.jpeg");
+        image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 4, y as u8 * 4, 90]))
+            .save(&whole)
+            .unwrap();
+        let bytes = std::fs::read(&whole).unwrap();
+        std::fs::write(dir.path().join("cut.jpeg"), &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let loaded = load_folder(dir.path(), &loader(8, ChannelMode::Rgb, false)).unwrap();
+        assert_eq!(loaded.names, ["whole.jpeg"]);
+        let failed = &loaded.report.failed[0];
+        assert!(failed.origin.ends_with("cut.jpeg"), "{}", failed.origin);
+        assert!(failed.message.contains("truncated"), "{}", failed.message);
+    }
+
+    #[test]
     fn images_above_the_pixel_ceiling_are_refused_before_decoding() {
         let dir = tempfile::tempdir().unwrap();
         // 4000x4000 of one colour: a few kilobytes of PNG for 16 megapixels.

@@ -678,6 +678,11 @@ impl Classifier for EfficientNet {
         Ok(x.matmul(&self.fc_w.t()?)?.broadcast_add(&self.fc_b)?)
     }
 
+    fn reseed(&self, seed: u64) {
+        *self.rng.lock().unwrap_or_else(|p| p.into_inner()) =
+            anomalymatch_core::rng::item_rng(seed, MASK_STREAM, 0);
+    }
+
     fn variables(&self) -> Vec<NamedVar> {
         let mut out = vec![named(
             "_conv_stem.weight".into(),

@@ -7,7 +7,7 @@
 //! a summary table per query.
 
 use crate::assemble;
-use crate::cli::{Common, Flags, int, path, push, text};
+use crate::cli::{Common, CyclesFlag, Flags, TrainingFlags, int, path, push, text};
 use crate::config::{Config, Override, PROTOCOL};
 use crate::error::{AppError, Result};
 use anomalymatch_active::session::{CycleReport, SessionObserver};
@@ -34,15 +34,12 @@ pub struct BenchmarkArgs {
     /// `protocol` or a query strategy; repeat to compare [key: benchmark.queries].
     #[arg(long, value_name = "QUERY")]
     pub query: Vec<String>,
-    /// Side every image is resized to [key: data.size].
-    #[arg(long, value_name = "PIXELS")]
-    pub size: Option<usize>,
-    /// Training iterations per cycle [key: train.iterations].
-    #[arg(long, value_name = "N")]
-    pub iters: Option<usize>,
-    /// Cycles per run [key: active.cycles].
-    #[arg(long, value_name = "N")]
-    pub cycles: Option<usize>,
+    /// Size and iterations per cycle.
+    #[command(flatten)]
+    pub training: TrainingFlags,
+    /// Cycles per run.
+    #[command(flatten)]
+    pub cycles: CyclesFlag,
     /// The anomaly class [key: truth.anomaly_class].
     #[arg(long, value_name = "CLASS")]
     pub anomaly_class: Option<String>,
@@ -69,9 +66,8 @@ impl Flags for BenchmarkArgs {
             list(self.query.iter().map(|q| text(q)).collect()),
             "--query",
         );
-        push(all, "data.size", self.size.map(int), "--size");
-        push(all, "train.iterations", self.iters.map(int), "--iters");
-        push(all, "active.cycles", self.cycles.map(int), "--cycles");
+        self.training.overrides(all);
+        self.cycles.overrides(all);
         push(
             all,
             "truth.anomaly_class",

@@ -6,7 +6,7 @@
 //! `OUT/session/labeled_data.csv`, and the remember list to `OUT/session/remembered.csv`.
 
 use crate::assemble::{self, say};
-use crate::cli::{Common, DataFlags, Flags, int, push, text};
+use crate::cli::{Common, CyclesFlag, DataFlags, Flags, int, push, text};
 use crate::config::{Config, Override};
 use crate::error::{AppError, Result};
 use anomalymatch_active::session::{CycleReport, SessionObserver};
@@ -31,9 +31,9 @@ pub struct LabelArgs {
     /// Query strategy, e.g. top, uncertainty or mix:top=0.7,diverse=0.3 [key: active.query].
     #[arg(long, value_name = "STRATEGY")]
     pub query: Option<String>,
-    /// Cycles of the session [key: active.cycles].
-    #[arg(long, value_name = "N")]
-    pub cycles: Option<usize>,
+    /// Cycles of the session.
+    #[command(flatten)]
+    pub cycles: CyclesFlag,
     /// Candidates shown per cycle [key: active.queries_per_cycle].
     #[arg(long, value_name = "N")]
     pub per_cycle: Option<usize>,
@@ -53,7 +53,7 @@ impl Flags for LabelArgs {
             self.query.as_deref().map(text),
             "--query",
         );
-        push(all, "active.cycles", self.cycles.map(int), "--cycles");
+        self.cycles.overrides(all);
         push(
             all,
             "active.queries_per_cycle",
