@@ -113,6 +113,38 @@ fn shards_merge_into_exactly_the_files_of_a_single_run() {
         );
     }
 
+    // `slurm score` writes a job array of shards and a merge that waits for all of them.
+    let cluster = dir.path().join("cluster");
+    ok(&[
+        "slurm",
+        "score",
+        "--quiet",
+        "--checkpoint",
+        s(&checkpoint),
+        "--shards",
+        "3",
+        "--time",
+        "01:00:00",
+        "--out",
+        s(&cluster),
+    ]);
+    let script = std::fs::read_to_string(cluster.join("slurm/score.sbatch")).unwrap();
+    assert!(script.contains("#SBATCH --array=0-2"), "{script}");
+    assert!(script.contains("#SBATCH --time=01:00:00"), "{script}");
+    assert!(
+        script.contains("--shard \"$SLURM_ARRAY_TASK_ID/3\""),
+        "{script}"
+    );
+    let merge = std::fs::read_to_string(cluster.join("slurm/merge.sbatch")).unwrap();
+    assert!(merge.contains(" merge --quiet --config "), "{merge}");
+    let submit = std::fs::read_to_string(cluster.join("slurm/submit.sh")).unwrap();
+    assert!(submit.contains("--dependency=afterok:$array"), "{submit}");
+    fails(
+        &["slurm", "score", "--shards", "0", "--out", s(&cluster)],
+        2,
+        &["--shards 0"],
+    );
+
     // Embeddings, on request, ride along as a list column.
     let embedded = dir.path().join("embedded");
     score(&embedded, &["--embeddings"]);
