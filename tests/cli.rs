@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 mod common;
 
-use common::{MINI, fails, ok, rows, run, s};
+use common::{MINI, fails, ok, rows, run, s, score_rows};
 
 #[test]
 fn help_and_version_work_everywhere() {
@@ -76,9 +76,18 @@ fn discover_then_score_and_train_from_its_checkpoint() {
         "--set",
         "data.size=64",
     ]);
-    let all = rows(&scored.join("scores.csv"));
-    assert_eq!(all[0], "filename,score");
-    assert_eq!(all.len(), 1 + 400);
+    let all = score_rows(&scored.join("scores.parquet"));
+    assert_eq!(all.len(), 400);
+    assert!(
+        all.origins[0].ends_with(&all.names[0]),
+        "{:?}",
+        all.origins[0]
+    );
+    assert!(all.scores.iter().all(|s| (0.0..=1.0).contains(s)));
+    assert!(
+        !scored.join("score-run").exists(),
+        "the run folder is left behind"
+    );
     assert_eq!(rows(&scored.join("top_candidates.csv")).len(), 1 + 5);
     assert!(image::open(scored.join("top_candidates.png")).is_ok());
 
@@ -303,5 +312,5 @@ fn bad_input_gets_one_line_and_the_right_exit_code() {
         1,
         &["five.safetensors", "5-band", "5 were asked for"],
     );
-    assert!(!out.join("scores.csv").exists());
+    assert!(!out.join("scores.parquet").exists());
 }

@@ -219,3 +219,51 @@ fn label_killed_20_times_loses_no_answer_and_ends_as_an_uninterrupted_run() {
         );
     });
 }
+
+#[test]
+fn score_killed_20_times_resumes_and_ends_with_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let trained = dir.path().join("trained");
+    complete(&strings(&[
+        "train",
+        "--quiet",
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        trained.to_str().unwrap(),
+    ]));
+    let checkpoint = trained.join("checkpoint.safetensors");
+    // Small parts, so that most kills land between finished parts and resuming matters.
+    let args = |out: &Path| {
+        strings(&[
+            "score",
+            "--quiet",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--top",
+            "8",
+            "--set",
+            "score.part_size=16",
+            "--set",
+            "data.chunk_size=8",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let straight = dir.path().join("straight");
+    complete(&args(&straight));
+    let finals = ["scores.parquet", "top_candidates.csv", "top_candidates.png"];
+    assert_eq!(files(&straight), finals);
+    kill_repeatedly(args, dir.path(), 13, Duration::from_millis(2500), |out| {
+        assert_eq!(files(out), finals, "stale or torn files left");
+        for file in finals {
+            assert!(
+                std::fs::read(out.join(file)).unwrap()
+                    == std::fs::read(straight.join(file)).unwrap(),
+                "{file} differs from the uninterrupted run's"
+            );
+        }
+    });
+}

@@ -72,14 +72,16 @@ fn lite0_checkpoint(path: &Path, size: usize, nan: bool) {
     save_checkpoint(path, &model, &model, &state).unwrap();
 }
 
-/// The files of a folder and their bytes, for telling whether a run changed anything.
+/// The output files of a folder and their bytes, for telling whether a run changed any; the
+/// folder of a run's resumable state (`score-run/`) is not output.
 fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let bytes = std::fs::read(e.path()).unwrap_or_default();
-            (e.file_name().to_string_lossy().into_owned(), bytes)
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
         })
         .collect()
 }

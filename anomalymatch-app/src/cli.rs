@@ -2,7 +2,7 @@
 
 use crate::commands::{
     benchmark::BenchmarkArgs, config::ConfigArgs, discover::DiscoverArgs, label::LabelArgs,
-    score::ScoreArgs, train::TrainArgs,
+    merge::MergeArgs, score::ScoreArgs, slurm::SlurmArgs, train::TrainArgs,
 };
 use crate::config::Override;
 use crate::error::Result;
@@ -29,6 +29,11 @@ pub enum Command {
     Train(TrainArgs),
     /// Score images with a checkpoint: every score, the top candidates and a contact sheet.
     Score(ScoreArgs),
+    /// Merge the shards of `score --shard I/N` into one score file, top candidates and sheet.
+    Merge(MergeArgs),
+    /// Write (and with --submit, submit) Slurm job scripts: `slurm score` runs `score` as a job
+    /// array of shards and merges them when all have succeeded.
+    Slurm(SlurmArgs),
     /// Label in an active-learning session: train, score, ask, retrain; resumes where it stopped.
     Label(LabelArgs),
     /// Run the GZ1-merger protocol of BENCHMARKS.md and print its metrics.

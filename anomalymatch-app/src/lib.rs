@@ -13,6 +13,8 @@ pub mod commands;
 pub mod config;
 pub mod error;
 mod outputs;
+mod score_run;
+mod shard;
 
 use clap::Parser;
 use std::process::ExitCode;

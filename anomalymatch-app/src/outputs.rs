@@ -6,7 +6,38 @@ use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_core::score::Ranked;
 use anomalymatch_core::{Check, ImageLoader, ImageSource, Ranking};
 use anomalymatch_io::{SheetParams, Tile};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Stages `top_candidates.csv` and its contact sheet `top_candidates.png` in `out`; returns
+/// their paths.
+pub fn top_candidates(
+    group: &mut AtomicGroup,
+    out: &Path,
+    top: &Ranking,
+    loader: &ImageLoader,
+    source: &mut dyn ImageSource,
+) -> Result<Vec<PathBuf>> {
+    let (csv, sheet) = (
+        out.join("top_candidates.csv"),
+        out.join("top_candidates.png"),
+    );
+    ranking_csv(group, &csv, top)?;
+    contact_sheet(group, &sheet, top.entries(), loader, source)?;
+    Ok(vec![csv, sheet])
+}
+
+/// Prints how many images were unreadable and names the first five.
+pub fn warn_unreadable(unreadable: &[anomalymatch_core::FailedImage]) {
+    for f in unreadable.iter().take(5) {
+        eprintln!("warning: unreadable {}: {}", f.origin, f.message);
+    }
+    if unreadable.len() > 5 {
+        eprintln!(
+            "warning: {} more unreadable image(s), listed in the score file's metadata",
+            unreadable.len() - 5
+        );
+    }
+}
 
 /// Stages the ranking as `rank,filename,score` CSV.
 pub fn ranking_csv(group: &mut AtomicGroup, path: &Path, ranking: &Ranking) -> Result<()> {

@@ -25,6 +25,7 @@ pub mod loader;
 pub mod metrics;
 pub mod optim;
 pub mod oracle;
+pub mod pipeline;
 pub mod pool;
 pub mod progress;
 pub mod query;

@@ -5,6 +5,7 @@ use crate::config::{Build, Check, Checked, check_range, key};
 use crate::decode::{ChannelMode, decode_into};
 use crate::error::{Error, Result};
 use crate::image::ImageBatch;
+use crate::pipeline::pipelined;
 use crate::progress::Progress;
 use crate::source::{ImageSource, SourceImage};
 use crate::stretch::Stretch;
@@ -83,6 +84,9 @@ impl Default for DataConfig {
 
 /// The default ceiling of [`DataConfig::max_pixels`]: 100 megapixels, beyond any cutout.
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+
+/// Decoded chunks that may wait for their consumer: two keep the reader busy while one is used.
+pub const PIPELINE_DEPTH: usize = 2;
 
 /// Largest side an image may be resized to.
 pub const MAX_SIZE: usize = 4096;
@@ -291,7 +295,8 @@ impl ImageLoader {
     }
 
     /// Loads the rest of `source` chunk by chunk, handing each decoded chunk to `sink`, so that
-    /// memory stays bounded however large the source is. Returns the combined report.
+    /// memory stays bounded however large the source is (at most [`PIPELINE_DEPTH`] decoded
+    /// chunks wait while `sink` works). Returns the combined report.
     pub fn for_each_chunk(
         &self,
         source: &mut dyn ImageSource,
@@ -300,16 +305,22 @@ impl ImageLoader {
     ) -> Result<LoadReport> {
         let progress = Progress::new(source.len_hint(), "loading images", show_progress);
         let mut report = LoadReport::default();
-        loop {
-            let chunk = source.next_chunk(self.chunk_size)?;
-            if chunk.is_empty() {
-                break;
-            }
-            let loaded = self.decode_chunk(&chunk)?;
-            progress.inc(chunk.len());
-            report.merge(loaded.report.clone());
-            sink(loaded)?;
-        }
+        // The next chunks are read and decoded while `sink` works on this one.
+        pipelined(
+            PIPELINE_DEPTH,
+            || {
+                let chunk = source.next_chunk(self.chunk_size)?;
+                if chunk.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some((chunk.len(), self.decode_chunk(&chunk)?)))
+            },
+            |(items, loaded)| {
+                progress.inc(items);
+                report.merge(loaded.report.clone());
+                sink(loaded)
+            },
+        )?;
         progress.finish();
         Ok(report)
     }

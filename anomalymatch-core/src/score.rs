@@ -20,6 +20,11 @@ pub struct ScoreConfig {
     pub batch_size: usize,
     /// Top candidates written to the top-candidates file and the contact sheet.
     pub top: usize,
+    /// Images per part of a scoring run: each finished part is saved, so a stopped run resumes
+    /// from the first unfinished one; shards are made of whole parts.
+    pub part_size: usize,
+    /// Also write each image's embedding (the backbone's pooled features) beside its score.
+    pub embeddings: bool,
 }
 
 impl Default for ScoreConfig {
@@ -27,6 +32,8 @@ impl Default for ScoreConfig {
         ScoreConfig {
             batch_size: 256,
             top: 100,
+            part_size: 10_000,
+            embeddings: false,
         }
     }
 }
@@ -41,6 +48,13 @@ impl Check for ScoreConfig {
             65_536,
         );
         check_range(errors, key(prefix, "top"), self.top, 1, 1_000_000);
+        check_range(
+            errors,
+            key(prefix, "part_size"),
+            self.part_size,
+            1,
+            10_000_000,
+        );
     }
 }
 

@@ -96,6 +96,13 @@ impl ImageSource for FitsFolderSource {
         Some(self.names.len())
     }
 
+    fn skip(&mut self, n: usize) -> anomalymatch_core::Result<usize> {
+        // Items are addressed by index: jumping reads nothing.
+        let skipped = n.min(self.names.len() - self.position);
+        self.position += skipped;
+        Ok(skipped)
+    }
+
     fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {
         let end = self.position.saturating_add(max).min(self.names.len());
         // Files are independent: reading them in parallel hides latency and spreads the
@@ -250,6 +257,13 @@ fn name_entries(hdus: Vec<Hdu>, file_name: &str) -> Vec<Entry> {
 impl ImageSource for FitsFileSource {
     fn len_hint(&self) -> Option<usize> {
         Some(self.entries.len())
+    }
+
+    fn skip(&mut self, n: usize) -> anomalymatch_core::Result<usize> {
+        // Items are addressed by index: jumping reads nothing.
+        let skipped = n.min(self.entries.len() - self.position);
+        self.position += skipped;
+        Ok(skipped)
     }
 
     fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {

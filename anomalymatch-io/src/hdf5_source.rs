@@ -285,6 +285,13 @@ impl ImageSource for Hdf5Source {
         Some(self.names.len())
     }
 
+    fn skip(&mut self, n: usize) -> anomalymatch_core::Result<usize> {
+        // Items are addressed by index: jumping reads nothing.
+        let skipped = n.min(self.names.len() - self.position);
+        self.position += skipped;
+        Ok(skipped)
+    }
+
     fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {
         let end = self.position.saturating_add(max).min(self.names.len());
         if end == self.position {

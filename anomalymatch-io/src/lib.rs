@@ -8,6 +8,8 @@
 //! right one for a path. Every source reads only the chunk asked for, in a stable order, and
 //! delivers an item it cannot read as unreadable, so that the loader counts and names it.
 //!
+//! With the `parquet` feature, [`scores_file`] writes and reads score files in Parquet.
+//!
 //! Everything here is pure Rust: no system library is needed to build or test.
 
 pub mod contact_sheet;
@@ -18,6 +20,8 @@ pub mod fits;
 pub mod fits_source;
 pub mod hdf5_source;
 pub mod open;
+#[cfg(feature = "parquet")]
+pub mod scores_file;
 mod text;
 pub mod zip_source;
 
@@ -27,4 +31,6 @@ pub use error::{IoError, Result};
 pub use fits_source::{FitsFileSource, FitsFolderSource};
 pub use hdf5_source::{CubeLayout, Hdf5Options, Hdf5Source};
 pub use open::{SourceFormat, SourceOptions, open_source};
+#[cfg(feature = "parquet")]
+pub use scores_file::{ScoreRows, ScoresFile, ScoresWriter};
 pub use zip_source::ZipSource;

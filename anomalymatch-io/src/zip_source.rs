@@ -133,6 +133,13 @@ impl ImageSource for ZipSource {
         Some(self.members.len())
     }
 
+    fn skip(&mut self, n: usize) -> anomalymatch_core::Result<usize> {
+        // Items are addressed by index: jumping reads nothing.
+        let skipped = n.min(self.members.len() - self.position);
+        self.position += skipped;
+        Ok(skipped)
+    }
+
     fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {
         let end = self.position.saturating_add(max).min(self.members.len());
         let mut chunk = Vec::with_capacity(end - self.position);

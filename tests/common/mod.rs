@@ -83,3 +83,13 @@ pub fn answers_file(dir: &Path) -> String {
     std::fs::write(&path, "filename,label\n").unwrap();
     format!("file:{}", path.display())
 }
+
+/// Every row of a score file, in order.
+pub fn score_rows(path: &Path) -> anomalymatch_io::ScoreRows {
+    let file = anomalymatch_io::ScoresFile::open(path).unwrap();
+    let mut all = anomalymatch_io::ScoreRows::default();
+    for g in 0..file.groups() {
+        all.extend(file.read_group(g).unwrap());
+    }
+    all
+}

@@ -5,7 +5,9 @@ pub mod benchmark;
 pub mod config;
 pub mod discover;
 pub mod label;
+pub mod merge;
 pub mod score;
+pub mod slurm;
 pub mod train;
 
 use crate::cli::{Command, Common, Flags};
@@ -19,6 +21,8 @@ pub fn run(command: Command) -> Result<()> {
         Command::Discover(a) => discover::run(a),
         Command::Train(a) => train::run(a),
         Command::Score(a) => score::run(a),
+        Command::Merge(a) => merge::run(a),
+        Command::Slurm(a) => slurm::run(a),
         Command::Label(a) => label::run(a),
         Command::Benchmark(a) => benchmark::run(a),
         Command::Config(a) => config::run(a),

@@ -1,20 +1,24 @@
-//! `anomalymatch score`: a checkpoint and images to every score (`scores.csv`, in source
-//! order), the top candidates (`top_candidates.csv`) and their contact sheet
-//! (`top_candidates.png`). The checkpoint alone says how to decode the images and which network
-//! to build; images that do not fit it are refused before any scoring. Scoring streams chunk by
-//! chunk, so memory stays flat however large the collection is, and the three files replace
-//! earlier ones together, only when the whole run succeeded.
+//! `anomalymatch score`: a checkpoint and images to every score (`scores.parquet`: name, origin,
+//! score and optionally the embedding, in source order), the top candidates
+//! (`top_candidates.csv`) and their contact sheet (`top_candidates.png`). The checkpoint alone
+//! says how to decode the images and which network to build; images that do not fit it are
+//! refused before any scoring. Scoring streams part by part with reading overlapping the
+//! network, so memory stays flat however large the collection is; finished parts are kept in
+//! `OUT/score-run`, so a stopped run resumes where it was, and the final files replace earlier
+//! ones together, only when the whole run succeeded. With `--shard I/N` it scores one shard
+//! into `scores-shard-I-of-N.parquet`, for `anomalymatch merge`.
 
 use crate::assemble::{self, say};
 use crate::cli::{Common, Flags, ImagesFlag, int, push};
 use crate::config::Override;
 use crate::error::{AppError, Result};
 use crate::outputs;
+use crate::score_run::{RunFolder, RunSpec, Scorer, assemble, sha256_file, source_stamp};
+use crate::shard::Shard;
+use anomalymatch_core::Check;
 use anomalymatch_core::atomic::AtomicGroup;
-use anomalymatch_core::{Check, Ranking, score_source};
 use anomalymatch_models::{from_checkpoint, parse_device};
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -36,18 +40,37 @@ pub struct ScoreArgs {
     /// Images per forward pass [key: score.batch_size].
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
+    /// Score only shard I of N (from 0): a contiguous run of whole parts of the source, written
+    /// to OUT/scores-shard-I-of-N.parquet for `anomalymatch merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Also write each image's embedding to the score file [key: score.embeddings].
+    #[arg(long)]
+    pub embeddings: bool,
 }
 
 impl Flags for ScoreArgs {
     fn overrides(&self, all: &mut Vec<Override>) {
         push(all, "score.top", self.top.map(int), "--top");
         push(all, "score.batch_size", self.batch.map(int), "--batch");
+        if self.embeddings {
+            push(
+                all,
+                "score.embeddings",
+                Some(toml::Value::Boolean(true)),
+                "--embeddings",
+            );
+        }
     }
 }
 
 /// Runs `score`.
 pub fn run(args: ScoreArgs) -> Result<()> {
     let config = super::configure(&args.common, &[&args.images, &args])?;
+    let shard = match &args.shard {
+        Some(text) => text.parse::<Shard>()?,
+        None => Shard::WHOLE,
+    };
     let quiet = args.common.quiet;
     let out = &config.output.dir;
     let checkpoint = args
@@ -94,94 +117,105 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         ),
     );
 
-    let scores_path = out.join("scores.csv");
-    let top_n = config.score.top;
-    let (mut best_names, mut best_scores) = (Vec::new(), Vec::new());
-    let mut count = 0usize;
-    let mut outcome = None;
-    let t = Instant::now();
-    let mut group = AtomicGroup::new();
-    let written = group.write(&scores_path, |w| {
-        writeln!(w, "filename,score")?;
-        let mut csv = csv::WriterBuilder::new().has_headers(false).from_writer(w);
-        let result = score_source(
-            &model,
-            &loader,
-            source.as_mut(),
-            config.score.batch_size,
-            !quiet,
-            |names, scores| {
-                if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-                    return Err(anomalymatch_core::Error::InvalidArgument(format!(
-                        "the checkpoint scores {} as {}: it is broken",
-                        names[i], scores[i]
-                    )));
-                }
-                for (n, s) in names.iter().zip(scores) {
-                    csv.write_record([n.as_str(), &format!("{s:.6}")])
-                        .map_err(|e| anomalymatch_core::Error::io(&scores_path, e.into()))?;
-                }
-                count += names.len();
-                // Only the running top is kept, so memory does not grow with the collection.
-                best_names.extend_from_slice(names);
-                best_scores.extend_from_slice(scores);
-                if best_names.len() > 4 * top_n {
-                    keep_top(&mut best_names, &mut best_scores, top_n)?;
-                }
-                Ok(())
-            },
-        );
-        let failed = result.is_err();
-        outcome = Some(result);
-        if failed {
-            return Err(std::io::Error::other("scoring failed"));
-        }
-        csv.flush()
-    });
-    let report = match outcome {
-        Some(result) => result?,
+    let items = match source.len_hint() {
+        Some(n) => n,
         None => {
-            return Err(written.err().map_or_else(
-                || AppError::Failed("scoring did not start".into()),
-                Into::into,
-            ));
+            let n = source.skip(usize::MAX)?;
+            source.rewind()?;
+            n
         }
     };
-    written?;
-    let secs = t.elapsed().as_secs_f64();
-    keep_top(&mut best_names, &mut best_scores, top_n)?;
-    let ranking = Ranking::new(&best_names, &best_scores)?;
-    let (top_csv, sheet) = (
-        out.join("top_candidates.csv"),
-        out.join("top_candidates.png"),
-    );
-    outputs::ranking_csv(&mut group, &top_csv, &ranking)?;
-    outputs::contact_sheet(
-        &mut group,
-        &sheet,
-        ranking.entries(),
-        &loader,
-        source.as_mut(),
-    )?;
-    group.commit()?;
-    println!(
-        "scored {count} images in {secs:.1} s ({:.0} images/s); {} unreadable",
-        count as f64 / secs.max(1e-9),
-        report.failed.len()
-    );
-    for f in report.failed.iter().take(5) {
-        eprintln!("warning: unreadable {}: {}", f.origin, f.message);
+    let spec = RunSpec {
+        checkpoint: absolute(&checkpoint)?,
+        checkpoint_sha256: sha256_file(&checkpoint)?,
+        source: absolute(&images)?,
+        source_options: config.source.clone(),
+        items,
+        source_stamp: source_stamp(&images)?,
+        data: loader.spec(),
+        max_pixels: config.data.max_pixels,
+        batch_size: config.score.batch_size,
+        chunk_size: config.data.chunk_size,
+        part_size: config.score.part_size,
+        embeddings: config.score.embeddings,
+        shard,
+    };
+    let whole = shard == Shard::WHOLE;
+    let (run_dir, scores_path) = if whole {
+        (out.join("score-run"), out.join("scores.parquet"))
+    } else {
+        let (i, n) = (shard.index, shard.count);
+        (
+            out.join(format!("score-run-{i}-of-{n}")),
+            out.join(shard_file_name(shard)),
+        )
+    };
+    let (run, done) = RunFolder::open(&run_dir, &spec)?;
+    if done > 0 {
+        say(
+            quiet,
+            format!(
+                "resuming: {done} of {} part(s) already scored in {}",
+                spec.parts().len(),
+                run_dir.display()
+            ),
+        );
     }
-    say(
-        quiet,
-        format!(
-            "wrote {}, {} and {}",
-            scores_path.display(),
-            top_csv.display(),
-            sheet.display()
-        ),
+    let t = Instant::now();
+    let scorer = Scorer {
+        model: &model,
+        loader: &loader,
+        batch_size: config.score.batch_size,
+        embeddings: config.score.embeddings,
+    };
+    let scored = scorer.score_missing(&run, source.as_mut(), !quiet)?;
+    let secs = t.elapsed().as_secs_f64();
+
+    let mut group = AtomicGroup::new();
+    let assembled = assemble(
+        &mut group,
+        &scores_path,
+        &run.part_files(),
+        &spec,
+        config.score.top,
+    )?;
+    let mut written = vec![scores_path];
+    if whole {
+        written.extend(outputs::top_candidates(
+            &mut group,
+            out,
+            &assembled.top,
+            &loader,
+            source.as_mut(),
+        )?);
+    }
+    group.commit()?;
+    run.remove()?;
+    println!(
+        "scored {} images{} in {secs:.1} s ({:.0} images/s); {} unreadable",
+        assembled.rows,
+        if whole {
+            String::new()
+        } else {
+            format!(" (shard {shard}, items {:?})", spec.shard_items())
+        },
+        scored as f64 / secs.max(1e-9),
+        assembled.unreadable.len()
     );
+    outputs::warn_unreadable(&assembled.unreadable);
+    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    say(quiet, format!("wrote {}", names.join(", ")));
     Ok(())
+}
+
+/// The score file of one shard, as `merge` finds it.
+pub fn shard_file_name(shard: Shard) -> String {
+    format!("scores-shard-{}-of-{}.parquet", shard.index, shard.count)
+}
+
+/// `path` made absolute, so that the run's record means the same from any folder.
+pub fn absolute(path: &std::path::Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| AppError::Failed(format!("{}: {e}", path.display())))
 }
 
 /// Decodes the first readable image as the checkpoint wants it, so that images that do not fit
@@ -205,20 +239,5 @@ fn check_fits(
             f.message
         )));
     }
-    Ok(())
-}
-
-/// Keeps the `k` highest-scored pairs, best first.
-fn keep_top(
-    names: &mut Vec<String>,
-    scores: &mut Vec<f32>,
-    k: usize,
-) -> anomalymatch_core::Result<()> {
-    let ranking = Ranking::new(names, scores)?;
-    (*names, *scores) = ranking
-        .top(k)
-        .iter()
-        .map(|r| (r.name.clone(), r.score))
-        .unzip();
     Ok(())
 }

@@ -1,0 +1,500 @@
+//! A resumable scoring run. The shard's parts are scored in order; each finished part is saved
+//! atomically as a Parquet file in the run folder beside a `run.json` that says what the run is
+//! (checkpoint, source, shard, decoding). A run stopped at any moment and started again keeps
+//! the parts that match and scores only the others; at the end the parts are assembled into one
+//! score file, so a resumed run ends with the same bytes as an uninterrupted one.
+
+use crate::error::{AppError, Result};
+use crate::shard::Shard;
+use anomalymatch_core::atomic::{AtomicGroup, remove_stale_temps, write_atomic};
+use anomalymatch_core::pipeline::pipelined;
+use anomalymatch_core::score::embed_all;
+use anomalymatch_core::{
+    Classifier, DataSpec, FailedImage, ImageLoader, ImageSource, Loaded, Progress, Ranking,
+    SourceImage, anomaly_scores,
+};
+use anomalymatch_io::{ScoreRows, ScoresFile, ScoresWriter, SourceOptions};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// Metadata key of a score file's [`RunSpec`] (JSON).
+pub const RUN_KEY: &str = "anomalymatch.run";
+/// Metadata key of a score file's unreadable images (a JSON list of name, origin, message).
+pub const FAILED_KEY: &str = "anomalymatch.failed";
+/// Metadata key of the values per embedding, when embeddings are kept.
+pub const DIM_KEY: &str = "embedding_dim";
+
+/// What a scoring run is: two runs with equal specs score the same images the same way, so
+/// their parts can be shared (resuming) and their shards merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// The checkpoint file.
+    pub checkpoint: PathBuf,
+    /// SHA-256 of the checkpoint's bytes.
+    pub checkpoint_sha256: String,
+    /// The source.
+    pub source: PathBuf,
+    /// How the source is read.
+    pub source_options: SourceOptions,
+    /// Items in the source.
+    pub items: usize,
+    /// Size and modification time (seconds) of a source file, so that a replaced file is not
+    /// taken for the one a run started on; `None` for folders.
+    pub source_stamp: Option<(u64, u64)>,
+    /// How images are decoded.
+    pub data: DataSpec,
+    /// The pixel ceiling of encoded images (it decides which fail).
+    pub max_pixels: u64,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Images decoded per step.
+    pub chunk_size: usize,
+    /// Images per part.
+    pub part_size: usize,
+    /// Whether embeddings are kept.
+    pub embeddings: bool,
+    /// Which part of the source this run scores.
+    pub shard: Shard,
+}
+
+impl RunSpec {
+    /// The items this run scores.
+    pub fn shard_items(&self) -> Range<usize> {
+        self.shard.items(self.items, self.part_size)
+    }
+
+    /// The parts this run scores.
+    pub fn parts(&self) -> Range<usize> {
+        self.shard.parts(self.items, self.part_size)
+    }
+
+    /// The same run as shard `shard` (merging compares shards' specs as one run's).
+    pub fn with_shard(&self, shard: Shard) -> RunSpec {
+        RunSpec {
+            shard,
+            ..self.clone()
+        }
+    }
+}
+
+/// SHA-256 of a file, in hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| failed(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| failed(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Size and modification time of a file; `None` for a folder.
+pub fn source_stamp(path: &Path) -> Result<Option<(u64, u64)>> {
+    let meta = std::fs::metadata(path).map_err(|e| failed(path, e))?;
+    if meta.is_dir() {
+        return Ok(None);
+    }
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Ok(Some((meta.len(), modified)))
+}
+
+fn failed(path: &Path, e: impl std::fmt::Display) -> AppError {
+    AppError::Failed(format!("{}: {e}", path.display()))
+}
+
+/// The folder of one run's finished parts.
+#[derive(Debug)]
+pub struct RunFolder {
+    dir: PathBuf,
+    spec: RunSpec,
+}
+
+impl RunFolder {
+    /// Opens `dir` for `spec`: its parts are kept when it belongs to the same run, and
+    /// removed otherwise (another checkpoint, source or setting would score differently).
+    /// Returns the folder and how many parts it already holds.
+    pub fn open(dir: &Path, spec: &RunSpec) -> Result<(RunFolder, usize)> {
+        let run_json = dir.join("run.json");
+        let same = std::fs::read(&run_json)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<RunSpec>(&b).ok())
+            .is_some_and(|s| s == *spec);
+        if !same && dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| failed(dir, e))?;
+        }
+        std::fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
+        remove_stale_temps(dir)?;
+        if !same {
+            let text = serde_json::to_vec_pretty(spec).map_err(|e| failed(&run_json, e))?;
+            write_atomic(&run_json, |w| std::io::Write::write_all(w, &text))?;
+        }
+        let folder = RunFolder {
+            dir: dir.to_path_buf(),
+            spec: spec.clone(),
+        };
+        let done = spec.parts().filter(|&k| folder.is_done(k)).count();
+        Ok((folder, done))
+    }
+
+    /// The file of part `k`.
+    pub fn part_path(&self, k: usize) -> PathBuf {
+        self.dir.join(format!("part-{k:08}.parquet"))
+    }
+
+    /// True when part `k` was finished (parts are written atomically: present is complete).
+    pub fn is_done(&self, k: usize) -> bool {
+        self.part_path(k).is_file()
+    }
+
+    /// Saves part `k` atomically.
+    fn save_part(&self, k: usize, rows: &ScoreRows, unreadable: &[FailedImage]) -> Result<()> {
+        let path = self.part_path(k);
+        let dim = embedding_dim(rows, self.spec.embeddings);
+        let metadata = file_metadata(&self.spec, unreadable, dim)?;
+        write_atomic(&path, |w| {
+            let mut writer = ScoresWriter::new(w, dim, &path).map_err(std::io::Error::other)?;
+            writer.write(rows).map_err(std::io::Error::other)?;
+            writer.finish(&metadata).map_err(std::io::Error::other)?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The finished parts' files, in order.
+    pub fn part_files(&self) -> Vec<PathBuf> {
+        self.spec.parts().map(|k| self.part_path(k)).collect()
+    }
+
+    /// Removes the folder once its parts are assembled.
+    pub fn remove(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).map_err(|e| failed(&self.dir, e))
+    }
+}
+
+fn embedding_dim(rows: &ScoreRows, embeddings: bool) -> Option<usize> {
+    (embeddings && !rows.is_empty()).then(|| rows.embeddings.len() / rows.len())
+}
+
+/// The key-value metadata of a score file of `spec`.
+pub fn file_metadata(
+    spec: &RunSpec,
+    unreadable: &[FailedImage],
+    dim: Option<usize>,
+) -> Result<BTreeMap<String, String>> {
+    let failed_list: Vec<serde_json::Value> = unreadable
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name, "origin": f.origin, "message": f.message}))
+        .collect();
+    let mut metadata = BTreeMap::from([
+        (
+            RUN_KEY.to_string(),
+            serde_json::to_string(spec).map_err(|e| AppError::Failed(e.to_string()))?,
+        ),
+        (
+            FAILED_KEY.to_string(),
+            serde_json::Value::from(failed_list).to_string(),
+        ),
+    ]);
+    if let Some(d) = dim {
+        metadata.insert(DIM_KEY.to_string(), d.to_string());
+    }
+    Ok(metadata)
+}
+
+/// The run and unreadable images a score file records.
+pub fn read_metadata(file: &ScoresFile, path: &Path) -> Result<(RunSpec, Vec<FailedImage>)> {
+    let metadata = file.metadata();
+    let bad = |what: &str| {
+        AppError::Failed(format!(
+            "{}: {what}: not a score file of anomalymatch",
+            path.display()
+        ))
+    };
+    let spec: RunSpec = metadata
+        .get(RUN_KEY)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| bad("no run description"))?;
+    let list: Vec<serde_json::Value> = metadata
+        .get(FAILED_KEY)
+        .and_then(|t| serde_json::from_str(t).ok())
+        .ok_or_else(|| bad("no list of unreadable images"))?;
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let unreadable = list
+        .iter()
+        .map(|v| FailedImage {
+            name: text(v, "name"),
+            origin: text(v, "origin"),
+            message: text(v, "message"),
+        })
+        .collect();
+    Ok((spec, unreadable))
+}
+
+/// One decoded chunk on its way to the network.
+struct Decoded {
+    part: usize,
+    items: usize,
+    origins: Vec<String>,
+    loaded: Loaded,
+    ends_part: bool,
+}
+
+/// What scores the images: the network, how images are decoded, and how many go through it at
+/// once.
+pub struct Scorer<'a, C: Classifier> {
+    /// The network (the checkpoint's EMA model).
+    pub model: &'a C,
+    /// Decodes images as the checkpoint wants them.
+    pub loader: &'a ImageLoader,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Keep embeddings too.
+    pub embeddings: bool,
+}
+
+impl<C: Classifier> Scorer<'_, C> {
+    /// Scores the parts of `run` not yet finished, reading and decoding the next chunks on a
+    /// thread of their own while the network works; returns how many images it read.
+    pub fn score_missing(
+        &self,
+        run: &RunFolder,
+        source: &mut dyn ImageSource,
+        show_progress: bool,
+    ) -> Result<usize> {
+        let spec = &run.spec;
+        let todo: Vec<Range<usize>> = spec
+            .parts()
+            .filter(|&k| !run.is_done(k))
+            .map(|k| Shard::part_items(k, spec.items, spec.part_size))
+            .collect();
+        let total: usize = todo.iter().map(|r| r.len()).sum();
+        let progress = Progress::new(Some(total), "scoring", show_progress);
+        source.rewind()?;
+        let chunk_size = self.loader.chunk_size();
+        let (mut at, mut next) = (0usize, 0usize);
+        let mut current: Option<Range<usize>> = None;
+        let mut produce = || -> anomalymatch_core::Result<Option<Decoded>> {
+            let range = match current.clone() {
+                Some(r) => r,
+                None => {
+                    let Some(r) = todo.get(next).cloned() else {
+                        return Ok(None);
+                    };
+                    next += 1;
+                    at += source.skip(r.start - at)?;
+                    current = Some(r.clone());
+                    r
+                }
+            };
+            let chunk = source.next_chunk((range.end - at).min(chunk_size))?;
+            if chunk.is_empty() || at < range.start {
+                return Err(anomalymatch_core::Error::InvalidArgument(format!(
+                    "the source ended at item {at}, before the {} it announced",
+                    spec.items
+                )));
+            }
+            at += chunk.len();
+            let loaded = self.loader.decode_chunk(&chunk)?;
+            let origins = loaded_origins(&chunk, &loaded.report.failed);
+            let ends_part = at >= range.end;
+            if ends_part {
+                current = None;
+            }
+            Ok(Some(Decoded {
+                part: range.start / spec.part_size,
+                items: chunk.len(),
+                origins,
+                loaded,
+                ends_part,
+            }))
+        };
+        let (mut rows, mut unreadable) = (ScoreRows::default(), Vec::new());
+        pipelined(
+            anomalymatch_core::loader::PIPELINE_DEPTH,
+            &mut produce,
+            |d: Decoded| {
+                let images = &d.loaded.images;
+                let scores = anomaly_scores(self.model, images, self.batch_size)?;
+                if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+                    return Err(anomalymatch_core::Error::InvalidArgument(format!(
+                        "the checkpoint scores {} as {}: it is broken",
+                        d.origins[i], scores[i]
+                    )));
+                }
+                if self.embeddings && !images.is_empty() {
+                    let e = embed_all(self.model, images, self.batch_size)?.ok_or_else(|| {
+                        anomalymatch_core::Error::InvalidArgument(
+                            "score.embeddings is set but the model has no embedding".into(),
+                        )
+                    })?;
+                    rows.embeddings
+                        .extend((0..e.len()).flat_map(|i| e.row(i).to_vec()));
+                }
+                rows.names.extend(d.loaded.names);
+                rows.origins.extend(d.origins);
+                rows.scores.extend(scores);
+                unreadable.extend(d.loaded.report.failed);
+                progress.inc(d.items);
+                if d.ends_part {
+                    run.save_part(d.part, &rows, &unreadable)
+                        .map_err(|e| anomalymatch_core::Error::InvalidArgument(e.to_string()))?;
+                    rows = ScoreRows::default();
+                    unreadable.clear();
+                }
+                Ok(())
+            },
+        )?;
+        progress.finish();
+        Ok(total)
+    }
+}
+
+/// The origins of the images `decode_chunk` kept: those of `chunk` less the failed ones, which
+/// it lists in order.
+fn loaded_origins(chunk: &[SourceImage], unreadable: &[FailedImage]) -> Vec<String> {
+    let mut failed = unreadable.iter().peekable();
+    chunk
+        .iter()
+        .filter(|item| {
+            let bad = failed
+                .peek()
+                .is_some_and(|f| f.name == item.name && f.origin == item.origin);
+            if bad {
+                failed.next();
+            }
+            !bad
+        })
+        .map(|item| item.origin.clone())
+        .collect()
+}
+
+/// What assembling score files found: rows, the best `top` and the unreadable images.
+#[derive(Debug)]
+pub struct Assembled {
+    /// Rows written.
+    pub rows: usize,
+    /// The best rows, best first.
+    pub top: Ranking,
+    /// Unreadable images, in source order.
+    pub unreadable: Vec<FailedImage>,
+}
+
+/// Stages `path` in `group` as the rows of `inputs` (score files, in order) one row group per
+/// input row group, with `spec`'s metadata, and finds the best `top` on the way.
+pub fn assemble(
+    group: &mut AtomicGroup,
+    path: &Path,
+    inputs: &[PathBuf],
+    spec: &RunSpec,
+    top: usize,
+) -> Result<Assembled> {
+    let files = inputs
+        .iter()
+        .map(|p| Ok((ScoresFile::open(p)?, p.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    let mut unreadable = Vec::new();
+    let mut dim = None;
+    for (file, p) in &files {
+        unreadable.extend(read_metadata(file, p)?.1);
+        dim = dim.or(file.embedding_dim());
+    }
+    let metadata = file_metadata(spec, &unreadable, dim)?;
+    let (mut names, mut scores) = (Vec::new(), Vec::new());
+    let mut rows = 0;
+    let mut outcome: Result<()> = Ok(());
+    let written = group.write(path, |w| {
+        let result = (|| -> Result<()> {
+            let mut writer = ScoresWriter::new(w, dim, path)?;
+            for (file, p) in &files {
+                if file.embedding_dim() != dim && !file.is_empty() {
+                    return Err(AppError::Failed(format!(
+                        "{}: embeddings differ from the other parts",
+                        p.display()
+                    )));
+                }
+                for g in 0..file.groups() {
+                    let part = file.read_group(g)?;
+                    rows += part.len();
+                    names.extend_from_slice(&part.names);
+                    scores.extend_from_slice(&part.scores);
+                    // Only the running best are kept, so memory does not grow with the rows.
+                    if names.len() > 4 * top {
+                        keep_top(&mut names, &mut scores, top)?;
+                    }
+                    writer.write(&part)?;
+                }
+            }
+            writer.finish(&metadata)?;
+            Ok(())
+        })();
+        let stop = result.is_err();
+        outcome = result;
+        if stop {
+            return Err(std::io::Error::other("assembling failed"));
+        }
+        Ok(())
+    });
+    outcome?;
+    written?;
+    keep_top(&mut names, &mut scores, top)?;
+    Ok(Assembled {
+        rows,
+        top: Ranking::new(&names, &scores)?,
+        unreadable,
+    })
+}
+
+/// Keeps the `k` highest-scored pairs, best first (ties in input order).
+fn keep_top(names: &mut Vec<String>, scores: &mut Vec<f32>, k: usize) -> Result<()> {
+    let ranking = Ranking::new(names, scores)?;
+    (*names, *scores) = ranking
+        .top(k)
+        .iter()
+        .map(|r| (r.name.clone(), r.score))
+        .unzip();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use anomalymatch_core::ImagePayload;
+
+    #[test]
+    fn origins_skip_the_failed_items_in_order() {
+        let item = |n: &str| SourceImage {
+            name: n.into(),
+            origin: format!("o/{n}"),
+            payload: ImagePayload::Unreadable(String::new()),
+        };
+        let chunk = [item("a"), item("b"), item("c"), item("d")];
+        let failed = |n: &str| FailedImage {
+            name: n.into(),
+            origin: format!("o/{n}"),
+            message: String::new(),
+        };
+        assert_eq!(
+            loaded_origins(&chunk, &[failed("b"), failed("d")]),
+            ["o/a", "o/c"]
+        );
+        assert_eq!(loaded_origins(&chunk, &[]).len(), 4);
+    }
+}
