@@ -6,6 +6,7 @@ pub mod config;
 pub mod discover;
 pub mod label;
 pub mod score;
+pub mod serve;
 pub mod train;
 
 use crate::cli::{Command, Common, Flags};
@@ -20,6 +21,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Score(a) => score::run(a),
         Command::Label(a) => label::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Benchmark(a) => benchmark::run(a),
         Command::Config(a) => config::run(a),
     }
