@@ -193,8 +193,11 @@ fn the_labelling_page_in_headless_chromium() {
         }
         let counts = js(&c, "return document.getElementById('count-anomaly').textContent").await;
         println!("anomaly count shown after labelling: {counts}");
-        // Moving with j/k and the arrows.
-        keys.send_keys("kj").await.unwrap();
+        // Moving with j/k, and ? for the keys.
+        keys.send_keys("kj?").await.unwrap();
+        until(&c, "return !document.getElementById('help').hidden", "the help").await;
+        keys.send_keys("?").await.unwrap();
+        until(&c, "return document.getElementById('help').hidden", "the help to close").await;
 
         c.refresh().await.unwrap();
         until(&c, "return window.galleryTiles > 0", "the gallery after a reload").await;
