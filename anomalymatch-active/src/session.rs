@@ -10,6 +10,11 @@
 //! a resumed session asks only about the candidates not yet answered. The labelled images are
 //! decoded once when the session opens and then grow with each answer, taken from the pool's
 //! window that was shown.
+//!
+//! Besides [`Session::run`], which drives whole cycles for an [`Oracle`], the session can be
+//! driven step by step (a web page does): [`Session::load_window`], [`Session::train_span`],
+//! [`Session::score_window`], [`Session::answer`] and [`Session::next_batch`]. Answers are
+//! journalled the same way, so both drivers can take turns on one session folder.
 
 use crate::error::{ActiveError, Result};
 use crate::journal::{Event, Journal};
@@ -173,6 +178,10 @@ pub struct Session<C: Classifier, A: Augmenter> {
     /// Remembered names with the time they were remembered.
     remembered: Vec<(String, u64)>,
     anomalies_found: usize,
+    /// The cycle of the last journalled answer about each name.
+    answered: HashMap<String, usize>,
+    /// Where the pool stood after [`Session::load_window`]: the next batch's start.
+    window_end: Option<usize>,
 }
 
 impl<C: Classifier, A: Augmenter> Session<C, A> {
@@ -204,7 +213,9 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         let mut labels = start_labels;
         let mut remembered = Vec::new();
         let mut anomalies_found = 0;
+        let mut answered = HashMap::new();
         for e in &replay.entries {
+            answered.insert(e.name.clone(), e.cycle);
             match e.event.label() {
                 Some(l) => {
                     anomalies_found += usize::from(l == Label::Anomaly);
@@ -270,6 +281,8 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             labelled_report,
             remembered,
             anomalies_found,
+            answered,
+            window_end: None,
         })
     }
 
@@ -303,6 +316,138 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         &self.trainer
     }
 
+    /// The session's position (cycle, phase, pool position), as `state.json` holds it.
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// The unlabelled images in memory (empty before [`Session::load_window`]).
+    pub fn window(&self) -> &anomalymatch_core::Loaded {
+        self.pool.window()
+    }
+
+    /// The names answered (labelled or remembered) during `cycle`, in no particular order.
+    pub fn answered_in(&self, cycle: usize) -> Vec<&str> {
+        self.answered
+            .iter()
+            .filter(|&(_, &c)| c == cycle)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Where the named image can be looked at, if it is a file of its own.
+    pub fn path_of(&self, name: &str) -> Option<PathBuf> {
+        self.pool.path_of(name)
+    }
+
+    /// Loads the current cycle's window of unlabelled images (labelled ones left out), the
+    /// images that [`Session::train_span`] and [`Session::score_window`] work on.
+    pub fn load_window(&mut self) -> Result<()> {
+        self.pool.seek(self.state.pool_position)?;
+        let known = self.known_names();
+        self.pool.next_window(&known, self.config.show_progress)?;
+        self.window_end = Some(self.pool.position());
+        Ok(())
+    }
+
+    /// Moves on to the next batch of the pool: the cycle ends, its successor starts where the
+    /// current window ended, the state is saved atomically, and the new window is loaded.
+    pub fn next_batch(&mut self) -> Result<()> {
+        if self.window_end.is_none() {
+            self.load_window()?;
+        }
+        let next = self.window_end.unwrap_or(self.state.pool_position);
+        self.state = SessionState {
+            cycle: self.state.cycle + 1,
+            phase: Phase::Train,
+            pool_position: next,
+            cycle_start_iteration: self.trainer.iteration(),
+        };
+        self.save_state()?;
+        self.load_window()
+    }
+
+    /// Runs the training steps of `span` (trainer iterations) before `until` on the labelled
+    /// images and the window, as [`FixMatch::fit_span_until`], calling `observer` after each;
+    /// the caller saves
+    /// the checkpoint ([`Session::save_checkpoint`]) when it likes. Taking a long run in short
+    /// spans lets answers in between join the next span's labelled images.
+    pub fn train_span(
+        &mut self,
+        span: std::ops::Range<usize>,
+        until: usize,
+        observer: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<()> {
+        let data = TrainData {
+            labelled: self.labelled.images(),
+            labels: self.labelled.labels(),
+            unlabelled: &self.pool.window().images,
+        };
+        Ok(self.trainer.fit_span_until(&data, span, until, observer)?)
+    }
+
+    /// Saves the training state to the session's checkpoint, which [`Session::open`] resumes.
+    pub fn save_checkpoint(&self) -> Result<()> {
+        self.save_model(&self.dir.join("checkpoint.safetensors"))
+    }
+
+    /// Saves the training state to `path`, atomically.
+    pub fn save_model(&self, path: &Path) -> Result<()> {
+        Ok(self.trainer.save_checkpoint(path)?)
+    }
+
+    /// Restores the training state from `path` (refused, with nothing changed, when it was
+    /// trained on other pixels) and makes it the session's checkpoint.
+    pub fn load_model(&mut self, path: &Path) -> Result<()> {
+        self.trainer.resume(path)?;
+        self.save_checkpoint()
+    }
+
+    /// Journals an answer about `name` given outside [`Session::run`] (a web page), synced to
+    /// disk before it is applied: a label moves the image into the labelled set, a remember
+    /// joins the remember list. A later answer about the same name replaces an earlier one.
+    pub fn answer(&mut self, name: &str, event: Event) -> Result<()> {
+        self.journal.record(self.state.cycle, name, event)?;
+        self.answered.insert(name.to_string(), self.state.cycle);
+        match event.label() {
+            Some(l) => {
+                self.anomalies_found += usize::from(l == Label::Anomaly);
+                self.labels.insert(name.to_string(), l);
+                self.add_labelled(&[(name.to_string(), l)])?;
+            }
+            None => self.remembered.push((name.to_string(), now())),
+        }
+        Ok(())
+    }
+
+    /// The EMA model's scores of the labelled images, in [`Session::labelled`] order.
+    pub fn score_labelled(&self) -> Result<Vec<f32>> {
+        Ok(anomaly_scores(
+            self.trainer.ema(),
+            self.labelled.images(),
+            self.config.score_batch,
+        )?)
+    }
+
+    /// The `k` window images `strategy` picks given the window's scores, best first, with
+    /// their scores (as a cycle's query picks them).
+    pub fn pick(
+        &self,
+        strategy: &dyn QueryStrategy,
+        window_scores: &[f32],
+        k: usize,
+    ) -> Result<(Vec<String>, Vec<f32>)> {
+        self.query_k(strategy, window_scores, k)
+    }
+
+    fn known_names(&self) -> HashSet<String> {
+        self.labels
+            .iter()
+            .filter(|(_, l)| l.is_known())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// Runs cycles until all are done or the oracle stops, reporting to `observer`.
     pub fn run(
         &mut self,
@@ -312,12 +457,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
     ) -> Result<SessionEnd> {
         while self.state.cycle < self.config.cycles {
             self.pool.seek(self.state.pool_position)?;
-            let known: HashSet<String> = self
-                .labels
-                .iter()
-                .filter(|(_, l)| l.is_known())
-                .map(|(n, _)| n.clone())
-                .collect();
+            let known = self.known_names();
             let mut seconds = CycleSeconds::default();
             let clock = Instant::now();
             self.pool.next_window(&known, self.config.show_progress)?;
@@ -392,8 +532,8 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         Ok(())
     }
 
-    /// The EMA model's scores of the current window.
-    fn score_window(&self) -> Result<Vec<f32>> {
+    /// The EMA model's scores of the current window, in [`Session::window`] order.
+    pub fn score_window(&self) -> Result<Vec<f32>> {
         let images = &self.pool.window().images;
         Ok(anomaly_scores(
             self.trainer.ema(),
@@ -408,6 +548,15 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         &self,
         strategy: &dyn QueryStrategy,
         window_scores: &[f32],
+    ) -> Result<(Vec<String>, Vec<f32>)> {
+        self.query_k(strategy, window_scores, self.config.queries_per_cycle)
+    }
+
+    fn query_k(
+        &self,
+        strategy: &dyn QueryStrategy,
+        window_scores: &[f32],
+        k: usize,
     ) -> Result<(Vec<String>, Vec<f32>)> {
         let model = self.trainer.ema();
         let window = self.pool.window();
@@ -428,7 +577,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         };
         let picked = strategy.select(
             &input,
-            self.config.queries_per_cycle,
+            k,
             anomalymatch_core::rng::derive_seed(self.config.seed, 0x7175, self.state.cycle as u64),
         )?;
         if let Some(&bad) = picked.iter().find(|&&i| i >= window.names.len()) {
@@ -464,11 +613,12 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             .collect();
         let cycle = self.state.cycle;
         let mut answered: Vec<(String, Label)> = Vec::new();
-        let (journal, labels, remembered, found) = (
+        let (journal, labels, remembered, found, answered_cycles) = (
             &mut self.journal,
             &mut self.labels,
             &mut self.remembered,
             &mut self.anomalies_found,
+            &mut self.answered,
         );
         let outcome = oracle.label(&pending, &mut |answer| {
             let (rank, event) = match answer {
@@ -485,6 +635,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
                 ))
             })?;
             journal.record(cycle, name, event)?;
+            answered_cycles.insert(name.clone(), cycle);
             match event.label() {
                 Some(l) => {
                     *found += usize::from(l == Label::Anomaly);

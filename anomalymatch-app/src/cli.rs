@@ -2,7 +2,7 @@
 
 use crate::commands::{
     benchmark::BenchmarkArgs, config::ConfigArgs, discover::DiscoverArgs, label::LabelArgs,
-    merge::MergeArgs, score::ScoreArgs, slurm::SlurmArgs, train::TrainArgs,
+    merge::MergeArgs, score::ScoreArgs, serve::ServeArgs, slurm::SlurmArgs, train::TrainArgs,
 };
 use crate::config::Override;
 use crate::error::Result;
@@ -36,6 +36,9 @@ pub enum Command {
     Slurm(SlurmArgs),
     /// Label in an active-learning session: train, score, ask, retrain; resumes where it stopped.
     Label(LabelArgs),
+    /// Label in a web page: the candidates, one large with display controls, train and score
+    /// buttons; the same session as `label`, on 127.0.0.1 with a token in the printed URL.
+    Serve(ServeArgs),
     /// Run the GZ1-merger protocol of BENCHMARKS.md and print its metrics.
     Benchmark(BenchmarkArgs),
     /// Print the default configuration, or check a configuration file.

@@ -1,5 +1,5 @@
 //! The `anomalymatch` application: one binary whose subcommands run the library's jobs
-//! (`discover`, `train`, `score`, `label`, `benchmark`, `config`) from one TOML configuration.
+//! (`discover`, `train`, `score`, `label`, `serve`, `benchmark`, `config`) from one TOML configuration.
 //!
 //! The application only assembles: each crate owns its configuration section and builds its
 //! component from it; this crate parses the command line ([`cli`]), reads and checks the
@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 mod outputs;
 mod score_run;
+pub mod serve;
 mod shard;
 
 use clap::Parser;

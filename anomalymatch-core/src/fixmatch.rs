@@ -214,6 +214,20 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
         span: std::ops::Range<usize>,
         observer: &mut dyn FnMut(&StepMetrics),
     ) -> Result<()> {
+        let end = span.end;
+        self.fit_span_until(data, span, end, observer)
+    }
+
+    /// Runs the steps of `span` that are left, as [`FixMatch::fit_span`], but stops before
+    /// iteration `until`: a long run taken a few steps at a time (so that others can use the
+    /// trainer's data in between) follows the learning-rate schedule of the whole span.
+    pub fn fit_span_until(
+        &mut self,
+        data: &TrainData<'_>,
+        span: std::ops::Range<usize>,
+        until: usize,
+        observer: &mut dyn FnMut(&StepMetrics),
+    ) -> Result<()> {
         check_data(data)?;
         if !(span.start..=span.end).contains(&self.iteration) {
             return Err(Error::InvalidArgument(format!(
@@ -223,15 +237,16 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
         }
         let total = span.len();
         let start = self.iteration;
-        if start == span.end {
+        let stop = until.min(span.end);
+        if start >= stop {
             return Ok(());
         }
         let progress = Progress::new(Some(total), "training", self.show_progress);
         progress.inc(start - span.start);
         let mut current = prepare(&self.augmenter, &self.config, data, self.seed, start)?;
-        for it in start..span.end {
+        for it in start..stop {
             let lr = learning_rate(&self.config, it - span.start, total);
-            let next_iteration = (it + 1 < span.end).then_some(it + 1);
+            let next_iteration = (it + 1 < stop).then_some(it + 1);
             self.model
                 .reseed(derive_seed(self.seed, STREAM_MASKS, it as u64));
             let (metrics, next) = self.step_and_prepare(&current, lr, data, next_iteration);

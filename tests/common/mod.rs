@@ -1,6 +1,8 @@
 //! Running the built binary as a user does, shared by the command-line test files.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -7,6 +7,7 @@ pub mod discover;
 pub mod label;
 pub mod merge;
 pub mod score;
+pub mod serve;
 pub mod slurm;
 pub mod train;
 
@@ -24,6 +25,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Merge(a) => merge::run(a),
         Command::Slurm(a) => slurm::run(a),
         Command::Label(a) => label::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Benchmark(a) => benchmark::run(a),
         Command::Config(a) => config::run(a),
     }

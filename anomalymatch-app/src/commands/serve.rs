@@ -1,0 +1,195 @@
+//! `anomalymatch serve`: the labelling session as a local web page. The same session folder
+//! (`OUT/session`), journal and trainer as `label`: the two can take turns on one session. The
+//! page lists the current candidates with their scores, shows one large with display controls,
+//! takes answers by button or key, and trains, scores, rotates the pool, saves and loads the
+//! model, and exports the labels.
+//!
+//! The server binds 127.0.0.1 unless told otherwise (`--bind ADDR --allow-remote`, with a
+//! warning), and every request must carry the random token of the printed URL.
+
+use crate::assemble::{self, say};
+use crate::cli::{Common, DataFlags, Flags, push, text};
+use crate::config::{Config, Override};
+use crate::error::{AppError, Result};
+use crate::serve::images::{Display, LARGE};
+use crate::serve::state::{Progress, Served, Shared};
+use crate::serve::token::new_token;
+use anomalymatch_active::{Session, SessionConfig};
+use anomalymatch_core::{Check, UnlabelledPool};
+use clap::Args;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Shared flags.
+    #[command(flatten)]
+    pub common: Common,
+    /// Images, labels, size and iterations.
+    #[command(flatten)]
+    pub data: DataFlags,
+    /// The page's default query-strategy sort [key: active.query].
+    #[arg(long, value_name = "STRATEGY")]
+    pub query: Option<String>,
+    /// Address to listen on; anything but a loopback address also needs --allow-remote.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Let --bind name an address other machines can reach (the token still guards it).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Port (0 picks a free one).
+    #[arg(long, default_value_t = 8787)]
+    pub port: u16,
+    /// Show the candidates of a finished `score` run (its top_candidates.csv) instead of the
+    /// pool's window.
+    #[arg(long, value_name = "FILE")]
+    pub candidates: Option<PathBuf>,
+}
+
+impl Flags for ServeArgs {
+    fn overrides(&self, all: &mut Vec<Override>) {
+        push(
+            all,
+            "active.query",
+            self.query.as_deref().map(text),
+            "--query",
+        );
+    }
+}
+
+/// Runs `serve`.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let config = super::configure(&args.common, &[&args.data, &args])?;
+    if !args.bind.is_loopback() {
+        if !args.allow_remote {
+            return Err(AppError::Usage(format!(
+                "--bind {}: other machines could reach the session; add --allow-remote if \
+                 that is what you want",
+                args.bind
+            )));
+        }
+        eprintln!(
+            "warning: serving on {}, reachable from other machines; anyone with the URL's \
+             token can label",
+            args.bind
+        );
+    }
+    let from_file = args
+        .candidates
+        .as_deref()
+        .map(read_candidates)
+        .transpose()?;
+    // Bind before the slow part, so a taken port fails at once.
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| AppError::Failed(format!("cannot listen on {addr}: {e}")))?;
+    let port = listener.local_addr().map_or(args.port, |a| a.port());
+    let shared = open(&config, args.common.quiet, from_file, port)?;
+    crate::serve::run(listener, shared, args.common.quiet)
+}
+
+/// Opens the session as `label` does, and the display's own reader of the same images.
+fn open(
+    config: &Config,
+    quiet: bool,
+    from_file: Option<Vec<(String, f32)>>,
+    port: u16,
+) -> Result<Arc<Shared>> {
+    let (images, labels_path) = assemble::images_and_labels(config)?;
+    let session_dir = config.output.dir.join("session");
+    let query = config.active.clone().check()?.query.clone();
+    let start = match &labels_path {
+        Some(p) => assemble::read_labels(p)?,
+        None => Default::default(),
+    };
+    assemble::prepare_output(&session_dir, quiet)?;
+    let loader = assemble::loader(config)?;
+    let spec = loader.spec();
+    let display_loader = config
+        .data
+        .clone()
+        .with_spec(anomalymatch_core::DataSpec {
+            size: spec.size.max(LARGE),
+            ..spec
+        })
+        .check()?
+        .build(())?;
+    let display = Display::new(
+        assemble::open_source(config, &images)?,
+        display_loader,
+        &images,
+    );
+    let pool = UnlabelledPool::new(
+        assemble::open_source(config, &images)?,
+        loader,
+        config.data.n_to_load,
+    )?;
+    let model = assemble::model(config, spec)?;
+    let trainer = assemble::trainer(config, model, spec, true)?;
+    let session_config = SessionConfig {
+        cycles: config.active.cycles,
+        iterations: config.train.iterations,
+        queries_per_cycle: config.active.queries_per_cycle,
+        score_batch: config.score.batch_size,
+        seed: config.seed,
+        show_progress: false,
+    };
+    let session = Session::open(&session_dir, session_config, trainer, pool, start)?;
+    let r = session.labelled_report();
+    assemble::warn_unusable(&r.missing, &r.unreadable);
+    say(
+        quiet,
+        format!(
+            "session {}: cycle {}, {} labels",
+            session_dir.display(),
+            session.cycles_done(),
+            session.labels().len()
+        ),
+    );
+    let (progress, _) = tokio::sync::watch::channel(Progress::default());
+    Ok(Arc::new(Shared {
+        token: new_token(),
+        port,
+        served: Mutex::new(Served {
+            session,
+            scores: HashMap::new(),
+            from_file,
+        }),
+        display,
+        progress,
+        busy: false.into(),
+        dir: session_dir,
+        user_labels: labels_path,
+        query,
+        score_batch: config.score.batch_size,
+    }))
+}
+
+/// The candidates of a `score` run's `top_candidates.csv` (`rank,filename,score`).
+fn read_candidates(path: &Path) -> Result<Vec<(String, f32)>> {
+    let failed = |why: String| AppError::Failed(format!("{}: {why}", path.display()));
+    let mut reader = csv::Reader::from_path(path).map_err(|e| failed(e.to_string()))?;
+    let headers = reader.headers().map_err(|e| failed(e.to_string()))?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| failed(format!("no {name} column (want rank,filename,score)")))
+    };
+    let (name_at, score_at) = (column("filename")?, column("score")?);
+    let mut out = Vec::new();
+    for (line, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| failed(e.to_string()))?;
+        let name = row.get(name_at).unwrap_or_default().to_string();
+        let score: f32 = row
+            .get(score_at)
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| failed(format!("line {}: the score is not a number", line + 2)))?;
+        out.push((name, score));
+    }
+    Ok(out)
+}

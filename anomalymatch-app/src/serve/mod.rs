@@ -1,0 +1,72 @@
+//! `anomalymatch serve`'s web server: a local page over a labelling session (the same session
+//! folder, journal and trainer as `label`), where the expert sees, adjusts and labels the
+//! candidates.
+//!
+//! - [`routes`]: the router and its layers; [`token`]: the access token;
+//! - [`api`]: the JSON API; [`jobs`]: training and scoring in the background;
+//! - [`images`]: display PNGs, encoded once and cached; [`assets`]: the page itself;
+//! - [`state`]: what the handlers share.
+//!
+//! Every answer is journalled and synced before the page is told it is saved. Two tabs on one
+//! session both write to the one journal, one answer at a time: none is lost, and when they
+//! disagree about an image the answer that reached the server last wins.
+
+pub mod api;
+pub mod assets;
+pub mod images;
+pub mod jobs;
+pub mod routes;
+pub mod state;
+pub mod token;
+
+use crate::error::{AppError, Result};
+use state::Shared;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Serves `shared` on `listener` until Ctrl-C: loads the current window (so that every
+/// request finds it), prints the page's URL with its token, and starts scoring.
+pub fn run(listener: std::net::TcpListener, shared: Arc<Shared>, quiet: bool) -> Result<()> {
+    crate::assemble::say(quiet, "loading the pool window");
+    shared.served().session.load_window()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Failed(format!("cannot start the server's runtime: {e}")))?;
+    let addr: SocketAddr = listener
+        .local_addr()
+        .map_err(|e| AppError::Failed(format!("cannot read the bound address: {e}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| AppError::Failed(format!("{addr}: {e}")))?;
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if addr.is_ipv6() {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    println!(
+        "serving the session in {} at http://{host}:{}/?token={}",
+        shared.dir.display(),
+        addr.port(),
+        shared.token
+    );
+    let _ = std::io::stdout().flush();
+    jobs::start(&shared, jobs::Job::Score).map_err(AppError::Failed)?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| AppError::Failed(format!("{addr}: {e}")))?;
+        axum::serve(listener, routes::router(shared))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| AppError::Failed(format!("{addr}: {e}")))
+    })
+}
