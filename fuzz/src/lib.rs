@@ -28,7 +28,7 @@ pub fn file_with(name: &str, data: &[u8]) -> PathBuf {
 
 /// A loader at a small size keeping `channels` bands, as a job would build it.
 fn loader(channels: usize) -> Option<anomalymatch_core::ImageLoader> {
-    use anomalymatch_core::{Build, ChannelMode, Check, DataConfig};
+    use anomalymatch_core::{ChannelMode, Check, DataConfig};
     let config = DataConfig {
         size: 16,
         channels: ChannelMode::Keep(channels),
