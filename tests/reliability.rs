@@ -341,25 +341,30 @@ fn item_07_stale_temporary_files_are_removed() {
     assert!(!stale[0].exists(), "output temp left");
 }
 
+/// A one-step `discover` at 32 pixels on `images` and `labels`; (exit code, stdout, stderr).
+fn small_discover(images: &Path, labels: &Path, out: &Path) -> (Option<i32>, String, String) {
+    outcome(&[
+        "discover",
+        "--images",
+        s(images),
+        "--labels",
+        s(labels),
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        s(out),
+    ])
+}
+
 /// Item 9: dangling symlinks among the images are counted and named.
 #[test]
 fn item_09_broken_links_in_an_image_folder_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     let (images, labels) = mini_copy(dir.path());
     std::os::unix::fs::symlink("nowhere.jpeg", images.join("dangling.jpeg")).unwrap();
-    let (code, stdout, stderr) = outcome(&[
-        "discover",
-        "--images",
-        s(&images),
-        "--labels",
-        s(&labels),
-        "--size",
-        "32",
-        "--iters",
-        "1",
-        "--out",
-        s(&dir.path().join("o")),
-    ]);
+    let (code, stdout, stderr) = small_discover(&images, &labels, &dir.path().join("o"));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("1 unreadable"), "{stdout}");
     assert!(stderr.contains("dangling.jpeg"), "{stderr}");
@@ -502,19 +507,7 @@ fn item_14_non_utf8_file_names_are_counted() {
         images.join(name),
     )
     .unwrap();
-    let (code, stdout, stderr) = outcome(&[
-        "discover",
-        "--images",
-        s(&images),
-        "--labels",
-        s(&labels),
-        "--size",
-        "32",
-        "--iters",
-        "1",
-        "--out",
-        s(&dir.path().join("o")),
-    ]);
+    let (code, stdout, stderr) = small_discover(&images, &labels, &dir.path().join("o"));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("1 unreadable"), "{stdout}");
     assert!(
