@@ -13,6 +13,13 @@ use std::time::{Duration, Instant};
 /// Kills per job.
 const KILLS: usize = 20;
 
+/// The tests take turns: each measures an uninterrupted run to size its kill delays, and a
+/// neighbour's load would make that measure wrong.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Small batches, so that a job takes seconds and its kills spread over every phase.
+const SMALL: [&str; 4] = ["--set", "train.batch_size=4", "--set", "train.uratio=2"];
+
 /// Runs `args` to completion, asserting success; returns how long it took.
 fn complete(args: &[String]) -> Duration {
     let start = Instant::now();
@@ -30,18 +37,19 @@ fn complete(args: &[String]) -> Duration {
 
 /// Runs the job of `args(out)` in fresh output folders, killing each run after a seeded
 /// random delay and running it again until it finishes on its own; each finished episode is
-/// checked by `check(out)`. Goes on until `KILLS` kills have landed; returns the episodes.
+/// checked by `check(out)`. Goes on until `KILLS` kills have landed, and prints how many
+/// episodes that took.
 ///
-/// Delays are drawn up to 1.2 times `whole`, an uninterrupted run's time on this machine, so
-/// that kills land anywhere in the job, and some runs finish, however loaded the machine is.
+/// Delays are drawn up to `whole`, an uninterrupted run's time on this machine: a fresh run
+/// is killed somewhere in the job, and a resumed one, having less to do, in time finishes.
 fn kill_repeatedly(
     args: impl Fn(&Path) -> Vec<String>,
     root: &Path,
     seed: u64,
     whole: Duration,
     check: impl Fn(&Path),
-) -> usize {
-    let max = whole.mul_f64(1.2).max(Duration::from_millis(200));
+) {
+    let max = whole.max(Duration::from_millis(200));
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let (mut kills, mut episodes) = (0, 0);
     while kills < KILLS {
@@ -79,7 +87,7 @@ fn kill_repeatedly(
             "kills do not land: the job is too short for the delays"
         );
     }
-    episodes
+    eprintln!("{KILLS} kills landed over {episodes} episodes, delays up to {max:?}");
 }
 
 /// Every file under `dir`, relative, sorted.
@@ -131,20 +139,27 @@ fn strings(args: &[&str]) -> Vec<String> {
 
 #[test]
 fn train_killed_20_times_ends_as_an_uninterrupted_run() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let args = |out: &Path| {
-        strings(&[
-            "train",
-            "--quiet",
-            "--size",
-            "32",
-            "--iters",
-            "30",
-            "--set",
-            "output.checkpoint_every=2",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        strings(
+            &[
+                "train",
+                "--quiet",
+                "--size",
+                "32",
+                "--iters",
+                "24",
+                "--set",
+                "output.checkpoint_every=2",
+                "--out",
+                out.to_str().unwrap(),
+            ]
+            .iter()
+            .chain(&SMALL)
+            .copied()
+            .collect::<Vec<_>>(),
+        )
     };
     let straight = dir.path().join("straight");
     let whole = complete(&args(&straight));
@@ -164,24 +179,31 @@ fn train_killed_20_times_ends_as_an_uninterrupted_run() {
 
 #[test]
 fn label_killed_20_times_loses_no_answer_and_ends_as_an_uninterrupted_run() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let args = |out: &Path| {
-        strings(&[
-            "label",
-            "--quiet",
-            "--oracle",
-            "simulated",
-            "--cycles",
-            "3",
-            "--per-cycle",
-            "4",
-            "--iters",
-            "4",
-            "--size",
-            "32",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        strings(
+            &[
+                "label",
+                "--quiet",
+                "--oracle",
+                "simulated",
+                "--cycles",
+                "3",
+                "--per-cycle",
+                "4",
+                "--iters",
+                "4",
+                "--size",
+                "32",
+                "--out",
+                out.to_str().unwrap(),
+            ]
+            .iter()
+            .chain(&SMALL)
+            .copied()
+            .collect::<Vec<_>>(),
+        )
     };
     let straight = dir.path().join("straight").join("session");
     let whole = complete(&args(straight.parent().unwrap()));
@@ -222,6 +244,7 @@ fn label_killed_20_times_loses_no_answer_and_ends_as_an_uninterrupted_run() {
 
 #[test]
 fn score_killed_20_times_resumes_and_ends_with_the_same_files() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let trained = dir.path().join("trained");
     complete(&strings(&[
@@ -253,10 +276,10 @@ fn score_killed_20_times_resumes_and_ends_with_the_same_files() {
         ])
     };
     let straight = dir.path().join("straight");
-    complete(&args(&straight));
+    let whole = complete(&args(&straight));
     let finals = ["scores.parquet", "top_candidates.csv", "top_candidates.png"];
     assert_eq!(files(&straight), finals);
-    kill_repeatedly(args, dir.path(), 13, Duration::from_millis(2500), |out| {
+    kill_repeatedly(args, dir.path(), 13, whole, |out| {
         assert_eq!(files(out), finals, "stale or torn files left");
         for file in finals {
             assert!(

@@ -224,6 +224,9 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
                 None => remembered.push((e.name.clone(), e.time)),
             }
         }
+        // Taken before the session's checkpoint is resumed: a crash between the first
+        // cycle's checkpoint and its first state file must not make that training the start.
+        let first_iteration = trainer.iteration();
         let checkpoint = dir.join("checkpoint.safetensors");
         if checkpoint.exists() {
             trainer.resume(&checkpoint)?;
@@ -234,7 +237,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
                 cycle: 0,
                 phase: Phase::Train,
                 pool_position: pool.position(),
-                cycle_start_iteration: trainer.iteration(),
+                cycle_start_iteration: first_iteration,
             },
         };
         // The labelled images in the order an uninterrupted session holds them (the starting

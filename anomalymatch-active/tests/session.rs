@@ -199,3 +199,37 @@ fn crash_mid_cycle_then_resume_loses_and_duplicates_nothing() {
     assert_eq!(exported.len(), start.len() + 20);
     assert_eq!(exported.row("img001.png").unwrap().extra, ["from user"]);
 }
+
+#[test]
+fn a_crash_between_the_first_checkpoint_and_state_does_not_train_the_cycle_twice() {
+    let (_, truth_labels) = toy_images(120, 8, 10, 5);
+    let truth: HashMap<String, Label> = truth_labels
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (format!("img{i:03}.png"), l))
+        .collect();
+    let start: BTreeMap<String, Label> = [0usize, 10, 1, 2]
+        .iter()
+        .map(|&i| (format!("img{i:03}.png"), truth_labels[i]))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The first cycle's training and checkpoint, then a kill before state.json is written.
+        let mut s = session(dir.path(), &start);
+        s.load_window().unwrap();
+        s.train_span(0..8, 8, &mut |_| {}).unwrap();
+        s.save_checkpoint().unwrap();
+    }
+    assert!(!dir.path().join("state.json").exists());
+    let mut s = session(dir.path(), &start);
+    assert_eq!(s.trainer().iteration(), 8);
+    assert_eq!(s.state().cycle_start_iteration, 0);
+    let top = by_name("top").unwrap();
+    s.run(top.as_ref(), &mut SimulatedExpert::new(truth), &mut ())
+        .unwrap();
+    assert_eq!(
+        s.trainer().iteration(),
+        4 * 8,
+        "4 cycles of 8 iterations, the first not repeated"
+    );
+}
