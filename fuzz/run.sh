@@ -18,7 +18,7 @@ if [ "${1:-}" = --runs ]; then mode=(-runs="$2"); shift 2; fi
 if [ "${1:-}" = --smoke ]; then mode=(-max_total_time="$2"); shift 2; fi
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    targets=(label_file class_file config image_decode fits hdf5 zip pth checkpoint)
+    targets=(label_file class_file config image_decode fits hdf5 zip pth checkpoint server)
 fi
 
 # Seed corpora, rebuilt each run from the fixtures (libFuzzer adds what it finds beside them).
@@ -39,7 +39,19 @@ seed image_decode $(ls "$mini"/images/*.jpeg | head -4)
 seed fits "$fixtures"/fits/*.fits "$fixtures"/fits/folder/*
 seed hdf5 "$fixtures"/h5/*.h5
 seed zip "$fixtures"/zip/*.zip
-mkdir -p corpus/pth corpus/checkpoint
+mkdir -p corpus/pth corpus/checkpoint corpus/server
+# Server requests: a method/token byte (4: GET with the token, 5: POST with it), then
+# PATH\nBODY. The first image name of the fuzz session is the one gz1-mini sorts first.
+first=$(ls "$mini/images" | head -1)
+i=0
+for request in '\x04/api/status\n' '\x04/api/candidates?sort=strategy:top&limit=3\n' \
+    "\\x04/api/image?name=$first&size=large\\n" \
+    "\\x05/api/label\\n{\"name\":\"$first\",\"label\":\"remember\"}" \
+    '\x05/api/model/save\n{"name":"m-1"}' '\x05/api/train\n{"iterations":1}' \
+    '\x00/api/status?token=0\n' '\x04/api/events\n' '\x05/api/export\n'; do
+    i=$((i + 1))
+    printf "$request" >"corpus/server/seed-$i"
+done
 
 cargo +nightly fuzz build --sanitizer none >/dev/null 2>build.log || {
     echo "fuzz build failed; see fuzz/build.log"

@@ -253,19 +253,9 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         order.retain(|n| labels.get(n).is_some_and(|l| l.is_known()));
         let (loaded, mut missing) = pool.load_named(&order, config.show_progress)?;
         missing.sort();
-        let at: HashMap<&str, usize> = loaded
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let idx: Vec<usize> = order
-            .iter()
-            .filter_map(|n| at.get(n.as_str()).copied())
-            .collect();
-        let names: Vec<String> = idx.iter().map(|&i| loaded.names[i].clone()).collect();
+        let (names, images) = loaded.images.select_named(&loaded.names, &order)?;
         let set_labels = names.iter().map(|n| labels[n]).collect();
-        let labelled = LabelledSet::new(names, set_labels, loaded.images.select(&idx)?)?;
+        let labelled = LabelledSet::new(names, set_labels, images)?;
         let labelled_report = LabelledReport {
             loaded: labelled.len(),
             missing,
@@ -697,18 +687,12 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             return Ok(());
         }
         let window = self.pool.window();
-        let at: HashMap<&str, usize> = window
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
+        let in_window: HashSet<&str> = window.names.iter().map(String::as_str).collect();
         let (in_window, elsewhere): (Vec<_>, Vec<_>) = fresh
             .into_iter()
-            .partition(|(n, _)| at.contains_key(n.as_str()));
-        let idx: Vec<usize> = in_window.iter().map(|(n, _)| at[n.as_str()]).collect();
-        let images = window.images.select(&idx)?;
+            .partition(|(n, _)| in_window.contains(n.as_str()));
         let (names, labels): (Vec<String>, Vec<Label>) = in_window.into_iter().unzip();
+        let (_, images) = window.images.select_named(&window.names, &names)?;
         self.labelled.extend(&names, &labels, &images)?;
         self.pool.remove_from_window(&names)?;
         if !elsewhere.is_empty() {

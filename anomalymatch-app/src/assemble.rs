@@ -4,6 +4,7 @@
 
 use crate::config::{Config, TruthConfig};
 use crate::error::{AppError, Result};
+use anomalymatch_active::{Session, SessionConfig};
 use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::{
     Check, ClassTable, DataSpec, FailedImage, FixMatch, ImageLoader, ImageSource, Label,
@@ -230,6 +231,40 @@ pub fn trainer(
         .build((model, augmenter, spec, config.seed))?;
     trainer.set_progress(!quiet);
     Ok(trainer)
+}
+
+/// The labelling session in `OUT/session` over the configured images, starting labels,
+/// model and trainer, as `label` and `serve` open it (`progress`: bars while loading and
+/// training; `quiet`: no chatter); labelled names it cannot use are warned about.
+pub fn session(
+    config: &Config,
+    images: &Path,
+    labels: Option<&Path>,
+    quiet: bool,
+    progress: bool,
+) -> Result<Session<EfficientNet, FixMatchAugmenter>> {
+    let start = match labels {
+        Some(p) => read_labels(p)?,
+        None => BTreeMap::new(),
+    };
+    let dir = config.output.dir.join("session");
+    prepare_output(&dir, quiet)?;
+    let loader = loader(config)?;
+    let spec = loader.spec();
+    let pool = UnlabelledPool::new(open_source(config, images)?, loader, config.data.n_to_load)?;
+    let trainer = trainer(config, model(config, spec)?, spec, !progress)?;
+    let session_config = SessionConfig {
+        cycles: config.active.cycles,
+        iterations: config.train.iterations,
+        queries_per_cycle: config.active.queries_per_cycle,
+        score_batch: config.score.batch_size,
+        seed: config.seed,
+        show_progress: progress,
+    };
+    let session = Session::open(&dir, session_config, trainer, pool, start)?;
+    let r = session.labelled_report();
+    warn_unusable(&r.missing, &r.unreadable);
+    Ok(session)
 }
 
 /// Ground truth by name from the `[truth]` section's class file, or from a `classes.csv`

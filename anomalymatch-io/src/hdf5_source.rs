@@ -474,9 +474,13 @@ fn cube_shape(
 fn describe(dtype: &Datatype) -> String {
     match dtype {
         Datatype::FixedPoint { size, signed, .. } => {
-            format!("{}int{}", if *signed { "" } else { "u" }, size * 8)
+            format!(
+                "{}int{}",
+                if *signed { "" } else { "u" },
+                size.saturating_mul(8)
+            )
         }
-        Datatype::FloatingPoint { size, .. } => format!("float{}", size * 8),
+        Datatype::FloatingPoint { size, .. } => format!("float{}", size.saturating_mul(8)),
         Datatype::String { .. } => "string".to_string(),
         Datatype::VarLen {
             kind: VarLenKind::String,

@@ -1,6 +1,8 @@
 //! What the fuzz targets share: most parsers read a path, so each input is written to a file
 //! in a private temporary folder (on tmpfs where there is one) and read back from there.
 
+pub mod server;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -19,9 +21,20 @@ fn scratch() -> &'static PathBuf {
     })
 }
 
-/// Writes `data` to a file called `name` in the scratch folder and returns its path.
+/// A folder called `name` in the scratch folder, created.
+pub fn folder(name: &str) -> PathBuf {
+    let path = scratch().join(name);
+    std::fs::create_dir_all(&path).expect("scratch folder");
+    path
+}
+
+/// Writes `data` to a file called `name` (folders created) in the scratch folder and returns
+/// its path.
 pub fn file_with(name: &str, data: &[u8]) -> PathBuf {
     let path = scratch().join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("scratch folder");
+    }
     std::fs::write(&path, data).expect("scratch file");
     path
 }

@@ -10,10 +10,8 @@ use crate::cli::{Common, CyclesFlag, DataFlags, Flags, int, push, text};
 use crate::config::{Config, Override};
 use crate::error::{AppError, Result};
 use anomalymatch_active::session::{CycleReport, SessionObserver};
-use anomalymatch_active::{
-    FileOracle, OracleSpec, Session, SessionConfig, SessionEnd, SimulatedExpert, TerminalOracle,
-};
-use anomalymatch_core::{Check, Oracle, UnlabelledPool};
+use anomalymatch_active::{FileOracle, OracleSpec, SessionEnd, SimulatedExpert, TerminalOracle};
+use anomalymatch_core::{Check, Oracle};
 use clap::Args;
 
 /// Arguments of `label`.
@@ -86,31 +84,7 @@ fn label(config: &Config, quiet: bool) -> Result<()> {
             user.display()
         )));
     }
-    let start = match &labels_path {
-        Some(p) => assemble::read_labels(p)?,
-        None => Default::default(),
-    };
-    assemble::prepare_output(&session_dir, quiet)?;
-    let loader = assemble::loader(config)?;
-    let spec = loader.spec();
-    let pool = UnlabelledPool::new(
-        assemble::open_source(config, &images)?,
-        loader,
-        config.data.n_to_load,
-    )?;
-    let model = assemble::model(config, spec)?;
-    let trainer = assemble::trainer(config, model, spec, quiet)?;
-    let session_config = SessionConfig {
-        cycles: config.active.cycles,
-        iterations: config.train.iterations,
-        queries_per_cycle: config.active.queries_per_cycle,
-        score_batch: config.score.batch_size,
-        seed: config.seed,
-        show_progress: !quiet,
-    };
-    let mut session = Session::open(&session_dir, session_config, trainer, pool, start)?;
-    let r = session.labelled_report();
-    assemble::warn_unusable(&r.missing, &r.unreadable);
+    let mut session = assemble::session(config, &images, labels_path.as_deref(), quiet, !quiet)?;
     say(
         quiet,
         format!(

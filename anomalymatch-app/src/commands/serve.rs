@@ -14,8 +14,7 @@ use crate::error::{AppError, Result};
 use crate::serve::images::{Display, LARGE};
 use crate::serve::state::{Progress, Served, Shared};
 use crate::serve::token::new_token;
-use anomalymatch_active::{Session, SessionConfig};
-use anomalymatch_core::{Check, UnlabelledPool};
+use anomalymatch_core::Check;
 use clap::Args;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -91,8 +90,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
     crate::serve::run(listener, shared, args.common.quiet)
 }
 
-/// Opens the session as `label` does, and the display's own reader of the same images.
-fn open(
+/// Opens the session as `label` does, and the display's own reader of the same images: what
+/// the router serves (the fuzz target of the request handlers opens it the same way).
+pub fn open(
     config: &Config,
     quiet: bool,
     from_file: Option<Vec<(String, f32)>>,
@@ -101,13 +101,8 @@ fn open(
     let (images, labels_path) = assemble::images_and_labels(config)?;
     let session_dir = config.output.dir.join("session");
     let query = config.active.clone().check()?.query.clone();
-    let start = match &labels_path {
-        Some(p) => assemble::read_labels(p)?,
-        None => Default::default(),
-    };
-    assemble::prepare_output(&session_dir, quiet)?;
-    let loader = assemble::loader(config)?;
-    let spec = loader.spec();
+    let session = assemble::session(config, &images, labels_path.as_deref(), quiet, false)?;
+    let spec = session.trainer().data_spec();
     let display_loader = config
         .data
         .clone()
@@ -122,24 +117,6 @@ fn open(
         display_loader,
         &images,
     );
-    let pool = UnlabelledPool::new(
-        assemble::open_source(config, &images)?,
-        loader,
-        config.data.n_to_load,
-    )?;
-    let model = assemble::model(config, spec)?;
-    let trainer = assemble::trainer(config, model, spec, true)?;
-    let session_config = SessionConfig {
-        cycles: config.active.cycles,
-        iterations: config.train.iterations,
-        queries_per_cycle: config.active.queries_per_cycle,
-        score_batch: config.score.batch_size,
-        seed: config.seed,
-        show_progress: false,
-    };
-    let session = Session::open(&session_dir, session_config, trainer, pool, start)?;
-    let r = session.labelled_report();
-    assemble::warn_unusable(&r.missing, &r.unreadable);
     say(
         quiet,
         format!(

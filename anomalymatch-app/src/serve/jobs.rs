@@ -154,18 +154,10 @@ fn score(shared: &Arc<Shared>) -> Result<(), String> {
         let (picked, images) = {
             let served = shared.served();
             let window = served.session.window();
-            let at: HashMap<&str, usize> = window
-                .names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.as_str(), i))
-                .collect();
-            let idx: Vec<usize> = chunk
-                .iter()
-                .filter_map(|n| at.get(n.as_str()).copied())
-                .collect();
-            let picked: Vec<String> = idx.iter().map(|&i| window.names[i].clone()).collect();
-            (picked, window.images.select(&idx).map_err(text)?)
+            window
+                .images
+                .select_named(&window.names, chunk)
+                .map_err(text)?
         };
         let s = anomaly_scores(&model, &images, batch).map_err(text)?;
         scores.extend(picked.into_iter().zip(s));
@@ -187,18 +179,10 @@ fn score(shared: &Arc<Shared>) -> Result<(), String> {
             .map(String::from)
             .collect();
         let labelled = served.session.labelled();
-        let at: HashMap<&str, usize> = labelled
-            .names()
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let idx: Vec<usize> = answered
-            .iter()
-            .filter_map(|n| at.get(n.as_str()).copied())
-            .collect();
-        let images = labelled.images().select(&idx).map_err(text)?;
-        let names: Vec<String> = idx.iter().map(|&i| labelled.names()[i].clone()).collect();
+        let (names, images) = labelled
+            .images()
+            .select_named(labelled.names(), &answered)
+            .map_err(text)?;
         let s = anomaly_scores(&model, &images, batch).map_err(text)?;
         scores.extend(names.into_iter().zip(s));
         served.scores = scores;

@@ -36,3 +36,31 @@ fn truncated_or_damaged_files_never_panic() {
         }
     }
 }
+
+/// Inputs the fuzzer (fuzz/run.sh) found to crash a reader, read and decoded as the fuzz
+/// target does.
+#[test]
+fn files_that_crashed_the_fuzzer_are_errors() {
+    use anomalymatch_core::{ChannelMode, Check, DataConfig};
+    let loader = DataConfig {
+        size: 16,
+        channels: ChannelMode::Keep(1),
+        max_pixels: 1 << 22,
+        ..DataConfig::default()
+    }
+    .check()
+    .unwrap()
+    .build(())
+    .unwrap();
+    for file in ["h5/fuzz-crash-1.h5"] {
+        let path = fixture(file);
+        if let Ok(mut source) = open_source(&path, &SourceOptions::default()) {
+            while let Ok(chunk) = source.next_chunk(8) {
+                if chunk.is_empty() {
+                    break;
+                }
+                let _ = loader.decode_chunk(&chunk);
+            }
+        }
+    }
+}
