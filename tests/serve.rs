@@ -297,3 +297,53 @@ fn answers_are_durable_the_last_tab_wins_and_exports_are_written() {
     assert_eq!(item["label"], "normal");
     assert_eq!(item["remembered"], true);
 }
+
+#[test]
+fn band_switches_of_a_five_band_survey_change_the_false_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("cutouts");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..6 {
+        // Each band has its own pattern, so that every band shown changes the picture.
+        common::write_fits(&images.join(format!("obj{i}.fits")), 5, 24, |b, y, x| {
+            10.0 + ((x * (b + 1) + y * 3 + i) % 7) as f32 * (b + 1) as f32
+        });
+    }
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[data]\nchannels = 5\n").unwrap();
+    let server = start(
+        &dir.path().join("out"),
+        &["--images", s(&images), "--config", s(&config)],
+    );
+    let (code, body) = server.call("GET", "/api/status", None);
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["bands"], 5);
+    let name = first_candidate(&server);
+    let image = |bands: &str| {
+        let (code, png) = server.call(
+            "GET",
+            &format!("/api/image?size=large&name={name}{bands}"),
+            None,
+        );
+        assert_eq!(code, 200, "{bands}: {png}");
+        png
+    };
+    let all = image("");
+    let (first, last) = (image("&bands=0"), image("&bands=4"));
+    assert_ne!(first, all, "one band of five is not the whole picture");
+    assert_ne!(first, last, "the first band and the last show differently");
+    assert_eq!(
+        image("&bands=0,1,2,3,4"),
+        all,
+        "every band listed is the default"
+    );
+    for bad in ["&bands=5", "&bands=x", "&bands=-1"] {
+        let (code, text) = server.call(
+            "GET",
+            &format!("/api/image?size=large&name={name}{bad}"),
+            None,
+        );
+        assert_eq!(code, 400, "{bad}: {text}");
+    }
+}

@@ -7,7 +7,7 @@ mod common;
 
 use anomalymatch::core::checkpoint::CheckpointInfo;
 use anomalymatch::core::{ChannelMode, Stretch};
-use common::{fails, ok, outcome, s, score_rows};
+use common::{fails, ok, outcome, s, score_rows, write_fits};
 use std::path::{Path, PathBuf};
 
 /// The io crate's fixtures.
@@ -154,37 +154,6 @@ fn shards_merge_into_exactly_the_files_of_a_single_run() {
     let with = score_rows(&embedded.join("scores.parquet"));
     assert_eq!(with.embeddings.len(), 400 * dim);
     assert_eq!(with.scores, rows.scores);
-}
-
-/// One 80-character FITS header card.
-fn card(key: &str, value: &str) -> String {
-    format!("{key:<8}= {value:>20}{:50}", "")
-}
-
-/// Writes a FITS file of one `bands x side x side` float image (2-D for one band).
-fn write_fits(path: &Path, bands: usize, side: usize, value: impl Fn(usize, usize, usize) -> f32) {
-    let mut header = vec![
-        card("SIMPLE", "T"),
-        card("BITPIX", "-32"),
-        card("NAXIS", if bands == 1 { "2" } else { "3" }),
-        card("NAXIS1", &side.to_string()),
-        card("NAXIS2", &side.to_string()),
-    ];
-    if bands > 1 {
-        header.push(card("NAXIS3", &bands.to_string()));
-    }
-    header.push(format!("{:80}", "END"));
-    let mut bytes = header.concat().into_bytes();
-    bytes.resize(bytes.len().div_ceil(2880) * 2880, b' ');
-    for b in 0..bands {
-        for y in 0..side {
-            for x in 0..side {
-                bytes.extend(value(b, y, x).to_be_bytes());
-            }
-        }
-    }
-    bytes.resize(bytes.len().div_ceil(2880) * 2880, 0);
-    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

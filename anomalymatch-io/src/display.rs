@@ -20,8 +20,31 @@ const REACH: f32 = 0.75;
 /// Converts one CHW image (`channels * height * width` values) into an RGB image by the rule of
 /// this module's header.
 pub fn to_rgb8(image: &[f32], channels: usize, height: usize, width: usize) -> Result<RgbImage> {
+    to_rgb8_bands(image, channels, height, width, &vec![true; channels])
+}
+
+/// As [`to_rgb8`], showing only the bands whose entry of `shown` is true: each band keeps the
+/// colour it has when all are shown, so turning bands off picks them out of the false colour.
+pub fn to_rgb8_bands(
+    image: &[f32],
+    channels: usize,
+    height: usize,
+    width: usize,
+    shown: &[bool],
+) -> Result<RgbImage> {
     let plane = check_shape(image.len(), channels, height, width)?;
-    let weights = band_weights(channels);
+    if shown.len() != channels {
+        return Err(IoError::Core(Error::InvalidArgument(format!(
+            "{} band switches for an image of {channels} bands",
+            shown.len()
+        ))));
+    }
+    let mut weights = band_weights(channels);
+    for (w, &on) in weights.iter_mut().zip(shown) {
+        if !on {
+            *w = [0.0; 3];
+        }
+    }
     let (w, h) = (width as u32, height as u32);
     let rgb = RgbImage::from_fn(w, h, |x, y| {
         let at = y as usize * width + x as usize;
@@ -122,6 +145,24 @@ mod tests {
         let out = to_rgb8(&rgb, 3, 2, 2).unwrap();
         assert_eq!(out.get_pixel(0, 0).0, [255, 255, 0]);
         assert_eq!(out.get_pixel(1, 1).0, [255, 0, 0]);
+    }
+
+    #[test]
+    fn hidden_bands_leave_the_others_in_their_colours() {
+        let img: Vec<f32> = vec![1.0; 5];
+        let all = to_rgb8(&img, 5, 1, 1).unwrap().get_pixel(0, 0).0;
+        let first = to_rgb8_bands(&img, 5, 1, 1, &[true, false, false, false, false])
+            .unwrap()
+            .get_pixel(0, 0)
+            .0;
+        let alone = {
+            let mut lit = vec![0.0; 5];
+            lit[0] = 1.0;
+            to_rgb8(&lit, 5, 1, 1).unwrap().get_pixel(0, 0).0
+        };
+        assert_eq!(first, alone, "band 0 shown alone looks as band 0 lit alone");
+        assert_ne!(first, all);
+        assert!(to_rgb8_bands(&img, 5, 1, 1, &[true; 4]).is_err());
     }
 
     #[test]

@@ -95,3 +95,39 @@ pub fn score_rows(path: &Path) -> anomalymatch_io::ScoreRows {
     }
     all
 }
+
+/// One 80-character FITS header card.
+fn card(key: &str, value: &str) -> String {
+    format!("{key:<8}= {value:>20}{:50}", "")
+}
+
+/// Writes a FITS file of one `bands x side x side` float image (2-D for one band).
+pub fn write_fits(
+    path: &Path,
+    bands: usize,
+    side: usize,
+    value: impl Fn(usize, usize, usize) -> f32,
+) {
+    let mut header = vec![
+        card("SIMPLE", "T"),
+        card("BITPIX", "-32"),
+        card("NAXIS", if bands == 1 { "2" } else { "3" }),
+        card("NAXIS1", &side.to_string()),
+        card("NAXIS2", &side.to_string()),
+    ];
+    if bands > 1 {
+        header.push(card("NAXIS3", &bands.to_string()));
+    }
+    header.push(format!("{:80}", "END"));
+    let mut bytes = header.concat().into_bytes();
+    bytes.resize(bytes.len().div_ceil(2880) * 2880, b' ');
+    for b in 0..bands {
+        for y in 0..side {
+            for x in 0..side {
+                bytes.extend(value(b, y, x).to_be_bytes());
+            }
+        }
+    }
+    bytes.resize(bytes.len().div_ceil(2880) * 2880, 0);
+    std::fs::write(path, bytes).unwrap();
+}

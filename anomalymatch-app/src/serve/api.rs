@@ -2,7 +2,7 @@
 //! wrong), every name is checked against the session before use, and work that may wait for
 //! the session's lock or the disk runs off the async threads.
 
-use super::images::Size;
+use super::images::{ALL_BANDS, Size};
 use super::jobs::{self, Busy, Job};
 use super::state::{Item, Shared};
 use anomalymatch_active::journal::Event;
@@ -82,6 +82,7 @@ pub async fn status(State(shared): State<Arc<Shared>>) -> ApiResult {
             "mode": if served.from_file.is_some() { "file" } else { "pool" },
             "query": s.query,
             "strategies": STRATEGIES,
+            "bands": s.display.bands(),
         }))
     })
     .await?;
@@ -181,6 +182,8 @@ pub struct ImageQuery {
     name: String,
     /// `thumb` (default) or `large`.
     size: Option<String>,
+    /// Bands shown in the large image, as `0,2,4` (default: all).
+    bands: Option<String>,
 }
 
 /// `GET /api/image`: the display PNG of one of the session's images.
@@ -189,6 +192,10 @@ pub async fn image(State(shared): State<Arc<Shared>>, Query(q): Query<ImageQuery
         None | Some("thumb") => Size::Thumb,
         Some("large") => Size::Large,
         Some(other) => return Err(bad(format!("size {other:?}: thumb or large"))),
+    };
+    let bands = match q.bands.as_deref() {
+        None => ALL_BANDS,
+        Some(list) => shared.display.parse_bands(list).map_err(bad)?,
     };
     let png = blocking(move || {
         let path = {
@@ -207,7 +214,7 @@ pub async fn image(State(shared): State<Arc<Shared>>, Query(q): Query<ImageQuery
             .map_err(|e| ApiError(StatusCode::FORBIDDEN, e))?;
         shared
             .display
-            .png(&q.name, size)
+            .png(&q.name, size, bands)
             .map_err(|e| ApiError(StatusCode::NOT_FOUND, e))
     })
     .await?;

@@ -27,8 +27,14 @@ pub enum Size {
     Large,
 }
 
-/// Encoded PNGs by name and size.
-type Cache = HashMap<(String, Size), Arc<Vec<u8>>>;
+/// The bands a rendering shows, bit `k` for band `k` ([`ALL_BANDS`]: every band).
+pub type Bands = u64;
+
+/// Every band: the gallery's thumbnails and the viewer's default.
+pub const ALL_BANDS: Bands = u64::MAX;
+
+/// Encoded PNGs by name, size and bands shown.
+type Cache = HashMap<(String, Size, Bands), Arc<Vec<u8>>>;
 
 /// Decodes, encodes and caches the display images of one source.
 pub struct Display {
@@ -50,14 +56,47 @@ impl Display {
         }
     }
 
-    /// The PNG of `name` at `size`, from the cache or decoded now; `Err` says why not.
-    pub fn png(&self, name: &str, size: Size) -> Result<Arc<Vec<u8>>, String> {
-        if let Some(png) = lock(&self.cache).get(&(name.to_string(), size)) {
+    /// Bands of the images shown.
+    pub fn bands(&self) -> usize {
+        self.loader.spec().channels.channels()
+    }
+
+    /// The bits of `bands` listed as `0,2,4`; `Err` names a band the images do not have.
+    pub fn parse_bands(&self, list: &str) -> Result<Bands, String> {
+        let count = self.bands();
+        let mut bits: Bands = 0;
+        for item in list.split(',').filter(|t| !t.is_empty()) {
+            let band: usize = item
+                .trim()
+                .parse()
+                .map_err(|_| format!("band {item:?}: a band number from 0"))?;
+            if band >= count.min(64) {
+                return Err(format!("band {band}: the images have {count} band(s)"));
+            }
+            bits |= 1 << band;
+        }
+        Ok(if bits.count_ones() as usize == count {
+            ALL_BANDS
+        } else {
+            bits
+        })
+    }
+
+    /// The PNG of `name` at `size` showing `bands` (thumbnails show them all), from the cache
+    /// or decoded now; `Err` says why not.
+    pub fn png(&self, name: &str, size: Size, bands: Bands) -> Result<Arc<Vec<u8>>, String> {
+        let bands = if size == Size::Thumb {
+            ALL_BANDS
+        } else {
+            bands
+        };
+        let key = (name.to_string(), size, bands);
+        if let Some(png) = lock(&self.cache).get(&key) {
             return Ok(png.clone());
         }
-        self.encode(&[name.to_string()])?;
+        self.encode(&[name.to_string()], bands)?;
         lock(&self.cache)
-            .get(&(name.to_string(), size))
+            .get(&key)
             .cloned()
             .ok_or_else(|| format!("{name}: not in the image source, or unreadable"))
     }
@@ -69,13 +108,13 @@ impl Display {
             let cache = lock(&self.cache);
             names
                 .iter()
-                .filter(|n| !cache.contains_key(&((*n).clone(), Size::Thumb)))
+                .filter(|n| !cache.contains_key(&((*n).clone(), Size::Thumb, ALL_BANDS)))
                 .cloned()
                 .collect()
         };
         for chunk in todo.chunks(32) {
             // A failure shows when the page asks for that image.
-            let _ = self.encode(chunk);
+            let _ = self.encode(chunk, ALL_BANDS);
         }
     }
 
@@ -100,7 +139,8 @@ impl Display {
         Ok(())
     }
 
-    fn encode(&self, names: &[String]) -> Result<(), String> {
+    /// Renders `names` showing `bands`: the large image, and with every band the thumbnail.
+    fn encode(&self, names: &[String], bands: Bands) -> Result<(), String> {
         let loaded = {
             let mut source = lock(&self.source);
             anomalymatch_core::pool::load_named(&self.loader, source.as_mut(), names, false)
@@ -108,14 +148,24 @@ impl Display {
                 .0
         };
         let b = &loaded.images;
+        let shown: Vec<bool> = (0..b.channels())
+            .map(|k| (bands >> k.min(63)) & 1 == 1)
+            .collect();
         let mut fresh = Vec::new();
         for (i, name) in loaded.names.iter().enumerate() {
-            let rgb =
-                anomalymatch_io::display::to_rgb8(b.image(i), b.channels(), b.height(), b.width())
-                    .map_err(|e| e.to_string())?;
-            let thumb = image::imageops::thumbnail(&rgb, THUMB, THUMB);
-            fresh.push(((name.clone(), Size::Large), Arc::new(png(&rgb)?)));
-            fresh.push(((name.clone(), Size::Thumb), Arc::new(png(&thumb)?)));
+            let rgb = anomalymatch_io::display::to_rgb8_bands(
+                b.image(i),
+                b.channels(),
+                b.height(),
+                b.width(),
+                &shown,
+            )
+            .map_err(|e| e.to_string())?;
+            if bands == ALL_BANDS {
+                let thumb = image::imageops::thumbnail(&rgb, THUMB, THUMB);
+                fresh.push(((name.clone(), Size::Thumb, bands), Arc::new(png(&thumb)?)));
+            }
+            fresh.push(((name.clone(), Size::Large, bands), Arc::new(png(&rgb)?)));
         }
         let mut cache = lock(&self.cache);
         if cache.len() + fresh.len() > CACHE_ENTRIES {

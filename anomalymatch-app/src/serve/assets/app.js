@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token") || "";
-const state = { items: [], current: -1, sort: "anomalous", original: null, pan: [0, 0] };
+const state = { items: [], current: -1, sort: "anomalous", original: null, pan: [0, 0], bands: 0 };
 
 async function api(path, options = {}) {
   const headers = Object.assign({ "X-Token": token }, options.headers || {});
@@ -19,7 +19,43 @@ async function api(path, options = {}) {
 }
 
 function imageUrl(name, size) {
-  return `/api/image?size=${size}&name=${encodeURIComponent(name)}`;
+  return `/api/image?size=${size}&name=${encodeURIComponent(name)}${size === "large" ? bandsParam() : ""}`;
+}
+
+// ---- bands: R/G/B switches for three-band images (applied here), one switch per band for
+// any other count (the server renders the false colour of the bands left on) ----------------
+
+const rgbIds = ["ch-r", "ch-g", "ch-b"];
+
+function bandBoxes() {
+  return Array.from(document.querySelectorAll(".channels input.band"));
+}
+
+function bandsParam() {
+  const boxes = bandBoxes();
+  if (!boxes.length || boxes.every((b) => b.checked)) return "";
+  return "&bands=" + boxes.filter((b) => b.checked).map((b) => b.dataset.band).join(",");
+}
+
+function setupBands(count) {
+  state.bands = count;
+  if (count === 3) return;
+  const span = document.querySelector(".channels");
+  span.innerHTML = "";
+  for (let k = 0; k < count; k++) {
+    const label = document.createElement("label");
+    label.className = "inline";
+    label.title = `band ${k + 1} of ${count}, shortest wavelength first`;
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.className = "band";
+    box.id = `band-${k}`;
+    box.dataset.band = k;
+    box.checked = true;
+    box.addEventListener("change", () => select(state.current, false));
+    label.append(box, ` ${k + 1}`);
+    span.appendChild(label);
+  }
 }
 
 // ---- counts, status and jobs ------------------------------------------------------------
@@ -33,6 +69,7 @@ function showCounts(c) {
 async function loadStatus() {
   const s = await api("/api/status");
   showCounts(s.counts);
+  if (!state.bands) setupBands(s.bands);
   const sort = $("sort");
   if (!sort.dataset.filled) {
     for (const name of s.strategies) {
@@ -266,7 +303,7 @@ function settings() {
     stretch: $("stretch").value,
     unsharp: +$("unsharp").value,
     invert: $("invert").checked,
-    channels: [$("ch-r").checked, $("ch-g").checked, $("ch-b").checked],
+    channels: rgbIds.map((id) => ($(id) ? $(id).checked : true)),
   };
 }
 
@@ -353,7 +390,8 @@ function resetControls() {
   $("stretch").value = "linear";
   $("unsharp").value = 0;
   $("invert").checked = false;
-  for (const c of ["ch-r", "ch-g", "ch-b"]) $(c).checked = true;
+  for (const box of rgbIds.map($).filter(Boolean).concat(bandBoxes())) box.checked = true;
+  if (bandBoxes().length) select(state.current, false);
   state.pan = [0, 0];
   render();
 }
