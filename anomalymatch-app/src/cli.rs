@@ -143,6 +143,20 @@ impl Flags for CyclesFlag {
     }
 }
 
+/// How many top candidates a scoring job lists and shows.
+#[derive(Debug, Args)]
+pub struct TopFlag {
+    /// Top candidates listed and shown [key: score.top].
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+}
+
+impl Flags for TopFlag {
+    fn overrides(&self, all: &mut Vec<Override>) {
+        push(all, "score.top", self.top.map(int), "--top");
+    }
+}
+
 /// The images, their starting labels, the size they are decoded at and how long to train.
 #[derive(Debug, Args)]
 pub struct DataFlags {

@@ -5,9 +5,8 @@
 //! (they are never shown to the model).
 
 use crate::assemble::{self, say};
-use crate::cli::{Common, DataFlags, Flags, int, push};
+use crate::cli::{Common, DataFlags, TopFlag};
 use crate::config::Config;
-use crate::config::Override;
 use crate::error::Result;
 use crate::outputs;
 use anomalymatch_core::atomic::AtomicGroup;
@@ -26,20 +25,14 @@ pub struct DiscoverArgs {
     /// Images, labels, size and iterations.
     #[command(flatten)]
     pub data: DataFlags,
-    /// Top candidates on the contact sheet [key: score.top].
-    #[arg(long, value_name = "N")]
-    pub top: Option<usize>,
-}
-
-impl Flags for DiscoverArgs {
-    fn overrides(&self, all: &mut Vec<Override>) {
-        push(all, "score.top", self.top.map(int), "--top");
-    }
+    /// How many top candidates.
+    #[command(flatten)]
+    pub top: TopFlag,
 }
 
 /// Runs `discover`.
 pub fn run(args: DiscoverArgs) -> Result<()> {
-    let config = super::configure(&args.common, &[&args.data, &args])?;
+    let config = super::configure(&args.common, &[&args.data, &args.top])?;
     discover(&config, args.common.quiet)
 }
 

@@ -3,8 +3,7 @@
 //! (the same file a single `score` run writes), `top_candidates.csv` and the contact sheet.
 
 use crate::assemble::{self, say};
-use crate::cli::{Common, Flags, int, push};
-use crate::config::Override;
+use crate::cli::{Common, TopFlag};
 use crate::error::{AppError, Result};
 use crate::outputs;
 use crate::score_run::{RunSpec, assemble, read_metadata};
@@ -24,20 +23,14 @@ pub struct MergeArgs {
     /// The images, for the contact sheet [default: the source the shards record].
     #[arg(long, value_name = "PATH")]
     pub images: Option<PathBuf>,
-    /// Top candidates listed and shown [key: score.top].
-    #[arg(long, value_name = "N")]
-    pub top: Option<usize>,
-}
-
-impl Flags for MergeArgs {
-    fn overrides(&self, all: &mut Vec<Override>) {
-        push(all, "score.top", self.top.map(int), "--top");
-    }
+    /// How many top candidates.
+    #[command(flatten)]
+    pub top: TopFlag,
 }
 
 /// Runs `merge`.
 pub fn run(args: MergeArgs) -> Result<()> {
-    let config = super::configure(&args.common, &[&args])?;
+    let config = super::configure(&args.common, &[&args.top])?;
     let quiet = args.common.quiet;
     let out = &config.output.dir;
     let shards = find_shards(out)?;

@@ -9,7 +9,7 @@
 //! into `scores-shard-I-of-N.parquet`, for `anomalymatch merge`.
 
 use crate::assemble::{self, say};
-use crate::cli::{Common, Flags, ImagesFlag, int, push};
+use crate::cli::{Common, Flags, ImagesFlag, TopFlag, int, push};
 use crate::config::Override;
 use crate::error::{AppError, Result};
 use crate::outputs;
@@ -34,9 +34,9 @@ pub struct ScoreArgs {
     /// The checkpoint [default: OUT/checkpoint.safetensors, as `discover` and `train` write].
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
-    /// Top candidates listed and shown [key: score.top].
-    #[arg(long, value_name = "N")]
-    pub top: Option<usize>,
+    /// How many top candidates.
+    #[command(flatten)]
+    pub top: TopFlag,
     /// Images per forward pass [key: score.batch_size].
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
@@ -51,7 +51,6 @@ pub struct ScoreArgs {
 
 impl Flags for ScoreArgs {
     fn overrides(&self, all: &mut Vec<Override>) {
-        push(all, "score.top", self.top.map(int), "--top");
         push(all, "score.batch_size", self.batch.map(int), "--batch");
         if self.embeddings {
             push(
@@ -66,7 +65,7 @@ impl Flags for ScoreArgs {
 
 /// Runs `score`.
 pub fn run(args: ScoreArgs) -> Result<()> {
-    let config = super::configure(&args.common, &[&args.images, &args])?;
+    let config = super::configure(&args.common, &[&args.images, &args.top, &args])?;
     let shard = match &args.shard {
         Some(text) => text.parse::<Shard>()?,
         None => Shard::WHOLE,
