@@ -62,15 +62,17 @@ printf '%-14s %12s %8s %s\n' target executions crashes seconds
 for t in "${targets[@]}"; do
     log=$(mktemp)
     start=$SECONDS
+    before=$(find "artifacts/$t" -type f 2>/dev/null | wc -l)
     cargo +nightly fuzz run --sanitizer none "$t" "corpus/$t" -- "${mode[@]}" -max_len=65536 \
         -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1
     rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-    crashes=$(find "artifacts/$t" -type f 2>/dev/null | wc -l)
+    crashes=$(($(find "artifacts/$t" -type f 2>/dev/null | wc -l) - before))
     printf '%-14s %12s %8s %s\n' "$t" "${runs:-?}" "$crashes" "$((SECONDS - start))"
     if ((rc != 0)); then
         failed=1
-        tail -30 "$log"
+        # The cause and the artifact, not libFuzzer's dump of the whole input.
+        grep -E "panicked|ERROR|SUMMARY|Test unit written|cargo fuzz run" "$log" | head -12
     fi
     rm -f "$log"
 done

@@ -10,9 +10,17 @@ use crate::error::{IoError, Result};
 use anomalymatch_core::Check;
 use anomalymatch_core::config::key;
 use anomalymatch_core::{ImageBatch, ImagePayload, ImageSource, SourceImage};
-use hdf5_reader::{Dataset, Datatype, H5Type, Hdf5File, SliceInfo, SliceInfoElem, VarLenKind};
+use hdf5_reader::{
+    Dataset, Datatype, H5Type, Hdf5File, OpenOptions, SliceInfo, SliceInfoElem, VarLenKind,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// The most bytes one read may decode to per byte of the file (deflate's best ratio is about
+/// 1032:1).
+const READ_RATIO: u64 = 1100;
+/// The read budget of small files.
+const READ_FLOOR: usize = 256 << 20;
 
 /// The original's dataset of images.
 pub const DEFAULT_IMAGES_DATASET: &str = "images";
@@ -138,10 +146,17 @@ impl Hdf5Source {
     pub fn open(path: impl AsRef<Path>, options: &Hdf5Options) -> Result<Self> {
         let options = options.clone().check_at("hdf5")?;
         let path = path.as_ref().to_path_buf();
-        if let Err(e) = std::fs::metadata(&path) {
-            return Err(IoError::io(&path, e));
-        }
-        let file = Hdf5File::open(&path)
+        let length = std::fs::metadata(&path)
+            .map_err(|e| IoError::io(&path, e))?
+            .len();
+        // A damaged header can declare a dataset of any size, and the reader would allocate
+        // it before reading a byte: no read may decode to more than deflate's best ratio
+        // (about 1000:1) over the whole file, with a floor for small files.
+        let budget = usize::try_from(length.saturating_mul(READ_RATIO))
+            .unwrap_or(usize::MAX)
+            .max(READ_FLOOR);
+        let options_in = OpenOptions::default().with_max_read_bytes(budget);
+        let file = Hdf5File::open_with_options(&path, options_in)
             .map_err(|e| IoError::format(&path, format!("not a readable HDF5 file: {e}")))?;
         let images_name = options.images_dataset.clone();
         let images = find_dataset(&file, &path, &images_name)?;

@@ -37,8 +37,9 @@ fn truncated_or_damaged_files_never_panic() {
     }
 }
 
-/// Inputs the fuzzer (fuzz/run.sh) found to crash a reader, read and decoded as the fuzz
-/// target does.
+/// Inputs the fuzzer (fuzz/run.sh) found to crash a reader (an overflow; a names dataset
+/// declaring terabytes, which the reader allocated before reading), read and decoded as the
+/// fuzz target does.
 #[test]
 fn files_that_crashed_the_fuzzer_are_errors() {
     use anomalymatch_core::{ChannelMode, Check, DataConfig};
@@ -52,7 +53,7 @@ fn files_that_crashed_the_fuzzer_are_errors() {
     .unwrap()
     .build(())
     .unwrap();
-    for file in ["h5/fuzz-crash-1.h5"] {
+    for file in ["h5/fuzz-crash-1.h5", "h5/fuzz-oom-1.h5"] {
         let path = fixture(file);
         if let Ok(mut source) = open_source(&path, &SourceOptions::default()) {
             while let Ok(chunk) = source.next_chunk(8) {
@@ -63,4 +64,14 @@ fn files_that_crashed_the_fuzzer_are_errors() {
             }
         }
     }
+}
+
+#[test]
+fn a_dataset_declaring_more_than_the_file_can_hold_is_refused_before_allocation() {
+    let Err(e) = open_source(&fixture("h5/fuzz-oom-1.h5"), &SourceOptions::default()) else {
+        panic!("a names dataset of terabytes in a 6 KB file opened");
+    };
+    let message = e.to_string();
+    assert!(message.contains("fuzz-oom-1.h5"), "{message}");
+    assert!(message.contains("limit"), "{message}");
 }
