@@ -68,7 +68,7 @@ fn files_that_crashed_the_fuzzer_are_errors() {
 
 #[test]
 fn a_dataset_declaring_more_than_the_file_can_hold_is_refused_before_allocation() {
-    let Err(e) = open_source(&fixture("h5/fuzz-oom-1.h5"), &SourceOptions::default()) else {
+    let Err(e) = open_source(fixture("h5/fuzz-oom-1.h5"), &SourceOptions::default()) else {
         panic!("a names dataset of terabytes in a 6 KB file opened");
     };
     let message = e.to_string();
