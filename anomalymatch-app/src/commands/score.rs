@@ -49,8 +49,11 @@ pub struct ScoreArgs {
     pub embeddings: bool,
 }
 
+/// Every flag of `score`, its groups included: `slurm score` takes the same ones.
 impl Flags for ScoreArgs {
     fn overrides(&self, all: &mut Vec<Override>) {
+        self.images.overrides(all);
+        self.top.overrides(all);
         push(all, "score.batch_size", self.batch.map(int), "--batch");
         if self.embeddings {
             push(
@@ -65,7 +68,7 @@ impl Flags for ScoreArgs {
 
 /// Runs `score`.
 pub fn run(args: ScoreArgs) -> Result<()> {
-    let config = super::configure(&args.common, &[&args.images, &args.top, &args])?;
+    let config = super::configure(&args.common, &[&args])?;
     let shard = match &args.shard {
         Some(text) => text.parse::<Shard>()?,
         None => Shard::WHOLE,

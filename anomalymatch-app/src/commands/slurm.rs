@@ -71,7 +71,7 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
             args.shards
         )));
     }
-    let mut config = super::configure(&s.common, &[&s.images, s])?.into_inner();
+    let mut config = super::configure(&s.common, &[s])?.into_inner();
     let quiet = s.common.quiet;
     // Every path absolute: the tasks run in whatever folder Slurm starts them in.
     let (images, _) = assemble::images_and_labels(&config)?;
