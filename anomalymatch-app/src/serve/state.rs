@@ -57,12 +57,7 @@ impl Served {
     /// The current candidates, unsorted: the file's, or the window's plus those answered in
     /// this cycle (which have left the window for the labelled set).
     pub fn items(&self) -> Vec<Item> {
-        let remembered: HashSet<&str> = self
-            .session
-            .remembered()
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let remembered = self.remembered_names();
         let names: Vec<(&str, Option<f32>)> = match &self.from_file {
             Some(list) => list.iter().map(|(n, s)| (n.as_str(), Some(*s))).collect(),
             None => {
@@ -94,6 +89,15 @@ impl Served {
             .collect()
     }
 
+    /// The names on the remember list (a name remembered twice counts once).
+    fn remembered_names(&self) -> HashSet<&str> {
+        self.session
+            .remembered()
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
     /// Whether `name` is one of the session's images the page may show and label.
     pub fn knows(&self, name: &str) -> bool {
         self.session.window().names.iter().any(|n| n == name)
@@ -109,12 +113,7 @@ impl Served {
     pub fn counts(&self) -> Counts {
         let labels = self.session.labels();
         let count = |l| labels.values().filter(|&&x| x == l).count();
-        let remembered: HashSet<&str> = self
-            .session
-            .remembered()
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let remembered = self.remembered_names();
         Counts {
             normal: count(Label::Normal),
             anomaly: count(Label::Anomaly),
