@@ -82,6 +82,17 @@ fn session(
     Session::open(dir, config, trainer, pool, start.clone()).unwrap()
 }
 
+/// The toy images' labels in order, and by name.
+fn truth() -> (Vec<Label>, HashMap<String, Label>) {
+    let (_, labels) = toy_images(120, 8, 10, 5);
+    let by_name = labels
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (format!("img{i:03}.png"), l))
+        .collect();
+    (labels, by_name)
+}
+
 /// Keeps every cycle report.
 #[derive(Default)]
 struct Reports(Vec<CycleReport>);
@@ -94,12 +105,7 @@ impl SessionObserver for Reports {
 
 #[test]
 fn crash_mid_cycle_then_resume_loses_and_duplicates_nothing() {
-    let (_, truth_labels) = toy_images(120, 8, 10, 5);
-    let truth: HashMap<String, Label> = truth_labels
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| (format!("img{i:03}.png"), l))
-        .collect();
+    let (truth_labels, truth) = truth();
     // Start: 2 anomalies and 6 normals.
     let start: BTreeMap<String, Label> = [0usize, 10, 1, 2, 3, 4, 5, 6]
         .iter()
@@ -202,12 +208,7 @@ fn crash_mid_cycle_then_resume_loses_and_duplicates_nothing() {
 
 #[test]
 fn a_crash_between_the_first_checkpoint_and_state_does_not_train_the_cycle_twice() {
-    let (_, truth_labels) = toy_images(120, 8, 10, 5);
-    let truth: HashMap<String, Label> = truth_labels
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| (format!("img{i:03}.png"), l))
-        .collect();
+    let (truth_labels, truth) = truth();
     let start: BTreeMap<String, Label> = [0usize, 10, 1, 2]
         .iter()
         .map(|&i| (format!("img{i:03}.png"), truth_labels[i]))
