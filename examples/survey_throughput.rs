@@ -19,6 +19,10 @@ use std::time::Instant;
 
 type Failure = Box<dyn std::error::Error>;
 
+// Measured as the `anomalymatch` binary runs: its allocator and thread setup (src/main.rs).
+#[global_allocator]
+static GLOBAL: anomalymatch::allocator::MiMalloc = anomalymatch::allocator::MiMalloc;
+
 fn loader(size: usize) -> Result<ImageLoader, Failure> {
     Ok(DataConfig {
         size,
@@ -29,6 +33,9 @@ fn loader(size: usize) -> Result<ImageLoader, Failure> {
 }
 
 fn main() -> Result<(), Failure> {
+    // SAFETY: first thing in `main`, before any thread exists.
+    unsafe { anomalymatch::threads::one_candle_thread() };
+    anomalymatch::allocator::keep_freed_pages();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let count = args.first().map(String::as_str).unwrap_or("2000");
     let stored = args.get(1).map(String::as_str).unwrap_or("128");

@@ -67,6 +67,7 @@ fn lite0_checkpoint(path: &Path, size: usize, nan: bool) {
             size,
             channels: ChannelMode::Rgb,
             stretch: Stretch::default(),
+            crop: 1.0,
         },
     };
     save_checkpoint(path, &model, &model, &state).unwrap();

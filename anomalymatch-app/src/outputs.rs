@@ -44,8 +44,8 @@ pub fn ranking_csv(group: &mut AtomicGroup, path: &Path, ranking: &Ranking) -> R
     Ok(group.write(path, |w| ranking.write_csv_to(w))?)
 }
 
-/// Stages a contact sheet of `top` (best first), decoding their images from `source` with
-/// `loader`; candidates whose image cannot be read again are left off and counted.
+/// Stages a contact sheet of `top` (best first), decoding their whole frames from `source` as
+/// `loader` does; candidates whose image cannot be read again are left off and counted.
 pub fn contact_sheet(
     group: &mut AtomicGroup,
     path: &Path,
@@ -54,7 +54,8 @@ pub fn contact_sheet(
     source: &mut dyn ImageSource,
 ) -> Result<()> {
     let names: Vec<String> = top.iter().map(|r| r.name.clone()).collect();
-    let (loaded, missing) = anomalymatch_core::pool::load_named(loader, source, &names, false)?;
+    let (loaded, missing) =
+        anomalymatch_core::pool::load_named(&loader.whole_frame(), source, &names, false)?;
     let gone = missing.len() + loaded.report.failed.len();
     if gone > 0 {
         eprintln!("warning: {gone} top candidate(s) could not be read again for the contact sheet");

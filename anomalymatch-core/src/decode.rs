@@ -1,9 +1,9 @@
 //! Turning one source image (encoded file, decoded pixels or physical values) into `f32` CHW
 //! values in `[0, 1]` at a fixed square size and channel count.
 
+use crate::loader::DataSpec;
 use crate::resample::{Resampler, RowLayout, Sample};
 use crate::source::ImagePayload;
-use crate::stretch::Stretch;
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 
@@ -125,30 +125,42 @@ struct Samples<'a, T> {
     max: f32,
 }
 
-/// Resizes the channels the image is shown with in `mode` and composes the output channels
-/// into `out` (CHW, `size` square).
+/// The centred window of `crop` of each side: its first row and column, and its height and
+/// width (at least one pixel each).
+fn centre_window(width: usize, height: usize, crop: f32) -> (usize, usize, usize, usize) {
+    let side = |n: usize| ((n as f32 * crop).round() as usize).clamp(1, n);
+    let (h, w) = (side(height), side(width));
+    ((height - h) / 2, (width - w) / 2, h, w)
+}
+
+/// Resizes the channels the image is shown with in `mode`, from the centred window of `crop`
+/// of each side, and composes the output channels into `out` (CHW, `size` square).
 fn resize_compose<T: Sample>(
     src: &Samples<'_, T>,
     mode: ChannelMode,
     size: usize,
+    crop: f32,
     out: &mut [f32],
 ) -> Result<(), String> {
     let (needed, recipes) = plan(mode, src.channels)?;
     let plane = size * size;
-    let resampler = Resampler::new(src.width, src.height, size, size);
+    // The window is read in place: the resampler walks rows by stride from an offset.
+    let (top, left, h, w) = centre_window(src.width, src.height, crop);
+    let resampler = Resampler::new(w, h, size, size);
     let mut planes = vec![0.0f32; src.channels * plane];
     if src.interleaved {
         // All channels in one pass: rows stay contiguous, which is what makes it fast.
+        let row_stride = src.width * src.channels;
         let layout = RowLayout {
-            offset: 0,
-            row_stride: src.width * src.channels,
+            offset: top * row_stride + left * src.channels,
+            row_stride,
             channels: src.channels,
         };
         resampler.resample(src.data, layout, &mut planes);
     } else {
         for &c in &needed {
             let layout = RowLayout {
-                offset: c * src.width * src.height,
+                offset: c * src.width * src.height + top * src.width + left,
                 row_stride: src.width,
                 channels: 1,
             };
@@ -213,6 +225,7 @@ fn decode_encoded(
     bytes: &[u8],
     mode: ChannelMode,
     size: usize,
+    crop: f32,
     out: &mut [f32],
 ) -> Result<(), String> {
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
@@ -234,6 +247,7 @@ fn decode_encoded(
                 },
                 mode,
                 size,
+                crop,
                 out,
             )
         };
@@ -258,9 +272,7 @@ fn decode_encoded(
 fn decode_array(
     data: &[f32],
     (channels, height, width): (usize, usize, usize),
-    stretch: &Stretch,
-    mode: ChannelMode,
-    size: usize,
+    spec: &DataSpec,
     out: &mut [f32],
 ) -> Result<(), String> {
     let expected = channels
@@ -276,7 +288,7 @@ fn decode_array(
     }
     // Stretch before resizing, so that NaN (blank) pixels are 0 and do not spread.
     let mut pixels = vec![0.0f32; expected];
-    stretch.apply_bands(data, channels, &mut pixels);
+    spec.stretch.apply_bands(data, channels, &mut pixels);
     let src = Samples {
         data: &pixels,
         width,
@@ -285,7 +297,7 @@ fn decode_array(
         interleaved: false,
         max: 1.0,
     };
-    resize_compose(&src, mode, size, out)
+    resize_compose(&src, spec.channels, spec.size, spec.crop, out)
 }
 
 /// Decodes one payload into `out` (`mode.channels() * size * size` values, CHW, in `[0, 1]`),
@@ -293,17 +305,16 @@ fn decode_array(
 /// values go through `stretch` first.
 pub(crate) fn decode_into(
     payload: &ImagePayload,
-    stretch: &Stretch,
-    mode: ChannelMode,
-    size: usize,
+    spec: &DataSpec,
     max_pixels: u64,
     out: &mut [f32],
 ) -> Result<(), String> {
+    let (mode, size, crop) = (spec.channels, spec.size, spec.crop);
     match payload {
         ImagePayload::Encoded(bytes) => {
             check_pixels(bytes, max_pixels)?;
             check_complete(bytes)?;
-            decode_encoded(bytes, mode, size, out)
+            decode_encoded(bytes, mode, size, crop, out)
         }
         ImagePayload::Pixels(batch) => {
             if batch.len() != 1 {
@@ -321,14 +332,14 @@ pub(crate) fn decode_into(
                 interleaved: false,
                 max: 1.0,
             };
-            resize_compose(&src, mode, size, out)
+            resize_compose(&src, mode, size, crop, out)
         }
         ImagePayload::Array {
             data,
             channels,
             height,
             width,
-        } => decode_array(data, (*channels, *height, *width), stretch, mode, size, out),
+        } => decode_array(data, (*channels, *height, *width), spec, out),
         ImagePayload::Unreadable(message) => Err(message.clone()),
     }
 }

@@ -13,9 +13,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The pixels a model sees: the side every image is resized to, its channels, and how
-/// physical values become pixels. A checkpoint records it, so that scoring decodes images
-/// exactly as training did.
+/// The pixels a model sees: the side every image is resized to, its channels, how physical
+/// values become pixels, and how much of the frame is kept. A checkpoint records it, so that
+/// scoring decodes images exactly as training did.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
@@ -27,6 +27,14 @@ pub struct DataSpec {
     /// encoded images and 8/16-bit cubes are already pixels (value / type maximum).
     #[serde(default)]
     pub stretch: Stretch,
+    /// Share of each side kept, centred, before resizing (1 keeps the whole frame).
+    #[serde(default = "whole_frame")]
+    pub crop: f32,
+}
+
+/// The crop of checkpoints written before there was one.
+fn whole_frame() -> f32 {
+    1.0
 }
 
 impl std::fmt::Display for DataSpec {
@@ -34,6 +42,9 @@ impl std::fmt::Display for DataSpec {
         write!(f, "{0}x{0} {1}", self.size, self.channels)?;
         if self.stretch != Stretch::default() {
             write!(f, " ({:?} stretch)", self.stretch)?;
+        }
+        if self.crop < 1.0 {
+            write!(f, ", central {:.0}% of the frame", self.crop * 100.0)?;
         }
         Ok(())
     }
@@ -54,6 +65,9 @@ pub struct DataConfig {
     pub channels: ChannelMode,
     /// How physical values (FITS, float HDF5 cubes) become pixels.
     pub stretch: Stretch,
+    /// Share of each side kept, centred, before resizing: 1 keeps the whole frame, 0.5 the
+    /// middle half of each side, for cutouts whose object fills only their centre.
+    pub crop: f32,
     /// Most unlabelled images held in memory at once (the original's `N_to_load`).
     pub n_to_load: usize,
     /// Fail on the first unreadable image instead of counting it and going on.
@@ -74,6 +88,7 @@ impl Default for DataConfig {
             size: 96,
             channels: ChannelMode::Rgb,
             stretch: Stretch::default(),
+            crop: 1.0,
             n_to_load: 10_000,
             strict: false,
             chunk_size: 256,
@@ -90,6 +105,8 @@ pub const PIPELINE_DEPTH: usize = 2;
 
 /// Largest side an image may be resized to.
 pub const MAX_SIZE: usize = 4096;
+/// Smallest share of each side a crop may keep.
+pub const MIN_CROP: f32 = 0.05;
 /// Most bands an image may have.
 pub const MAX_CHANNELS: usize = 64;
 
@@ -100,6 +117,7 @@ impl DataConfig {
             size: self.size,
             channels: self.channels,
             stretch: self.stretch,
+            crop: self.crop,
         }
     }
 
@@ -108,6 +126,7 @@ impl DataConfig {
         self.size = spec.size;
         self.channels = spec.channels;
         self.stretch = spec.stretch;
+        self.crop = spec.crop;
         self
     }
 }
@@ -115,6 +134,7 @@ impl DataConfig {
 impl Check for DataConfig {
     fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
         check_range(errors, key(prefix, "size"), self.size, 1, MAX_SIZE);
+        check_range(errors, key(prefix, "crop"), self.crop, MIN_CROP, 1.0);
         check_range(
             errors,
             key(prefix, "channels"),
@@ -210,6 +230,14 @@ impl ImageLoader {
         self.spec
     }
 
+    /// The same loader with the whole frame kept: what people look at (contact sheets, the
+    /// labelling page), where the model may see only the centre.
+    pub fn whole_frame(&self) -> ImageLoader {
+        let mut loader = self.clone();
+        loader.spec.crop = 1.0;
+        loader
+    }
+
     /// True when the first unreadable image is an error rather than counted.
     pub fn is_strict(&self) -> bool {
         self.strict
@@ -243,17 +271,7 @@ impl ImageLoader {
         let outcomes: Vec<std::result::Result<(), String>> = data
             .par_chunks_mut(per)
             .zip(items.par_iter())
-            .map(|(out, item)| {
-                let s = &self.spec;
-                decode_into(
-                    &item.payload,
-                    &s.stretch,
-                    s.channels,
-                    s.size,
-                    self.max_pixels,
-                    out,
-                )
-            })
+            .map(|(out, item)| decode_into(&item.payload, &self.spec, self.max_pixels, out))
             .collect();
         let mut names = Vec::with_capacity(items.len());
         let mut report = LoadReport::default();
@@ -516,6 +534,61 @@ mod tests {
             .decode_chunk(&items[..1])
             .unwrap_err();
         assert!(err.to_string().contains("cube.fits"), "{err}");
+    }
+
+    #[test]
+    fn a_crop_keeps_the_centre_of_interleaved_and_planar_images() {
+        // A bright 20x16 centre (the middle half of each side) in a dark 40x32 frame.
+        let bright = |x: u32, y: u32| (10..30).contains(&x) && (8..24).contains(&y);
+        let dir = tempfile::tempdir().unwrap();
+        RgbImage::from_fn(40, 32, |x, y| Rgb([if bright(x, y) { 255 } else { 0 }; 3]))
+            .save(dir.path().join("centre.png"))
+            .unwrap();
+        let planar: Vec<f32> = (0..2 * 32 * 40)
+            .map(|i| f32::from(bright((i % 40) as u32, ((i / 40) % 32) as u32)))
+            .collect();
+        let items = [SourceImage {
+            name: "cube".into(),
+            origin: "cube.fits".into(),
+            payload: ImagePayload::Pixels(ImageBatch::from_vec(planar, 2, 32, 40).unwrap()),
+        }];
+        let with = |crop, channels| {
+            DataConfig {
+                size: 8,
+                channels,
+                crop,
+                ..DataConfig::default()
+            }
+            .check()
+            .unwrap()
+            .build(())
+            .unwrap()
+        };
+        for crop in [0.5, 1.0] {
+            let png = load_folder(dir.path(), &with(crop, ChannelMode::Rgb)).unwrap();
+            let cube = with(crop, ChannelMode::Keep(2))
+                .decode_chunk(&items)
+                .unwrap();
+            for pixels in [png.images.image(0), cube.images.image(0)] {
+                let darkest = pixels.iter().copied().fold(f32::INFINITY, f32::min);
+                if crop < 1.0 {
+                    assert!(darkest > 0.99, "crop {crop}: {pixels:?}");
+                } else {
+                    assert!(darkest < 0.01, "crop {crop}: {pixels:?}");
+                }
+            }
+        }
+        // The whole-frame loader shows the dark border again; a crop of nothing is refused.
+        let whole = with(0.5, ChannelMode::Rgb).whole_frame();
+        let png = load_folder(dir.path(), &whole).unwrap();
+        assert!(png.images.image(0).iter().any(|&v| v < 0.01));
+        let err = DataConfig {
+            crop: 0.0,
+            ..DataConfig::default()
+        }
+        .check()
+        .unwrap_err();
+        assert!(err.to_string().contains("crop"), "{err}");
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub fn open(
             ..spec
         })
         .check()?
-        .build(())?;
+        .build(())?
+        .whole_frame();
     let display = Display::new(
         assemble::open_source(config, &images)?,
         display_loader,
