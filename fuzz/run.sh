@@ -62,12 +62,14 @@ printf '%-14s %12s %8s %s\n' target executions crashes seconds
 for t in "${targets[@]}"; do
     log=$(mktemp)
     start=$SECONDS
-    before=$(find "artifacts/$t" -type f 2>/dev/null | wc -l)
+    # slow-unit-* files are inputs that took over 10 s of wall time: a timing, not a crash
+    # (on a loaded machine, often the load). They stay for a look but are not counted.
+    before=$(find "artifacts/$t" -type f ! -name "slow-unit-*" 2>/dev/null | wc -l)
     cargo +nightly fuzz run --sanitizer none "$t" "corpus/$t" -- "${mode[@]}" -max_len=65536 \
         -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1
     rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-    crashes=$(($(find "artifacts/$t" -type f 2>/dev/null | wc -l) - before))
+    crashes=$(($(find "artifacts/$t" -type f ! -name "slow-unit-*" 2>/dev/null | wc -l) - before))
     printf '%-14s %12s %8s %s\n' "$t" "${runs:-?}" "$crashes" "$((SECONDS - start))"
     if ((rc != 0)); then
         failed=1

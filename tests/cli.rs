@@ -195,6 +195,47 @@ fn the_benchmark_runs_the_protocol_through_a_session() {
         assert!((0.0..=1.0).contains(&auroc), "{l}");
     }
     assert!(stdout.contains("| cycle | AUROC |"), "{stdout}");
+    // The baselines go through the same protocol on frozen embeddings, FixMatch left out.
+    let stdout = ok(&[
+        "benchmark",
+        "--quiet",
+        "--data",
+        MINI,
+        "--seeds",
+        "1",
+        "--cycles",
+        "2",
+        "--size",
+        "32",
+        "--baseline",
+        "probe",
+        "--baseline",
+        "knn",
+        "--baseline",
+        "iforest",
+        "--set",
+        "benchmark.queries=[]",
+        "--out",
+        s(&dir.path().join("b")),
+    ]);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    for (l, name) in lines.chunks(2).zip(["probe", "knn", "iforest"]) {
+        assert_eq!(l[0]["baseline"], name, "{stdout}");
+        assert_eq!((&l[0]["pool"], &l[1]["pool"]), (&300.into(), &280.into()));
+        assert_eq!(l[0]["found"], 10);
+        assert!(stdout.contains(&format!("--baseline {name}")), "{stdout}");
+    }
+    assert!(!stdout.contains("--query"), "{stdout}");
+    fails(
+        &["benchmark", "--quiet", "--data", MINI, "--baseline", "svm"],
+        2,
+        &["benchmark.baselines", "unknown baseline \"svm\""],
+    );
     // The protocol needs more anomalies than it starts with.
     fails(
         &[

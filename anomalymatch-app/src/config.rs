@@ -115,6 +115,8 @@ pub struct BenchmarkConfig {
     pub seeds: Vec<u64>,
     /// `protocol` (the protocol's expert) or query strategy names; one run each per seed.
     pub queries: Vec<String>,
+    /// Baselines run through the protocol beside FixMatch: `probe`, `knn` or `iforest`.
+    pub baselines: Vec<String>,
     /// Anomalies labelled at the start.
     pub start_anomalies: usize,
     /// Normals labelled at the start.
@@ -130,6 +132,7 @@ impl Default for BenchmarkConfig {
             data: "../shared/data/gz1-sdss".into(),
             seeds: vec![42, 43, 44],
             queries: vec![PROTOCOL.into()],
+            baselines: Vec::new(),
             start_anomalies: 10,
             start_normals: 90,
             expert_per_class: 10,
@@ -159,6 +162,15 @@ impl Check for Config {
                 && let Err(e) = anomalymatch_active::by_name(q)
             {
                 errors.push(format!("{}: {e}", k("queries")));
+            }
+        }
+        for name in &b.baselines {
+            if !crate::commands::benchmark::baselines::NAMES.contains(&name.as_str()) {
+                errors.push(format!(
+                    "{}: unknown baseline {name:?}; expected one of {}",
+                    k("baselines"),
+                    crate::commands::benchmark::baselines::NAMES.join(", ")
+                ));
             }
         }
         check_range(

@@ -4,7 +4,11 @@
 //! simulated expert. With `protocol` the expert labels the highest-scored true normals and
 //! true anomalies (it knows the truth when it picks); with a query strategy's name it labels
 //! that strategy's picks, as a real expert would. One JSON line per cycle goes to stdout, then
-//! a summary table per query.
+//! a summary table per query. Baselines on frozen embeddings (`--baseline`) run through the
+//! same protocol and get tables of their own.
+
+pub mod baselines;
+mod isolation_forest;
 
 use crate::assemble;
 use crate::cli::{Common, CyclesFlag, Flags, TrainingFlags, int, path, push, text};
@@ -34,6 +38,10 @@ pub struct BenchmarkArgs {
     /// `protocol` or a query strategy; repeat to compare [key: benchmark.queries].
     #[arg(long, value_name = "QUERY")]
     pub query: Vec<String>,
+    /// A baseline on frozen embeddings, `probe`, `knn` or `iforest`; repeat for more
+    /// [key: benchmark.baselines].
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Vec<String>,
     /// Size and iterations per cycle.
     #[command(flatten)]
     pub training: TrainingFlags,
@@ -66,6 +74,12 @@ impl Flags for BenchmarkArgs {
             list(self.query.iter().map(|q| text(q)).collect()),
             "--query",
         );
+        push(
+            all,
+            "benchmark.baselines",
+            list(self.baseline.iter().map(|q| text(q)).collect()),
+            "--baseline",
+        );
         self.training.overrides(all);
         self.cycles.overrides(all);
         push(
@@ -84,7 +98,7 @@ pub fn run(args: BenchmarkArgs) -> Result<()> {
 }
 
 /// The protocol's data: image names in class-file order and which are anomalies.
-struct Data {
+pub struct Data {
     images: PathBuf,
     names: Vec<String>,
     truth: Vec<bool>,
@@ -96,12 +110,30 @@ fn benchmark(config: &Config, quiet: bool) -> Result<()> {
     assemble::prepare_output(&config.output.dir, quiet)?;
     let b = &config.benchmark;
     let mut summary: Vec<Vec<Vec<serde_json::Value>>> = vec![Vec::new(); b.queries.len()];
+    let mut baseline_summary: Vec<Vec<Vec<serde_json::Value>>> =
+        vec![Vec::new(); b.baselines.len()];
+    // The embeddings do not depend on the seed: the backbone is the pretrained one.
+    let embeddings = if b.baselines.is_empty() {
+        None
+    } else {
+        Some(baselines::embed(config, &data, quiet)?)
+    };
     for &seed in &b.seeds {
         let start = start_labels(&data, seed, b.start_anomalies, b.start_normals);
+        if let Some(x) = &embeddings {
+            for (k, name) in b.baselines.iter().enumerate() {
+                let lines = baselines::run(name, x, &data, &start, config, seed)?;
+                baseline_summary[k].push(lines);
+            }
+        }
         for (q, query) in b.queries.iter().enumerate() {
             let lines = run_one(config, &data, &start, seed, query, quiet)?;
             summary[q].push(lines);
         }
+    }
+    for (name, runs) in b.baselines.iter().zip(&baseline_summary) {
+        println!("\n--baseline {name}");
+        print_summary(runs);
     }
     for (query, runs) in b.queries.iter().zip(&summary) {
         println!("\n--query {query}");
