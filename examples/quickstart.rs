@@ -10,7 +10,7 @@ use anomalymatch::augment::AugmentConfig;
 use anomalymatch::core::fixmatch::TrainData;
 use anomalymatch::core::{
     Check, DataConfig, FolderSource, LabelTable, LabelledSet, Ranking, TrainConfig, UnlabelledPool,
-    anomaly_scores,
+    Views, anomaly_scores,
 };
 use anomalymatch::models::{ModelConfig, ModelInput};
 use std::error::Error;
@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     })?;
 
     // Scores come from the EMA model; the ranking puts the most anomalous first.
-    let scores = anomaly_scores(trainer.ema(), &window.images, 128)?;
+    let scores = anomaly_scores(trainer.ema(), &window.images, 128, Views::Single)?;
     let ranking = Ranking::new(&window.names, &scores)?;
     for (i, r) in ranking.top(5).iter().enumerate() {
         println!("#{} {} {:.3}", i + 1, r.name, r.score);

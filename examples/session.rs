@@ -9,7 +9,7 @@ use anomalymatch::active::session::{CycleReport, SessionObserver};
 use anomalymatch::active::{ActiveConfig, Session, SessionConfig, SimulatedExpert};
 use anomalymatch::augment::AugmentConfig;
 use anomalymatch::core::{
-    Check, ClassTable, DataConfig, FolderSource, LabelTable, TrainConfig, UnlabelledPool,
+    Check, ClassTable, DataConfig, FolderSource, LabelTable, TrainConfig, UnlabelledPool, Views,
 };
 use anomalymatch::models::{ModelConfig, ModelInput};
 use std::error::Error;
@@ -62,6 +62,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         iterations: 20,
         queries_per_cycle: active.queries_per_cycle,
         score_batch: 128,
+        score_views: Views::Single,
         seed: 7,
         show_progress: true,
     };

@@ -10,7 +10,7 @@
 //! written by the io crate's `make_bench_inputs.py` (numpy, h5py, astropy, Pillow) into a
 //! temporary folder. Each source is read once to warm the page cache before it is timed.
 
-use anomalymatch::core::{Check, DataConfig, ImageLoader, score_source};
+use anomalymatch::core::{Check, DataConfig, ImageLoader, Views, score_source};
 use anomalymatch::io::{SourceFormat, SourceOptions, open_source};
 use anomalymatch::models::{ModelConfig, ModelInput};
 use std::path::Path;
@@ -108,7 +108,15 @@ fn main() -> Result<(), Failure> {
             let decode = report.loaded as f64 / t.elapsed().as_secs_f64();
             source.rewind()?;
             let t = Instant::now();
-            let report = score_source(model, &loader, source.as_mut(), 256, false, |_, _| Ok(()))?;
+            let report = score_source(
+                model,
+                &loader,
+                source.as_mut(),
+                256,
+                Views::Single,
+                false,
+                |_, _| Ok(()),
+            )?;
             let scored = report.loaded as f64 / t.elapsed().as_secs_f64();
             if !report.failed.is_empty() {
                 return Err(format!("{label}: {} images failed", report.failed.len()).into());

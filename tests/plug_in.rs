@@ -8,7 +8,7 @@ use anomalymatch::core::toy::toy_images;
 use anomalymatch::core::{
     Answer, Augmenter, Candidate, ChannelMode, Check, Classifier, DataSpec, ImageBatch,
     ImagePayload, ImageSource, Label, Oracle, OracleOutcome, QueryInput, QueryStrategy, Result,
-    SourceImage, Stretch, TrainConfig, anomaly_scores,
+    SourceImage, Stretch, TrainConfig, Views, anomaly_scores,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{RngExt, SeedableRng};
@@ -219,7 +219,7 @@ fn fixmatch_trains_a_downstream_classifier_and_the_loop_pieces_fit() {
         .build((TinyClassifier::new(), FlipNoise, SPEC, 7))
         .unwrap();
     let before = auroc(
-        &anomaly_scores(trainer.ema(), &pool, 64).unwrap(),
+        &anomaly_scores(trainer.ema(), &pool, 64, Views::Single).unwrap(),
         &pool_truth,
     );
     let mut steps = Vec::new();
@@ -234,7 +234,7 @@ fn fixmatch_trains_a_downstream_classifier_and_the_loop_pieces_fit() {
     assert!(steps.iter().all(|m| m.loss.is_finite()));
     assert!(steps.last().unwrap().sup_loss < steps[0].sup_loss);
 
-    let scores = anomaly_scores(trainer.ema(), &pool, 64).unwrap();
+    let scores = anomaly_scores(trainer.ema(), &pool, 64, Views::Single).unwrap();
     let after = auroc(&scores, &pool_truth);
     assert!(
         after > 0.95 && after > before,

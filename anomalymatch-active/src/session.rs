@@ -21,7 +21,7 @@ use crate::journal::{Event, Journal};
 use anomalymatch_core::atomic::write_atomic;
 use anomalymatch_core::atomic::write_bytes_atomic;
 use anomalymatch_core::fixmatch::{FixMatch, StepMetrics, TrainData};
-use anomalymatch_core::score::{anomaly_scores, embed_all};
+use anomalymatch_core::score::{Views, anomaly_scores, embed_all};
 use anomalymatch_core::{
     Answer, Augmenter, Candidate, Classifier, Embeddings, FailedImage, ImageBatch, Label,
     LabelTable, LabelledSet, MergeReport, Oracle, OracleOutcome, QueryInput, QueryStrategy,
@@ -43,6 +43,9 @@ pub struct SessionConfig {
     pub queries_per_cycle: usize,
     /// Images per forward pass when scoring.
     pub score_batch: usize,
+    /// Views of each image whose scores are averaged.
+    #[serde(default)]
+    pub score_views: Views,
     /// Seed of the query strategy.
     pub seed: u64,
     /// Draw progress bars (training, loading) on stderr.
@@ -419,6 +422,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             self.trainer.ema(),
             self.labelled.images(),
             self.config.score_batch,
+            self.config.score_views,
         )?)
     }
 
@@ -532,6 +536,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             self.trainer.ema(),
             images,
             self.config.score_batch,
+            self.config.score_views,
         )?)
     }
 
@@ -555,7 +560,8 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         let window = self.pool.window();
         let batch = self.config.score_batch;
         let mut scores = window_scores.to_vec();
-        scores.extend(anomaly_scores(model, self.labelled.images(), batch)?);
+        let views = self.config.score_views;
+        scores.extend(anomaly_scores(model, self.labelled.images(), batch, views)?);
         let mut labels = vec![Label::Unknown; window.names.len()];
         labels.extend_from_slice(self.labelled.labels());
         let embeddings = if strategy.needs_embeddings() {

@@ -10,7 +10,7 @@ use anomalymatch_active::{SimulatedExpert, by_name};
 use anomalymatch_core::toy::{MaxMeanClassifier, MemorySource, toy_images};
 use anomalymatch_core::{
     Answer, Candidate, ChannelMode, Check, DataConfig, IdentityAugmenter, Label, LabelTable,
-    Oracle, OracleOutcome, TrainConfig, UnlabelledPool,
+    Oracle, OracleOutcome, TrainConfig, UnlabelledPool, Views,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -76,6 +76,7 @@ fn session(
         iterations: 8,
         queries_per_cycle: 5,
         score_batch: 64,
+        score_views: Views::Single,
         seed: 1,
         show_progress: false,
     };

@@ -258,6 +258,7 @@ pub fn session(
         iterations: config.train.iterations,
         queries_per_cycle: config.active.queries_per_cycle,
         score_batch: config.score.batch_size,
+        score_views: config.score.views,
         seed: config.seed,
         show_progress: progress,
     };

@@ -8,7 +8,7 @@ use crate::error::{AppError, Result};
 use crate::shard::Shard;
 use anomalymatch_core::atomic::{AtomicGroup, remove_stale_temps, write_atomic};
 use anomalymatch_core::pipeline::pipelined;
-use anomalymatch_core::score::embed_all;
+use anomalymatch_core::score::{Views, embed_all};
 use anomalymatch_core::{
     Classifier, DataSpec, FailedImage, ImageLoader, ImageSource, Loaded, Progress, Ranking,
     SourceImage, anomaly_scores,
@@ -52,6 +52,9 @@ pub struct RunSpec {
     pub max_pixels: u64,
     /// Images per forward pass.
     pub batch_size: usize,
+    /// Views of each image whose scores are averaged.
+    #[serde(default)]
+    pub views: Views,
     /// Images decoded per step.
     pub chunk_size: usize,
     /// Images per part.
@@ -265,6 +268,8 @@ pub struct Scorer<'a, C: Classifier> {
     pub loader: &'a ImageLoader,
     /// Images per forward pass.
     pub batch_size: usize,
+    /// Views of each image whose scores are averaged.
+    pub views: Views,
     /// Keep embeddings too.
     pub embeddings: bool,
 }
@@ -331,7 +336,7 @@ impl<C: Classifier> Scorer<'_, C> {
             &mut produce,
             |d: Decoded| {
                 let images = &d.loaded.images;
-                let scores = anomaly_scores(self.model, images, self.batch_size)?;
+                let scores = anomaly_scores(self.model, images, self.batch_size, self.views)?;
                 if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
                     return Err(anomalymatch_core::Error::InvalidArgument(format!(
                         "the checkpoint scores {} as {}: it is broken",

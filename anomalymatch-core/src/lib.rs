@@ -56,7 +56,7 @@ pub use oracle::{Answer, Candidate, Oracle, OracleOutcome};
 pub use pool::UnlabelledPool;
 pub use progress::Progress;
 pub use query::{Embeddings, QueryInput, QueryStrategy};
-pub use score::{Ranking, ScoreConfig, anomaly_scores, score_source};
+pub use score::{Ranking, ScoreConfig, Views, anomaly_scores, score_source};
 pub use source::{ImagePayload, ImageSource, SourceImage};
 pub use stretch::Stretch;
 pub use train_config::{Schedule, TrainConfig};

@@ -8,6 +8,7 @@ use crate::image::ImageBatch;
 use crate::loader::{ImageLoader, LoadReport};
 use crate::query::Embeddings;
 use crate::source::ImageSource;
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -25,6 +26,73 @@ pub struct ScoreConfig {
     pub part_size: usize,
     /// Also write each image's embedding (the backbone's pooled features) beside its score.
     pub embeddings: bool,
+    /// Views of each image whose scores are averaged (test-time augmentation).
+    pub views: Views,
+}
+
+/// Views of each image whose anomaly probabilities are averaged. Sky images have no up: a
+/// galaxy turned or mirrored is the same galaxy, and averaging over those views takes the
+/// orientation's noise out of its score, at one forward pass per view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Views {
+    /// The image as it is.
+    #[default]
+    Single,
+    /// The image, its two mirrors and its half turn.
+    Flips,
+    /// The eight symmetries of the square: four quarter turns, each also mirrored.
+    Dihedral,
+}
+
+impl Views {
+    /// Forward passes per image.
+    pub fn count(self) -> usize {
+        match self {
+            Views::Single => 1,
+            Views::Flips => 4,
+            Views::Dihedral => 8,
+        }
+    }
+
+    /// View `k` of images `[N, C, H, W]` (square). Flips: identity, left-right, up-down, both;
+    /// dihedral: `k % 4` quarter turns, mirrored left-right when `k >= 4`.
+    fn apply(self, x: &Tensor, k: usize) -> Result<Tensor> {
+        // Reversing the columns (dim 3) mirrors left-right; reversing the rows (dim 2), up-down.
+        let (columns, rows) = (3, 2);
+        match self {
+            Views::Single => Ok(x.clone()),
+            Views::Flips => {
+                let mut v = x.clone();
+                if k & 1 == 1 {
+                    v = flip(&v, columns)?;
+                }
+                if k & 2 == 2 {
+                    v = flip(&v, rows)?;
+                }
+                Ok(v)
+            }
+            Views::Dihedral => {
+                let mut v = x.clone();
+                for _ in 0..k % 4 {
+                    // A quarter turn: transpose, then mirror left-right.
+                    v = flip(&v.transpose(rows, columns)?.contiguous()?, columns)?;
+                }
+                if k >= 4 {
+                    v = flip(&v, columns)?;
+                }
+                Ok(v)
+            }
+        }
+    }
+}
+
+/// `x` reversed along `dim`.
+fn flip(x: &Tensor, dim: usize) -> Result<Tensor> {
+    let n = x.dim(dim)?;
+    let reversed: Vec<u32> = (0..n as u32).rev().collect();
+    let index = Tensor::from_vec(reversed, n, x.device())?;
+    Ok(x.index_select(&index, dim)?)
 }
 
 impl Default for ScoreConfig {
@@ -34,6 +102,7 @@ impl Default for ScoreConfig {
             top: 100,
             part_size: 10_000,
             embeddings: false,
+            views: Views::Single,
         }
     }
 }
@@ -58,28 +127,35 @@ impl Check for ScoreConfig {
     }
 }
 
-/// Softmax probability of class 1 (`anomaly`) for every image, in eval mode, `batch_size` images
-/// per forward pass so memory stays bounded.
+/// Softmax probability of class 1 (`anomaly`) for every image, in eval mode, averaged over
+/// `views` of it, `batch_size` images per forward pass so memory stays bounded.
 pub fn anomaly_scores<C: Classifier + ?Sized>(
     model: &C,
     images: &ImageBatch,
     batch_size: usize,
+    views: Views,
 ) -> Result<Vec<f32>> {
     let mut scores = Vec::with_capacity(images.len());
     for chunk in chunks(images.len(), batch_size)? {
         let idx: Vec<usize> = chunk.collect();
         let x = images.select(&idx)?.to_tensor(model.device())?;
-        let logits = model.forward_t(&x, false)?;
-        if logits.dim(1)? < 2 {
-            return Err(Error::Shape(format!(
-                "scoring needs at least 2 classes, model gives {}",
-                logits.dim(1)?
-            )));
+        let mut sum = vec![0.0f32; idx.len()];
+        for k in 0..views.count() {
+            let logits = model.forward_t(&views.apply(&x, k)?, false)?;
+            if logits.dim(1)? < 2 {
+                return Err(Error::Shape(format!(
+                    "scoring needs at least 2 classes, model gives {}",
+                    logits.dim(1)?
+                )));
+            }
+            let p = candle_nn::ops::softmax_last_dim(&logits)?
+                .narrow(1, 1, 1)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            sum.iter_mut().zip(p).for_each(|(s, p)| *s += p);
         }
-        let p = candle_nn::ops::softmax_last_dim(&logits)?
-            .narrow(1, 1, 1)?
-            .flatten_all()?;
-        scores.extend(p.to_vec1::<f32>()?);
+        let n = views.count() as f32;
+        scores.extend(sum.into_iter().map(|s| s / n));
     }
     Ok(scores)
 }
@@ -96,11 +172,12 @@ pub fn score_source<C: Classifier + ?Sized>(
     loader: &ImageLoader,
     source: &mut dyn ImageSource,
     batch_size: usize,
+    views: Views,
     show_progress: bool,
     mut sink: impl FnMut(&[String], &[f32]) -> Result<()>,
 ) -> Result<LoadReport> {
     loader.for_each_chunk(source, show_progress, |chunk| {
-        let scores = anomaly_scores(model, &chunk.images, batch_size)?;
+        let scores = anomaly_scores(model, &chunk.images, batch_size, views)?;
         sink(&chunk.names, &scores)
     })
 }
@@ -254,18 +331,63 @@ mod tests {
         .build(())
         .unwrap();
         let (mut names, mut scores) = (Vec::new(), Vec::new());
-        let report = score_source(&model, &loader, &mut source, 3, false, |n, s| {
-            names.extend_from_slice(n);
-            scores.extend_from_slice(s);
-            Ok(())
-        })
+        let report = score_source(
+            &model,
+            &loader,
+            &mut source,
+            3,
+            Views::Single,
+            false,
+            |n, s| {
+                names.extend_from_slice(n);
+                scores.extend_from_slice(s);
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(report.loaded, 23);
         assert_eq!(report.failed.len(), 1);
         assert_eq!(report.failed[0].name, "broken");
         assert_eq!(names, expected);
-        let direct = anomaly_scores(&model, &images, 7).unwrap();
+        let direct = anomaly_scores(&model, &images, 7, Views::Single).unwrap();
         for (a, b) in scores.iter().zip(&direct) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn views_are_the_symmetries_of_the_square_and_their_scores_are_averaged() {
+        // A 3x3 image with nine different pixels: every symmetry moves them differently.
+        let x = Tensor::arange(0f32, 9.0, &candle_core::Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 3, 3))
+            .unwrap();
+        let seen = |views: Views| -> std::collections::BTreeSet<Vec<u32>> {
+            (0..views.count())
+                .map(|k| {
+                    let v = views.apply(&x, k).unwrap().flatten_all().unwrap();
+                    v.to_vec1::<f32>()
+                        .unwrap()
+                        .iter()
+                        .map(|&p| p as u32)
+                        .collect()
+                })
+                .collect()
+        };
+        assert_eq!(seen(Views::Dihedral).len(), 8);
+        let flips = seen(Views::Flips);
+        assert_eq!(flips.len(), 4);
+        assert!(
+            flips.contains(&vec![8, 7, 6, 5, 4, 3, 2, 1, 0]),
+            "the half turn"
+        );
+        assert!(flips.is_subset(&seen(Views::Dihedral)));
+        // A model that ignores orientation scores the same under every view.
+        let (images, _) = crate::toy::toy_images(6, 8, 4, 5);
+        let model = crate::toy::MaxMeanClassifier::new().unwrap();
+        let one = anomaly_scores(&model, &images, 4, Views::Single).unwrap();
+        let eight = anomaly_scores(&model, &images, 4, Views::Dihedral).unwrap();
+        for (a, b) in one.iter().zip(&eight) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
     }

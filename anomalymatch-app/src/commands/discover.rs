@@ -105,6 +105,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
         &loader,
         source.as_mut(),
         config.score.batch_size,
+        config.score.views,
         !quiet,
         |n, s| {
             for (name, &score) in n.iter().zip(s) {

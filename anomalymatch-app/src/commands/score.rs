@@ -137,6 +137,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         data: loader.spec(),
         max_pixels: config.data.max_pixels,
         batch_size: config.score.batch_size,
+        views: config.score.views,
         chunk_size: config.data.chunk_size,
         part_size: config.score.part_size,
         embeddings: config.score.embeddings,
@@ -168,6 +169,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         model: &model,
         loader: &loader,
         batch_size: config.score.batch_size,
+        views: config.score.views,
         embeddings: config.score.embeddings,
     };
     let scored = scorer.score_missing(&run, source.as_mut(), !quiet)?;

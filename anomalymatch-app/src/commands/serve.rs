@@ -143,6 +143,7 @@ pub fn open(
         user_labels: labels_path,
         query,
         score_batch: config.score.batch_size,
+        score_views: config.score.views,
     }))
 }
 

@@ -159,7 +159,7 @@ fn score(shared: &Arc<Shared>) -> Result<(), String> {
                 .select_named(&window.names, chunk)
                 .map_err(text)?
         };
-        let s = anomaly_scores(&model, &images, batch).map_err(text)?;
+        let s = anomaly_scores(&model, &images, batch, shared.score_views).map_err(text)?;
         scores.extend(picked.into_iter().zip(s));
         let done = scores.len();
         let rate = done as f64 / clock.elapsed().as_secs_f64().max(1e-9);
@@ -183,7 +183,7 @@ fn score(shared: &Arc<Shared>) -> Result<(), String> {
             .images()
             .select_named(labelled.names(), &answered)
             .map_err(text)?;
-        let s = anomaly_scores(&model, &images, batch).map_err(text)?;
+        let s = anomaly_scores(&model, &images, batch, shared.score_views).map_err(text)?;
         scores.extend(names.into_iter().zip(s));
         served.scores = scores;
         let mut items = served.items();

@@ -167,6 +167,8 @@ pub struct Shared {
     pub query: String,
     /// Images per forward pass when scoring.
     pub score_batch: usize,
+    /// Views of each image whose scores are averaged.
+    pub score_views: anomalymatch_core::Views,
 }
 
 impl Shared {

@@ -249,6 +249,7 @@ fn run_one(
             config.active.queries_per_cycle
         },
         score_batch: config.score.batch_size,
+        score_views: config.score.views,
         seed,
         show_progress: !quiet,
     };
