@@ -161,6 +161,15 @@ fn a_labelling_session_runs_and_resumes() {
     assert_eq!(rows(&out.join("session/journal.jsonl")).len(), 6);
 }
 
+/// The JSON lines of a benchmark's stdout (one per cycle).
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn the_benchmark_runs_the_protocol_through_a_session() {
     let dir = tempfile::tempdir().unwrap();
@@ -180,11 +189,7 @@ fn the_benchmark_runs_the_protocol_through_a_session() {
         "--out",
         s(&dir.path().join("b")),
     ]);
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&stdout);
     assert_eq!(lines.len(), 2, "{stdout}");
     // 400 images less 10 + 90 start labels; the expert then labels 10 + 10 per cycle.
     assert_eq!(lines[0]["pool"], 300);
@@ -218,11 +223,7 @@ fn the_benchmark_runs_the_protocol_through_a_session() {
         "--out",
         s(&dir.path().join("b")),
     ]);
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = json_lines(&stdout);
     assert_eq!(lines.len(), 6, "{stdout}");
     for (l, name) in lines.chunks(2).zip(["probe", "knn", "iforest"]) {
         assert_eq!(l[0]["baseline"], name, "{stdout}");
