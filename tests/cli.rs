@@ -173,7 +173,9 @@ fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
 #[test]
 fn the_benchmark_runs_the_protocol_through_a_session() {
     let dir = tempfile::tempdir().unwrap();
-    let stdout = ok(&[
+    let out = dir.path().join("b");
+    // One seed, two cycles, small images: the settings both runs below share.
+    let small = [
         "benchmark",
         "--quiet",
         "--data",
@@ -182,13 +184,12 @@ fn the_benchmark_runs_the_protocol_through_a_session() {
         "1",
         "--cycles",
         "2",
-        "--iters",
-        "1",
         "--size",
         "32",
         "--out",
-        s(&dir.path().join("b")),
-    ]);
+        s(&out),
+    ];
+    let stdout = ok(&[&small[..], &["--iters", "1"]].concat());
     let lines = json_lines(&stdout);
     assert_eq!(lines.len(), 2, "{stdout}");
     // 400 images less 10 + 90 start labels; the expert then labels 10 + 10 per cycle.
@@ -201,17 +202,7 @@ fn the_benchmark_runs_the_protocol_through_a_session() {
     }
     assert!(stdout.contains("| cycle | AUROC |"), "{stdout}");
     // The baselines go through the same protocol on frozen embeddings, FixMatch left out.
-    let stdout = ok(&[
-        "benchmark",
-        "--quiet",
-        "--data",
-        MINI,
-        "--seeds",
-        "1",
-        "--cycles",
-        "2",
-        "--size",
-        "32",
+    let baselines = [
         "--baseline",
         "probe",
         "--baseline",
@@ -220,9 +211,8 @@ fn the_benchmark_runs_the_protocol_through_a_session() {
         "iforest",
         "--set",
         "benchmark.queries=[]",
-        "--out",
-        s(&dir.path().join("b")),
-    ]);
+    ];
+    let stdout = ok(&[&small[..], &baselines].concat());
     let lines = json_lines(&stdout);
     assert_eq!(lines.len(), 6, "{stdout}");
     for (l, name) in lines.chunks(2).zip(["probe", "knn", "iforest"]) {

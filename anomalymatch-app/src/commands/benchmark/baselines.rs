@@ -144,10 +144,10 @@ fn fit_and_score(
     pool: &[usize],
 ) -> Result<Vec<f32>> {
     let failed = |e: &dyn std::fmt::Display| AppError::Failed(format!("baseline {name}: {e}"));
-    let rows: Vec<usize> = labelled.keys().copied().collect();
     let points = x.select(Axis(0), pool);
     match name {
         "probe" => {
+            let rows: Vec<usize> = labelled.keys().copied().collect();
             let targets: Array1<bool> = labelled.values().copied().collect();
             let dataset = Dataset::new(x.select(Axis(0), &rows), targets);
             let fitted = LogisticRegression::default()
