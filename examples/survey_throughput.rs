@@ -10,7 +10,7 @@
 //! written by the io crate's `make_bench_inputs.py` (numpy, h5py, astropy, Pillow) into a
 //! temporary folder. Each source is read once to warm the page cache before it is timed.
 
-use anomalymatch::core::{Check, DataConfig, ImageLoader, Views, score_source};
+use anomalymatch::core::{Check, Crop, DataConfig, ImageLoader, Views, score_source};
 use anomalymatch::io::{SourceFormat, SourceOptions, open_source};
 use anomalymatch::models::{ModelConfig, ModelInput};
 use std::path::Path;
@@ -26,6 +26,8 @@ static GLOBAL: anomalymatch::allocator::MiMalloc = anomalymatch::allocator::MiMa
 fn loader(size: usize) -> Result<ImageLoader, Failure> {
     Ok(DataConfig {
         size,
+        // The sources are compared on the same pixels; `auto` framing would add its own pass.
+        crop: Crop::WHOLE,
         ..DataConfig::default()
     }
     .check()?

@@ -336,7 +336,7 @@ fn bad_input_gets_one_line_and_the_right_exit_code() {
             size: 32,
             channels: ChannelMode::Keep(5),
             stretch: Stretch::default(),
-            crop: 1.0,
+            crop: anomalymatch_core::Crop::WHOLE,
         },
     };
     save_checkpoint(&checkpoint, &five, &five, &state).unwrap();

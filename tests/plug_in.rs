@@ -18,7 +18,7 @@ const SPEC: DataSpec = DataSpec {
     size: SIDE,
     channels: ChannelMode::Keep(1),
     stretch: Stretch::MinMax,
-    crop: 1.0,
+    crop: anomalymatch_core::Crop::WHOLE,
 };
 
 /// Logistic regression on two hand-made features (brightest pixel, mean pixel).

@@ -67,7 +67,7 @@ fn lite0_checkpoint(path: &Path, size: usize, nan: bool) {
             size,
             channels: ChannelMode::Rgb,
             stretch: Stretch::default(),
-            crop: 1.0,
+            crop: anomalymatch_core::Crop::WHOLE,
         },
     };
     save_checkpoint(path, &model, &model, &state).unwrap();

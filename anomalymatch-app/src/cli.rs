@@ -60,6 +60,10 @@ pub struct Common {
     /// Overrides any configuration key, e.g. `--set train.lr=0.01` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Starting point of the configuration: `recommended` (the default) or `original`, the
+    /// original AnomalyMatch's settings [key: preset].
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
     /// Seed of every random choice [key: seed].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -75,6 +79,12 @@ impl Common {
     /// The overrides of these flags and of `groups`, `--set` last so that it wins.
     pub fn overrides(&self, groups: &[&dyn Flags]) -> Result<Vec<Override>> {
         let mut all = Vec::new();
+        push(
+            &mut all,
+            "preset",
+            self.preset.clone().map(toml::Value::String),
+            "--preset",
+        );
         push(&mut all, "seed", self.seed.map(int), "--seed");
         push(
             &mut all,

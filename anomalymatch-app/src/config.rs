@@ -3,6 +3,7 @@
 //! its key; `--set KEY=VALUE` overrides any key.
 
 use crate::error::{AppError, Result};
+use crate::preset::Preset;
 use anomalymatch_active::ActiveConfig;
 use anomalymatch_augment::AugmentConfig;
 use anomalymatch_core::config::{check_range, key};
@@ -20,6 +21,8 @@ pub const DEFAULT_TOML: &str = include_str!("default_config.toml");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The starting point the other keys apply on top of.
+    pub preset: Preset,
     /// Seed of every random choice.
     pub seed: u64,
     /// Images, labels and decoding (core).
@@ -47,6 +50,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            preset: Preset::default(),
             seed: 42,
             data: DataConfig::default(),
             source: SourceOptions::default(),
@@ -232,10 +236,10 @@ impl Override {
     }
 }
 
-/// Reads the configuration: the defaults, the file if one is given, then the overrides in
-/// order; and checks it. Errors name the file and line, the flag, or the key.
+/// Reads the configuration: the defaults, the preset's keys, the file if one is given, then
+/// the overrides in order; and checks it. Errors name the file and line, the flag, or the key.
 pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Checked<Config>> {
-    let mut table = match file {
+    let file_table = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| AppError::Failed(format!("{}: {e}", path.display())))?;
@@ -246,6 +250,17 @@ pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Checked<Confi
         }
         None => toml::Table::new(),
     };
+    let preset = match overrides.iter().rev().find(|o| o.key == "preset") {
+        Some(o) => Preset::deserialize(o.value.clone())
+            .map_err(|e| AppError::Usage(format!("{}: {}", o.origin, e.message())))?,
+        None => {
+            Config::deserialize(toml::Value::Table(file_table.clone()))
+                .map_err(|e| AppError::Usage(e.message().to_string()))?
+                .preset
+        }
+    };
+    let mut table = preset.table();
+    merge(&mut table, file_table);
     for o in overrides {
         insert(&mut table, &o.key, o.value.clone())
             .map_err(|m| AppError::Usage(format!("{}: {m}", o.origin)))?;
@@ -271,6 +286,18 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> AppError {
         text[..s.start.min(text.len())].matches('\n').count() + 1
     });
     AppError::Usage(format!("{}:{line}: {}", path.display(), e.message().trim()))
+}
+
+/// Lays `over` on `base`, section by section.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
 }
 
 /// Sets the dotted `key` in `table`, creating tables on the way.
@@ -375,5 +402,31 @@ mod tests {
 
         let e = load(Some(&dir.path().join("missing.toml")), &[]).unwrap_err();
         assert!(matches!(e, AppError::Failed(_)) && e.to_string().contains("missing.toml"));
+    }
+
+    #[test]
+    fn a_preset_lies_under_the_file_and_the_flags() {
+        use anomalymatch_core::Crop;
+        let crop = |file: Option<&Path>, o: &[Override]| load(file, o).unwrap().data.crop;
+        let preset = |name: &str| Override::new("preset", name, "--preset");
+        assert_eq!(crop(None, &[]), Crop::Auto);
+        assert_eq!(crop(None, &[preset("original")]), Crop::WHOLE);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "preset = \"original\"\n[data]\nsize = 64\n").unwrap();
+        let c = load(Some(&file), &[]).unwrap();
+        assert_eq!(
+            (c.preset, c.data.crop, c.data.size),
+            (Preset::Original, Crop::WHOLE, 64)
+        );
+        // A key the user sets wins over the preset's; the flag wins over the file's preset.
+        let half = Override::new("data.crop", 0.5, "--set data.crop=0.5");
+        assert_eq!(crop(Some(&file), &[half]), Crop::Share(0.5));
+        assert_eq!(crop(Some(&file), &[preset("recommended")]), Crop::Auto);
+        let e = load(None, &[preset("fastest")]).unwrap_err();
+        assert!(
+            e.to_string().starts_with("--preset: unknown variant"),
+            "{e}"
+        );
     }
 }

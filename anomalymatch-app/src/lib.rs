@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 mod outputs;
+pub mod preset;
 mod score_run;
 pub mod serve;
 mod shard;

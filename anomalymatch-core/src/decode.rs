@@ -1,6 +1,7 @@
 //! Turning one source image (encoded file, decoded pixels or physical values) into `f32` CHW
 //! values in `[0, 1]` at a fixed square size and channel count.
 
+use crate::framing::{Crop, auto_share};
 use crate::loader::DataSpec;
 use crate::resample::{Resampler, RowLayout, Sample};
 use crate::source::ImagePayload;
@@ -125,27 +126,49 @@ struct Samples<'a, T> {
     max: f32,
 }
 
-/// The centred window of `crop` of each side: its first row and column, and its height and
+impl<T: Sample> Samples<'_, T> {
+    /// The mean of `channels` at pixel `(x, y)`, in `[0, 1]`.
+    fn brightness(&self, channels: &[usize], x: usize, y: usize) -> f32 {
+        let sum: f32 = channels
+            .iter()
+            .map(|&c| {
+                let i = if self.interleaved {
+                    (y * self.width + x) * self.channels + c
+                } else {
+                    (c * self.height + y) * self.width + x
+                };
+                self.data[i].to_f32()
+            })
+            .sum();
+        sum / (channels.len() as f32 * self.max)
+    }
+}
+
+/// The centred window of `share` of each side: its first row and column, and its height and
 /// width (at least one pixel each).
-fn centre_window(width: usize, height: usize, crop: f32) -> (usize, usize, usize, usize) {
-    let side = |n: usize| ((n as f32 * crop).round() as usize).clamp(1, n);
+fn centre_window(width: usize, height: usize, share: f32) -> (usize, usize, usize, usize) {
+    let side = |n: usize| ((n as f32 * share).round() as usize).clamp(1, n);
     let (h, w) = (side(height), side(width));
     ((height - h) / 2, (width - w) / 2, h, w)
 }
 
-/// Resizes the channels the image is shown with in `mode`, from the centred window of `crop`
-/// of each side, and composes the output channels into `out` (CHW, `size` square).
+/// Resizes the channels the image is shown with in `mode`, from the centred window `crop`
+/// keeps, and composes the output channels into `out` (CHW, `size` square).
 fn resize_compose<T: Sample>(
     src: &Samples<'_, T>,
     mode: ChannelMode,
     size: usize,
-    crop: f32,
+    crop: Crop,
     out: &mut [f32],
 ) -> Result<(), String> {
     let (needed, recipes) = plan(mode, src.channels)?;
     let plane = size * size;
+    let share = match crop {
+        Crop::Share(share) => share,
+        Crop::Auto => auto_share(src.width, src.height, |x, y| src.brightness(&needed, x, y)),
+    };
     // The window is read in place: the resampler walks rows by stride from an offset.
-    let (top, left, h, w) = centre_window(src.width, src.height, crop);
+    let (top, left, h, w) = centre_window(src.width, src.height, share);
     let resampler = Resampler::new(w, h, size, size);
     let mut planes = vec![0.0f32; src.channels * plane];
     if src.interleaved {
@@ -225,7 +248,7 @@ fn decode_encoded(
     bytes: &[u8],
     mode: ChannelMode,
     size: usize,
-    crop: f32,
+    crop: Crop,
     out: &mut [f32],
 ) -> Result<(), String> {
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@
 use crate::config::{Build, Check, Checked, check_range, key};
 use crate::decode::{ChannelMode, decode_into};
 use crate::error::{Error, Result};
+use crate::framing::Crop;
 use crate::image::ImageBatch;
 use crate::pipeline::pipelined;
 use crate::progress::Progress;
@@ -27,14 +28,10 @@ pub struct DataSpec {
     /// encoded images and 8/16-bit cubes are already pixels (value / type maximum).
     #[serde(default)]
     pub stretch: Stretch,
-    /// Share of each side kept, centred, before resizing (1 keeps the whole frame).
-    #[serde(default = "whole_frame")]
-    pub crop: f32,
-}
-
-/// The crop of checkpoints written before there was one.
-fn whole_frame() -> f32 {
-    1.0
+    /// How much of each frame is kept, centred, before resizing (checkpoints written before
+    /// there was a crop kept the whole frame).
+    #[serde(default)]
+    pub crop: Crop,
 }
 
 impl std::fmt::Display for DataSpec {
@@ -43,8 +40,8 @@ impl std::fmt::Display for DataSpec {
         if self.stretch != Stretch::default() {
             write!(f, " ({:?} stretch)", self.stretch)?;
         }
-        if self.crop < 1.0 {
-            write!(f, ", central {:.0}% of the frame", self.crop * 100.0)?;
+        if self.crop != Crop::WHOLE {
+            write!(f, ", {}", self.crop)?;
         }
         Ok(())
     }
@@ -65,9 +62,10 @@ pub struct DataConfig {
     pub channels: ChannelMode,
     /// How physical values (FITS, float HDF5 cubes) become pixels.
     pub stretch: Stretch,
-    /// Share of each side kept, centred, before resizing: 1 keeps the whole frame, 0.5 the
-    /// middle half of each side, for cutouts whose object fills only their centre.
-    pub crop: f32,
+    /// How much of each frame is kept, centred, before resizing: a share of each side (1 keeps
+    /// the whole frame, 0.5 the middle half) or `"auto"`, a window per image around its
+    /// central object.
+    pub crop: Crop,
     /// Most unlabelled images held in memory at once (the original's `N_to_load`).
     pub n_to_load: usize,
     /// Fail on the first unreadable image instead of counting it and going on.
@@ -80,7 +78,8 @@ pub struct DataConfig {
 }
 
 impl Default for DataConfig {
-    /// 96x96 RGB (the benchmark protocol's size), lenient, 10,000 images in memory, 256 per chunk.
+    /// 96x96 RGB (the benchmark protocol's size) framed on the central object, lenient, 10,000
+    /// images in memory, 256 per chunk.
     fn default() -> Self {
         DataConfig {
             images: None,
@@ -88,7 +87,7 @@ impl Default for DataConfig {
             size: 96,
             channels: ChannelMode::Rgb,
             stretch: Stretch::default(),
-            crop: 1.0,
+            crop: Crop::Auto,
             n_to_load: 10_000,
             strict: false,
             chunk_size: 256,
@@ -134,7 +133,9 @@ impl DataConfig {
 impl Check for DataConfig {
     fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
         check_range(errors, key(prefix, "size"), self.size, 1, MAX_SIZE);
-        check_range(errors, key(prefix, "crop"), self.crop, MIN_CROP, 1.0);
+        if let Crop::Share(share) = self.crop {
+            check_range(errors, key(prefix, "crop"), share, MIN_CROP, 1.0);
+        }
         check_range(
             errors,
             key(prefix, "channels"),
@@ -234,7 +235,7 @@ impl ImageLoader {
     /// labelling page), where the model may see only the centre.
     pub fn whole_frame(&self) -> ImageLoader {
         let mut loader = self.clone();
-        loader.spec.crop = 1.0;
+        loader.spec.crop = Crop::WHOLE;
         loader
     }
 
@@ -547,11 +548,14 @@ mod tests {
         let planar: Vec<f32> = (0..2 * 32 * 40)
             .map(|i| f32::from(bright((i % 40) as u32, ((i / 40) % 32) as u32)))
             .collect();
-        let items = [SourceImage {
-            name: "cube".into(),
-            origin: "cube.fits".into(),
-            payload: ImagePayload::Pixels(ImageBatch::from_vec(planar, 2, 32, 40).unwrap()),
-        }];
+        let cube = |planar: Vec<f32>, h, w| {
+            [SourceImage {
+                name: "cube".into(),
+                origin: "cube.fits".into(),
+                payload: ImagePayload::Pixels(ImageBatch::from_vec(planar, 2, h, w).unwrap()),
+            }]
+        };
+        let items = cube(planar, 32, 40);
         let with = |crop, channels| {
             DataConfig {
                 size: 8,
@@ -564,26 +568,52 @@ mod tests {
             .build(())
             .unwrap()
         };
-        for crop in [0.5, 1.0] {
+        for crop in [Crop::Share(0.5), Crop::WHOLE] {
             let png = load_folder(dir.path(), &with(crop, ChannelMode::Rgb)).unwrap();
             let cube = with(crop, ChannelMode::Keep(2))
                 .decode_chunk(&items)
                 .unwrap();
             for pixels in [png.images.image(0), cube.images.image(0)] {
                 let darkest = pixels.iter().copied().fold(f32::INFINITY, f32::min);
-                if crop < 1.0 {
-                    assert!(darkest > 0.99, "crop {crop}: {pixels:?}");
-                } else {
+                if crop == Crop::WHOLE {
                     assert!(darkest < 0.01, "crop {crop}: {pixels:?}");
+                } else {
+                    assert!(darkest > 0.99, "crop {crop}: {pixels:?}");
+                }
+            }
+        }
+        // `auto` frames a small central object closely, in either layout.
+        let small = |x: u32, y: u32| (28..36).contains(&x) && (28..36).contains(&y);
+        let small_dir = tempfile::tempdir().unwrap();
+        RgbImage::from_fn(64, 64, |x, y| Rgb([if small(x, y) { 255 } else { 0 }; 3]))
+            .save(small_dir.path().join("small.png"))
+            .unwrap();
+        let planar: Vec<f32> = (0..2 * 64 * 64)
+            .map(|i| f32::from(small((i % 64) as u32, ((i / 64) % 64) as u32)))
+            .collect();
+        let lit = |pixels: &[f32]| {
+            pixels.iter().filter(|&&v| v > 0.5).count() as f32 / pixels.len() as f32
+        };
+        for crop in [Crop::Auto, Crop::WHOLE] {
+            let png = load_folder(small_dir.path(), &with(crop, ChannelMode::Rgb)).unwrap();
+            let cube = with(crop, ChannelMode::Keep(2))
+                .decode_chunk(&cube(planar.clone(), 64, 64))
+                .unwrap();
+            for pixels in [png.images.image(0), cube.images.image(0)] {
+                let share = lit(pixels);
+                if crop == Crop::Auto {
+                    assert!(share > 0.15, "{crop}: {share}");
+                } else {
+                    assert!(share < 0.05, "{crop}: {share}");
                 }
             }
         }
         // The whole-frame loader shows the dark border again; a crop of nothing is refused.
-        let whole = with(0.5, ChannelMode::Rgb).whole_frame();
+        let whole = with(Crop::Share(0.5), ChannelMode::Rgb).whole_frame();
         let png = load_folder(dir.path(), &whole).unwrap();
         assert!(png.images.image(0).iter().any(|&v| v < 0.01));
         let err = DataConfig {
-            crop: 0.0,
+            crop: Crop::Share(0.0),
             ..DataConfig::default()
         }
         .check()

@@ -49,7 +49,7 @@ fn round_trip_restores_models_and_state() {
             size: 32,
             channels: ChannelMode::Rgb,
             stretch: Stretch::Asinh { softening: 0.2 },
-            crop: 0.5,
+            crop: anomalymatch_core::Crop::Share(0.5),
         },
     };
     save_checkpoint(&path, &model, &ema, &state).unwrap();
@@ -174,7 +174,7 @@ fn a_checkpoint_alone_rebuilds_the_scoring_model() {
         size: 32,
         channels: ChannelMode::Keep(5),
         stretch: Stretch::default(),
-        crop: 1.0,
+        crop: anomalymatch_core::Crop::WHOLE,
     };
     let state = CheckpointState {
         iteration: 3,

@@ -153,7 +153,7 @@ fn resumed_fixmatch_draws_the_masks_of_an_uninterrupted_run() {
         size,
         channels: ChannelMode::Rgb,
         stretch: Stretch::default(),
-        crop: 1.0,
+        crop: anomalymatch_core::Crop::WHOLE,
     };
     let config = TrainConfig {
         batch_size: 2,

@@ -97,6 +97,7 @@ pub fn run(
     let per_class = config.benchmark.expert_per_class;
     let mut lines = Vec::new();
     let mut found = 0;
+    let started = Instant::now();
     for cycle in 1..=config.active.cycles {
         let pool: Vec<usize> = (0..x.nrows())
             .filter(|i| !labelled.contains_key(i))
@@ -127,6 +128,7 @@ pub fn run(
             "size": config.data.size, "crop": config.data.crop, "pool": pool.len(),
             "anomalies": m.anomalies, "auroc": m.auroc, "auprc": m.average_precision,
             "p_at_1pct": m.precision_at_1pct, "train_s": seconds, "score_s": 0.0,
+            "seed_s": started.elapsed().as_secs_f64(),
             "found": found, "queried_anomalies": taken[1],
             "labelled_anomalies": config.benchmark.start_anomalies + found,
         });

@@ -22,6 +22,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// Arguments of `benchmark`.
 #[derive(Debug, Args)]
@@ -221,6 +222,7 @@ fn run_one(
     query: &str,
     quiet: bool,
 ) -> Result<Vec<serde_json::Value>> {
+    let started = Instant::now();
     let dir = config.output.dir.join("benchmark").join(format!(
         "seed-{seed}-{}",
         query.replace([':', ',', '=', '/'], "_")
@@ -267,6 +269,7 @@ fn run_one(
         start_anomalies: config.benchmark.start_anomalies,
         metrics: None,
         lines: Vec::new(),
+        started,
     };
     session.run(strategy.as_ref(), &mut expert, &mut observer)?;
     Ok(observer.lines)
@@ -281,6 +284,8 @@ struct Recorder<'a> {
     start_anomalies: usize,
     metrics: Option<(usize, Result<RankingMetrics, String>)>,
     lines: Vec<serde_json::Value>,
+    /// When the seed's run began: its seconds so far go in each line.
+    started: Instant,
 }
 
 impl SessionObserver for Recorder<'_> {
@@ -312,10 +317,12 @@ impl SessionObserver for Recorder<'_> {
         let s = &r.seconds;
         let line = serde_json::json!({
             "impl": "anomalymatch-rs", "seed": self.seed, "cycle": r.cycle,
-            "size": self.config.data.size, "iters": self.config.train.iterations,
+            "preset": self.config.preset, "size": self.config.data.size,
+            "crop": self.config.data.crop, "iters": self.config.train.iterations,
             "query": self.query, "pool": pool, "anomalies": m.anomalies,
             "auroc": m.auroc, "auprc": m.average_precision, "p_at_1pct": m.precision_at_1pct,
             "load_s": s.load, "train_s": s.train, "score_s": s.score,
+            "seed_s": self.started.elapsed().as_secs_f64(),
             "score_img_per_s": pool as f64 / s.score.max(1e-9),
             "found": r.anomalies_found, "queried_anomalies": r.batch_anomalies,
             "labelled_anomalies": self.start_anomalies + r.anomalies_found,
@@ -328,9 +335,10 @@ impl SessionObserver for Recorder<'_> {
 fn print_summary(runs: &[Vec<serde_json::Value>]) {
     let cycles = runs.iter().map(Vec::len).max().unwrap_or(0);
     println!(
-        "\n| cycle | AUROC | AUPRC | precision top 1% | anomalies found | train s | score s | runs |"
+        "\n| cycle | AUROC | AUPRC | precision top 1% | anomalies found | train s | score s | seconds \
+         so far | runs |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for c in 0..cycles {
         let values = |key: &str| -> Vec<f64> {
             runs.iter()
@@ -345,7 +353,7 @@ fn print_summary(runs: &[Vec<serde_json::Value>]) {
             format!("{mean:.3} ± {sd:.3}")
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c + 1,
             stat("auroc"),
             stat("auprc"),
@@ -353,6 +361,7 @@ fn print_summary(runs: &[Vec<serde_json::Value>]) {
             stat("found"),
             stat("train_s"),
             stat("score_s"),
+            stat("seed_s"),
             values("auroc").len()
         );
     }
