@@ -31,6 +31,16 @@ fn images(n: usize) -> Tensor {
     Tensor::rand(0f32, 1f32, (n, 3, SIZE, SIZE), &Device::Cpu).unwrap()
 }
 
+/// Alternating class labels for `n` images.
+fn labels(n: usize) -> Tensor {
+    Tensor::from_vec(
+        (0..n as u32).map(|i| i % 2).collect::<Vec<_>>(),
+        n,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
 fn train_step(model: &EfficientNet, opt: &mut Sgd, x: &Tensor, y: &Tensor) {
     let logits = model.forward_t(x, true).unwrap();
     let loss = candle_nn::loss::cross_entropy(&logits, y).unwrap();
@@ -73,12 +83,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| m.forward_t(&x, false).unwrap())
         });
         let x = images(train_n);
-        let y = Tensor::from_vec(
-            (0..train_n as u32).map(|i| i % 2).collect::<Vec<_>>(),
-            train_n,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let y = labels(train_n);
         let mut opt = Sgd::new(m.variables(), sgd);
         g.throughput(Throughput::Elements(train_n as u64));
         g.bench_function(format!("train-step-{train_n}/{label}"), |b| {
@@ -87,12 +92,7 @@ fn bench(c: &mut Criterion) {
         if !builtin {
             // Our kernels at the baseline's batch too, for a like-for-like ratio.
             let x = images(16);
-            let y = Tensor::from_vec(
-                (0..16u32).map(|i| i % 2).collect::<Vec<_>>(),
-                16,
-                &Device::Cpu,
-            )
-            .unwrap();
+            let y = labels(16);
             g.throughput(Throughput::Elements(16));
             g.bench_function("inference-16/ours", |b| {
                 b.iter(|| m.forward_t(&x, false).unwrap())
@@ -104,6 +104,44 @@ fn bench(c: &mut Criterion) {
     }
     ops::use_builtin_kernels(false);
     g.finish();
+    flop_rates(&sgd);
+}
+
+/// Seconds per call of `f`: the best of five, after one warm-up call.
+fn best_seconds(mut f: impl FnMut()) -> f64 {
+    f();
+    (0..5)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Achieved GFLOP/s of our inference and training step, as a share of a large matrix
+/// product's on all cores (the practical peak of this machine, timed in the same run).
+fn flop_rates(sgd: &SgdConfig) {
+    candle_threads(true);
+    let a = Tensor::rand(0f32, 1f32, (2048, 2048), &Device::Cpu).unwrap();
+    let peak = 2.0 * 2048f64.powi(3) / best_seconds(|| drop(a.matmul(&a).unwrap())) / 1e9;
+    candle_threads(false);
+    let m = model();
+    let flops = m.forward_flops(SIZE).unwrap() as f64;
+    let x = images(256);
+    let infer = 256.0 * flops / best_seconds(|| drop(m.forward_t(&x, false).unwrap())) / 1e9;
+    let (x, y) = (images(176), labels(176));
+    let mut opt = Sgd::new(m.variables(), *sgd);
+    // Backward costs about two forward passes: gradients wrt the inputs and wrt the weights.
+    let train = 3.0 * 176.0 * flops / best_seconds(|| train_step(&m, &mut opt, &x, &y)) / 1e9;
+    println!(
+        "lite0-96px: {:.3} GFLOP per image; matmul-2048 peak {peak:.0} GFLOP/s; \
+         inference-256 {infer:.0} GFLOP/s ({:.0}% of peak); train-step-176 {train:.0} GFLOP/s \
+         ({:.0}% of peak)",
+        flops / 1e9,
+        100.0 * infer / peak,
+        100.0 * train / peak
+    );
 }
 
 criterion_group!(benches, bench);

@@ -64,6 +64,18 @@ impl BatchNorm2d {
         Ok(y)
     }
 
+    /// The convolution `w` followed by this layer in eval mode, as one convolution with a
+    /// bias, then `act`: `w * s` and `beta - mean * s` with `s = gamma / sqrt(var + eps)` per
+    /// output channel. The result is detached: inference records no graph.
+    pub fn fold(&self, w: &Tensor, act: Activation) -> Result<ops::EvalConv> {
+        let t = |v: &Var| v.as_tensor().detach();
+        let scale = (t(&self.weight) / (t(&self.running_var) + self.eps)?.sqrt()?)?;
+        let c = scale.dim(0)?;
+        let weight = w.detach().broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
+        let bias = (t(&self.bias) - (t(&self.running_mean) * &scale)?)?;
+        Ok(ops::EvalConv { weight, bias, act })
+    }
+
     /// Training mode needs more than one value per channel, as in PyTorch.
     fn check_batch(&self, x: &Tensor) -> Result<()> {
         let (n, _, h, wd) = x.dims4()?;

@@ -554,6 +554,33 @@ impl EfficientNet {
             .unwrap_or(usize::MAX)
     }
 
+    /// Floating-point operations (a multiply-add counts two) of one forward pass on a
+    /// `size x size` image, over the convolutions and the classifier; `None` when the size is
+    /// too small. The model bench divides by it to report achieved GFLOP/s.
+    pub fn forward_flops(&self, size: usize) -> Option<u64> {
+        let out = |s: usize, k: usize, stride: usize, pad: Padding| {
+            (s + pad.before + pad.after)
+                .checked_sub(k)
+                .map(|v| v / stride + 1)
+        };
+        let dims = |v: &Var| v.dims().to_vec();
+        // A convolution of weight [Cout, Cin/groups, k, k] over `pixels` output pixels.
+        let conv = |w: &Var, pixels: usize| 2 * dims(w).iter().product::<usize>() * pixels;
+        let mut s = out(size, 3, 2, self.stem_padding)?;
+        let mut total = conv(&self.stem, s * s);
+        for b in &self.blocks {
+            let k = b.depthwise.dim(3).ok()?;
+            let expand = b.expand.as_ref().map_or(0, |(w, _)| conv(w, s * s));
+            s = out(s, k, b.stride, b.padding)?;
+            let se =
+                b.se.as_ref()
+                    .map_or(0, |se| conv(&se.reduce_w, 1) + conv(&se.expand_w, 1));
+            total += expand + conv(&b.depthwise, s * s) + se + conv(&b.project, s * s);
+        }
+        total += conv(&self.head, s * s) + 2 * self.fc_w.elem_count();
+        Some(total as u64)
+    }
+
     /// True when an input of `size x size` passes every layer.
     fn accepts(&self, size: usize) -> bool {
         let conv = |s: usize, k: usize, stride: usize, pad: Padding| {
@@ -585,24 +612,59 @@ impl EfficientNet {
                 x.dims()
             )));
         }
-        let act = self.activation;
         let x = x.to_dtype(DType::F32)?;
+        if !train {
+            return Ok(self.features_eval(&x)?);
+        }
+        let act = self.activation;
         let (x, pad) = self.stem_padding.apply(&x)?;
         let mut x = x.conv2d(&self.stem, pad, 2, 1, 1)?;
-        x = self.bn0.forward_t(&x, train, act)?;
+        x = self.bn0.forward_t(&x, true, act)?;
         for block in &self.blocks {
-            x = self.block_forward(block, &x, train)?;
+            x = self.block_train(block, &x)?;
         }
-        x = conv_bn_chain(&x, &[(&self.head, Conv::Pointwise, &self.bn1, act)], train)?;
+        x = conv_bn_chain(&x, &[(&self.head, Conv::Pointwise, &self.bn1, act)], true)?;
         Ok(x.mean((2, 3))?)
     }
 
-    fn block_forward(
-        &self,
-        b: &MbConv,
-        input: &Tensor,
-        train: bool,
-    ) -> candle_core::Result<Tensor> {
+    /// Inference: every batch norm folded into its convolution, block by block (the fused
+    /// kernels of [`ops::mbconv_eval`] on the CPU), and no graph recorded, so each layer's
+    /// output is freed as soon as the next has read it.
+    fn features_eval(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let act = self.activation;
+        let pad = (self.stem_padding.before, self.stem_padding.after);
+        let mut x = ops::stem_eval(x, &self.bn0.fold(&self.stem, act)?, 2, pad)?;
+        for b in &self.blocks {
+            let se = b.se.as_ref().map(|se| {
+                let conv = |w: &Var, b: &Var, act| ops::EvalConv {
+                    weight: w.as_tensor().detach(),
+                    bias: b.as_tensor().detach(),
+                    act,
+                };
+                (
+                    conv(&se.reduce_w, &se.reduce_b, Activation::Silu),
+                    conv(&se.expand_w, &se.expand_b, Activation::Identity),
+                )
+            });
+            let block = ops::EvalBlock {
+                expand: match &b.expand {
+                    Some((w, bn)) => Some(bn.fold(w, act)?),
+                    None => None,
+                },
+                depthwise: b.bn1.fold(&b.depthwise, act)?,
+                stride: b.stride,
+                padding: (b.padding.before, b.padding.after),
+                se,
+                project: b.bn2.fold(&b.project, Activation::Identity)?,
+                residual: b.residual,
+            };
+            x = ops::mbconv_eval(&x, &block)?;
+        }
+        ops::head_pool_eval(&x, &self.bn1.fold(&self.head, act)?)
+    }
+
+    /// One block in training mode.
+    fn block_train(&self, b: &MbConv, input: &Tensor) -> candle_core::Result<Tensor> {
         let act = self.activation;
         let depthwise = Conv::Depthwise {
             stride: b.stride,
@@ -619,7 +681,7 @@ impl EfficientNet {
         if b.se.is_none() {
             layers.push(project);
         }
-        let mut x = conv_bn_chain(input, &layers, train)?;
+        let mut x = conv_bn_chain(input, &layers, true)?;
         if let Some(se) = &b.se {
             let bias = |t: &Var| t.reshape((1, t.dim(0)?, 1, 1));
             let s = x.mean_keepdim((2, 3))?;
@@ -627,12 +689,12 @@ impl EfficientNet {
             let s = ops::silu(&s)?;
             let s = ops::pointwise_conv2d(&s, &se.expand_w)?.broadcast_add(&bias(&se.expand_b)?)?;
             x = x.broadcast_mul(&candle_nn::ops::sigmoid(&s)?)?;
-            x = conv_bn_chain(&x, &[project], train)?;
+            x = conv_bn_chain(&x, &[project], true)?;
         }
         if !b.residual {
             return Ok(x);
         }
-        if train && b.drop_connect > 0.0 {
+        if b.drop_connect > 0.0 {
             // Drop the whole residual branch per sample, rescaling the survivors.
             let n = x.dim(0)?;
             x = x.broadcast_mul(&self.keep_mask(&[n, 1, 1, 1], 1.0 - b.drop_connect)?)?;
@@ -675,7 +737,15 @@ impl Classifier for EfficientNet {
         if train && self.config.dropout > 0.0 {
             x = x.mul(&self.keep_mask(x.dims(), 1.0 - self.config.dropout)?)?;
         }
-        Ok(x.matmul(&self.fc_w.t()?)?.broadcast_add(&self.fc_b)?)
+        let (w, b) = if train {
+            (self.fc_w.as_tensor().clone(), self.fc_b.as_tensor().clone())
+        } else {
+            (
+                self.fc_w.as_tensor().detach(),
+                self.fc_b.as_tensor().detach(),
+            )
+        };
+        Ok(x.matmul(&w.t()?)?.broadcast_add(&b)?)
     }
 
     fn reseed(&self, seed: u64) {

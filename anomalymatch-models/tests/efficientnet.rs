@@ -408,3 +408,25 @@ fn the_smallest_input_each_variant_accepts_runs_and_one_less_does_not() {
         );
     }
 }
+
+/// EfficientNet-B0's published 0.39 B multiply-adds at 224x224, 1000 classes (Tan & Le 2019,
+/// table 2); Lite0 has the same layers less squeeze-and-excitation, a few percent fewer.
+#[test]
+fn flop_counts_match_the_published_models() {
+    let flops = |variant: Variant, size: usize| {
+        let m = EfficientNetConfig::new(variant)
+            .with_num_classes(1000)
+            .check()
+            .unwrap()
+            .build(&Device::Cpu)
+            .unwrap();
+        m.forward_flops(size)
+    };
+    let b0 = flops(Variant::B0, 224).unwrap() as f64;
+    assert!((0.95..1.05).contains(&(b0 / 0.78e9)), "B0: {b0} FLOPs");
+    let lite0 = flops(Variant::Lite0, 224).unwrap() as f64;
+    assert!((0.97..1.0).contains(&(lite0 / b0)), "Lite0: {lite0} FLOPs");
+    // Spatial layers scale with the pixel count; an input smaller than the stem has none.
+    assert!(flops(Variant::Lite0, 96).unwrap() < flops(Variant::Lite0, 224).unwrap() / 4);
+    assert_eq!(flops(Variant::Lite0, 1), None);
+}

@@ -111,17 +111,16 @@ impl Geometry {
     /// Copies a plane into the polyphase layout; the padding stays zero.
     fn phase_in(&self, plane: &[f32], phased: &mut [f32]) {
         phased.fill(0.0);
-        if self.stride == 1 {
-            // One phase: each input row lands `before` columns into a padded row.
-            for (ih, row) in plane.chunks_exact(self.w).enumerate() {
-                let start = self.phased_index(ih, 0);
-                phased[start..start + self.w].copy_from_slice(row);
-            }
-            return;
-        }
+        let s = self.stride;
         for (ih, row) in plane.chunks_exact(self.w).enumerate() {
-            for (iw, &v) in row.iter().enumerate() {
-                phased[self.phased_index(ih, iw)] = v;
+            // The input columns of each column phase are every `s`-th, from the first whose
+            // padded index falls in that phase; they land side by side in the phase's row.
+            for first in 0..s.min(self.w) {
+                let start = self.phased_index(ih, first);
+                let dst = &mut phased[start..];
+                for (d, &v) in dst.iter_mut().zip(row[first..].iter().step_by(s)) {
+                    *d = v;
+                }
             }
         }
     }

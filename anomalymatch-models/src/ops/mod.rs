@@ -54,6 +54,7 @@ mod activation;
 mod batch_norm;
 mod conv_batch_norm;
 mod depthwise;
+mod eval;
 mod pointwise;
 mod simd;
 
@@ -262,6 +263,183 @@ pub fn batch_norm_eval(
     } else {
         builtin::batch_norm_eval(x, gamma, beta, mean, var, eps, act)
     }
+}
+
+/// A convolution with its inference-mode batch norm folded in, then an activation:
+/// `act(conv(x, weight) + bias)`. Its tensors are detached, so nothing built from them records
+/// a graph.
+#[derive(Debug, Clone)]
+pub struct EvalConv {
+    /// `[Cout, Cin, k, k]`, or `[C, 1, k, k]` for a depthwise convolution.
+    pub weight: Tensor,
+    /// `[Cout]`.
+    pub bias: Tensor,
+    /// The activation after the bias.
+    pub act: Activation,
+}
+
+impl EvalConv {
+    /// `act(conv(x) + bias)` as candle ops, for devices without the fused kernels.
+    fn builtin(&self, x: &Tensor, conv: Conv) -> Result<Tensor> {
+        let c = self.bias.dim(0)?;
+        let y = conv.apply(x, &self.weight)?;
+        builtin::activation(
+            &y.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?,
+            self.act,
+        )
+    }
+}
+
+/// An MBConv block in inference mode, batch norms folded: expansion (absent where the
+/// expansion ratio is 1), depthwise convolution, squeeze-and-excitation (B models), projection,
+/// and the residual addition where the block keeps its shape.
+#[derive(Debug, Clone)]
+pub struct EvalBlock {
+    /// The 1x1 expansion.
+    pub expand: Option<EvalConv>,
+    /// The depthwise convolution.
+    pub depthwise: EvalConv,
+    /// Its stride.
+    pub stride: usize,
+    /// Its `(before, after)` zero padding on both spatial axes.
+    pub padding: (usize, usize),
+    /// Squeeze-and-excitation as two 1x1 convolutions with biases: reduce (SiLU) and expand
+    /// (a sigmoid gate).
+    pub se: Option<(EvalConv, EvalConv)>,
+    /// The 1x1 projection.
+    pub project: EvalConv,
+    /// Whether the input is added to the output.
+    pub residual: bool,
+}
+
+/// Runs `f` on the CPU slices of `convs`' weights and biases, read in place.
+fn with_layers<R>(
+    convs: &[&EvalConv],
+    f: impl FnOnce(&[eval::Layer<'_>]) -> Result<R>,
+) -> Result<R> {
+    let guards: Vec<_> = convs
+        .iter()
+        .flat_map(|c| [&c.weight, &c.bias])
+        .map(|t| t.storage_and_layout())
+        .collect();
+    let mut slices = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        match &**storage {
+            candle_core::Storage::Cpu(cpu) => slices.push(cpu_f32(cpu, layout)?),
+            _ => bail!("fused inference kernels need CPU weights"),
+        }
+    }
+    let layers: Vec<eval::Layer<'_>> = convs
+        .iter()
+        .zip(slices.chunks_exact(2))
+        .map(|(c, s)| eval::Layer {
+            w: s[0],
+            b: s[1],
+            act: c.act,
+        })
+        .collect();
+    f(&layers)
+}
+
+fn eval_fast_path(x: &Tensor, convs: &[&EvalConv]) -> bool {
+    fast_path(&[x]) && convs.iter().all(|c| fast_path(&[&c.weight, &c.bias]))
+}
+
+/// The stem in inference mode: a dense `k x k` convolution of `x [N, Cin, H, W]` with stride
+/// and `(before, after)` zero padding, then bias and activation.
+pub fn stem_eval(
+    x: &Tensor,
+    conv: &EvalConv,
+    stride: usize,
+    (before, after): (usize, usize),
+) -> Result<Tensor> {
+    if !eval_fast_path(x, &[conv]) {
+        let x = x
+            .pad_with_zeros(2, before, after)?
+            .pad_with_zeros(3, before, after)?;
+        let c = conv.bias.dim(0)?;
+        let y = x.conv2d(&conv.weight, 0, stride, 1, 1)?;
+        return builtin::activation(
+            &y.broadcast_add(&conv.bias.reshape((1, c, 1, 1))?)?,
+            conv.act,
+        );
+    }
+    let kernel = conv.weight.dim(3)?;
+    with_layers(&[conv], |l| {
+        x.contiguous()?.apply_op1_no_bwd(&eval::Stem {
+            layer: l[0],
+            kernel,
+            stride,
+            padding: (before, after),
+        })
+    })
+}
+
+/// One MBConv block in inference mode on `x [N, C, H, W]`; on the CPU one fused kernel that
+/// keeps the block's intermediates in cache.
+pub fn mbconv_eval(x: &Tensor, b: &EvalBlock) -> Result<Tensor> {
+    let mut convs: Vec<&EvalConv> = b.expand.iter().collect();
+    convs.push(&b.depthwise);
+    if let Some((r, e)) = &b.se {
+        convs.extend([r, e]);
+    }
+    convs.push(&b.project);
+    if !eval_fast_path(x, &convs) {
+        return mbconv_builtin(x, b);
+    }
+    let kernel = b.depthwise.weight.dim(3)?;
+    with_layers(&convs, |l| {
+        let mut l = l.iter().copied();
+        let mut next = || {
+            l.next()
+                .ok_or_else(|| candle_core::Error::Msg("mbconv-eval".into()))
+        };
+        let block = eval::Block {
+            expand: b.expand.as_ref().map(|_| next()).transpose()?,
+            depthwise: next()?,
+            kernel,
+            stride: b.stride,
+            padding: b.padding,
+            se: b
+                .se
+                .as_ref()
+                .map(|_| Ok::<_, candle_core::Error>((next()?, next()?)))
+                .transpose()?,
+            project: next()?,
+            residual: b.residual,
+        };
+        x.contiguous()?.apply_op1_no_bwd(&block)
+    })
+}
+
+fn mbconv_builtin(x: &Tensor, b: &EvalBlock) -> Result<Tensor> {
+    let mut y = match &b.expand {
+        Some(e) => e.builtin(x, Conv::Pointwise)?,
+        None => x.clone(),
+    };
+    let depthwise = Conv::Depthwise {
+        stride: b.stride,
+        padding: b.padding,
+    };
+    y = b.depthwise.builtin(&y, depthwise)?;
+    if let Some((reduce, expand)) = &b.se {
+        let s = reduce.builtin(&y.mean_keepdim((2, 3))?, Conv::Pointwise)?;
+        let s = expand.builtin(&s, Conv::Pointwise)?;
+        y = y.broadcast_mul(&candle_nn::ops::sigmoid(&s)?)?;
+    }
+    y = b.project.builtin(&y, Conv::Pointwise)?;
+    if b.residual { y + x } else { Ok(y) }
+}
+
+/// The head in inference mode: a 1x1 convolution of `x [N, Cin, H, W]`, bias and activation,
+/// then the mean over each plane, `[N, Cout]`.
+pub fn head_pool_eval(x: &Tensor, conv: &EvalConv) -> Result<Tensor> {
+    if !eval_fast_path(x, &[conv]) {
+        return conv.builtin(x, Conv::Pointwise)?.mean((2, 3));
+    }
+    with_layers(&[conv], |l| {
+        x.contiguous()?.apply_op1_no_bwd(&eval::HeadPool(l[0]))
+    })
 }
 
 /// candle's own implementation of each op: the path for GPUs and non-f32 tensors, and the

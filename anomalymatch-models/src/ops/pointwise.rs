@@ -110,14 +110,14 @@ fn batch_inner(data: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
 
 /// A row-major matrix operand: pointer plus row and column strides, in elements.
 #[derive(Clone, Copy)]
-struct Mat {
+pub(super) struct Mat {
     ptr: *const f32,
     rs: isize,
     cs: isize,
 }
 
 impl Mat {
-    fn rows(data: &[f32], cols: usize) -> Self {
+    pub(super) fn rows(data: &[f32], cols: usize) -> Self {
         Self {
             ptr: data.as_ptr(),
             rs: cols as isize,
@@ -126,7 +126,7 @@ impl Mat {
     }
 
     /// The transpose of the row-major `[.., cols]` matrix stored in `data`.
-    fn transposed(data: &[f32], cols: usize) -> Self {
+    pub(super) fn transposed(data: &[f32], cols: usize) -> Self {
         Self {
             ptr: data.as_ptr(),
             rs: 1,
@@ -140,7 +140,7 @@ impl Mat {
 ///
 /// Callers guarantee that `lhs` and `rhs` cover `m x k` and `k x n` elements at their strides,
 /// that `dst` holds `m * n` elements, and that it is initialised when `accumulate`.
-fn matmul(
+pub(super) fn matmul(
     dst: &mut [MaybeUninit<f32>],
     lhs: Mat,
     rhs: Mat,
