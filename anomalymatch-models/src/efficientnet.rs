@@ -627,40 +627,62 @@ impl EfficientNet {
         Ok(x.mean((2, 3))?)
     }
 
-    /// Inference: every batch norm folded into its convolution, block by block (the fused
-    /// kernels of [`ops::mbconv_eval`] on the CPU), and no graph recorded, so each layer's
-    /// output is freed as soon as the next has read it.
+    /// Inference: every batch norm folded into its convolution, the fused kernels of
+    /// [`ops::mbconv_eval`] on the CPU, and no graph recorded. The batch runs through the
+    /// network `EVAL_CHUNK` images at a time, so each layer's output stays small enough to be
+    /// reused from the allocator's cache (and mostly from the CPU's) rather than freshly
+    /// mapped, zeroed memory.
     fn features_eval(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let act = self.activation;
         let pad = (self.stem_padding.before, self.stem_padding.after);
-        let mut x = ops::stem_eval(x, &self.bn0.fold(&self.stem, act)?, 2, pad)?;
-        for b in &self.blocks {
-            let se = b.se.as_ref().map(|se| {
-                let conv = |w: &Var, b: &Var, act| ops::EvalConv {
-                    weight: w.as_tensor().detach(),
-                    bias: b.as_tensor().detach(),
-                    act,
-                };
-                (
-                    conv(&se.reduce_w, &se.reduce_b, Activation::Silu),
-                    conv(&se.expand_w, &se.expand_b, Activation::Identity),
-                )
-            });
-            let block = ops::EvalBlock {
-                expand: match &b.expand {
-                    Some((w, bn)) => Some(bn.fold(w, act)?),
-                    None => None,
-                },
-                depthwise: b.bn1.fold(&b.depthwise, act)?,
-                stride: b.stride,
-                padding: (b.padding.before, b.padding.after),
-                se,
-                project: b.bn2.fold(&b.project, Activation::Identity)?,
-                residual: b.residual,
+        let stem = self.bn0.fold(&self.stem, act)?;
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| self.fold_block(b))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let head = self.bn1.fold(&self.head, act)?;
+        let n = x.dim(0)?;
+        let parts = (0..n)
+            .step_by(EVAL_CHUNK)
+            .map(|start| {
+                let part = x.narrow(0, start, EVAL_CHUNK.min(n - start))?;
+                let mut y = ops::stem_eval(&part, &stem, 2, pad)?;
+                for b in &blocks {
+                    y = ops::mbconv_eval(&y, b)?;
+                }
+                ops::head_pool_eval(&y, &head)
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&parts, 0)
+    }
+
+    /// A block's layers with their batch norms folded in, detached.
+    fn fold_block(&self, b: &MbConv) -> candle_core::Result<ops::EvalBlock> {
+        let act = self.activation;
+        let se = b.se.as_ref().map(|se| {
+            let conv = |w: &Var, b: &Var, act| ops::EvalConv {
+                weight: w.as_tensor().detach(),
+                bias: b.as_tensor().detach(),
+                act,
             };
-            x = ops::mbconv_eval(&x, &block)?;
-        }
-        ops::head_pool_eval(&x, &self.bn1.fold(&self.head, act)?)
+            (
+                conv(&se.reduce_w, &se.reduce_b, Activation::Silu),
+                conv(&se.expand_w, &se.expand_b, Activation::Identity),
+            )
+        });
+        Ok(ops::EvalBlock {
+            expand: match &b.expand {
+                Some((w, bn)) => Some(bn.fold(w, act)?),
+                None => None,
+            },
+            depthwise: b.bn1.fold(&b.depthwise, act)?,
+            stride: b.stride,
+            padding: (b.padding.before, b.padding.after),
+            se,
+            project: b.bn2.fold(&b.project, Activation::Identity)?,
+            residual: b.residual,
+        })
     }
 
     /// One block in training mode.
@@ -722,6 +744,9 @@ impl EfficientNet {
         Tensor::from_vec(values, shape, &Device::Cpu)?.to_device(&self.device)
     }
 }
+
+/// Images per pass through the network in inference (see `features_eval`).
+const EVAL_CHUNK: usize = 64;
 
 /// Stream ids of [`anomalymatch_core::rng::item_rng`] for initial values and for masks.
 const INIT_STREAM: u64 = 0x1E17;

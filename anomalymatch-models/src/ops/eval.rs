@@ -138,6 +138,7 @@ struct Buffers {
     expanded: Vec<f32>,
     depthwise: Vec<f32>,
     output: Vec<f32>,
+    padded: Vec<f32>,
 }
 
 thread_local! {
@@ -286,7 +287,7 @@ impl CustomOp1 for Block<'_> {
                 .chunks_exact(hw * hidden)
                 .zip(d.chunks_exact_mut(ohw * hidden))
             {
-                conv.run(x, out);
+                conv.run(x, out, &mut buf.padded);
             }
             if let Some((reduce, expand)) = &self.se {
                 for sample in d.chunks_exact_mut(ohw * hidden) {
@@ -348,56 +349,106 @@ struct Depthwise<'a> {
     output: (usize, usize),
 }
 
+/// Output pixels of a row computed together: each tap's weights are loaded once for all of
+/// them, and their independent accumulators keep the FMA units busy instead of waiting on one
+/// chain of additions.
+const PIXELS: usize = 4;
+
 impl Depthwise<'_> {
-    /// `out [OH * OW, C]` from `x [H * W, C]`: each output pixel sums the taps that fall inside
-    /// the image (the padding is zero), `LANES` channels at a time in registers.
-    fn run(&self, x: &[f32], out: &mut [f32]) {
+    /// `out [OH * OW, C]` from `x [H * W, C]`, through `padded`, a copy of `x` with the zero
+    /// padding around it: every output pixel then reads all `k * k` taps, `LANES` channels at
+    /// a time in registers.
+    fn run(&self, x: &[f32], out: &mut [f32], padded: &mut Vec<f32>) {
         let c = self.bias.len();
-        let ((h, w), (oh, ow)) = (self.input, self.output);
-        // The taps of an output row or column that land inside the image.
-        let inside = |o: usize, size: usize| {
-            let first = (o * self.stride) as isize - self.before as isize;
-            let lo = (-first).max(0) as usize;
-            let hi = (size as isize - first).clamp(0, self.k as isize) as usize;
-            (first, lo, hi)
-        };
+        let (w, (oh, ow)) = (self.input.1, self.output);
+        let (ph, pw) = (
+            (oh - 1) * self.stride + self.k,
+            (ow - 1) * self.stride + self.k,
+        );
+        padded.clear();
+        padded.resize(ph * pw * c, 0.0);
+        for (i, row) in x.chunks_exact(w * c).enumerate().take(ph - self.before) {
+            let at = ((i + self.before) * pw + self.before) * c;
+            let cols = (w * c).min((pw - self.before) * c);
+            padded[at..at + cols].copy_from_slice(&row[..cols]);
+        }
+        let full = c - c % LANES;
         // Compiled for FMA here: outside such a context, `mul_add` is a library call.
         with_scalar!(self.act, F => simd::wide(#[inline(always)] || {
+            let emit = |dst: &mut [f32], acc: &[f32]| {
+                for (d, &v) in dst.iter_mut().zip(acc) {
+                    *d = <F as Scalar>::forward(v);
+                }
+            };
             for o in 0..oh {
-                let (row0, kh_lo, kh_hi) = inside(o, h);
-                for q in 0..ow {
-                    let (col0, kw_lo, kw_hi) = inside(q, w);
-                    let dst = &mut out[(o * ow + q) * c..(o * ow + q + 1) * c];
-                    let mut start = 0;
-                    while start < c {
-                        let lanes = LANES.min(c - start);
-                        let mut acc = [0f32; LANES];
-                        acc[..lanes].copy_from_slice(&self.bias[start..start + lanes]);
-                        for kh in kh_lo..kh_hi {
-                            let ih = (row0 + kh as isize) as usize;
-                            for kw in kw_lo..kw_hi {
-                                let iw = (col0 + kw as isize) as usize;
-                                let src = &x[(ih * w + iw) * c + start..][..lanes];
-                                let tap = &self.taps[(kh * self.k + kw) * c + start..][..lanes];
-                                if lanes == LANES {
-                                    for l in 0..LANES {
-                                        acc[l] = tap[l].mul_add(src[l], acc[l]);
-                                    }
-                                } else {
-                                    for l in 0..lanes {
-                                        acc[l] = tap[l].mul_add(src[l], acc[l]);
-                                    }
-                                }
+                let mut q = 0;
+                while q < ow {
+                    let n = if q + PIXELS <= ow { PIXELS } else { 1 };
+                    let at = |p: usize, start: usize| (o * ow + q + p) * c + start;
+                    for start in (0..full).step_by(LANES) {
+                        if n == PIXELS {
+                            let acc = self.sum::<PIXELS>(padded, pw, (o, q), start);
+                            for (p, a) in acc.iter().enumerate() {
+                                emit(&mut out[at(p, start)..at(p, start) + LANES], a);
                             }
+                        } else {
+                            let [a] = self.sum::<1>(padded, pw, (o, q), start);
+                            emit(&mut out[at(0, start)..at(0, start) + LANES], &a);
                         }
-                        for (d, &a) in dst[start..start + lanes].iter_mut().zip(&acc) {
-                            *d = <F as Scalar>::forward(a);
-                        }
-                        start += lanes;
                     }
+                    for p in 0..n {
+                        // Channels past the last full `LANES`, one at a time.
+                        for ch in full..c {
+                            let v = self.sum_channel(padded, pw, (o, q + p), ch);
+                            out[at(p, ch)] = <F as Scalar>::forward(v);
+                        }
+                    }
+                    q += n;
                 }
             }
         }))
+    }
+
+    /// Bias plus taps for the `P` output pixels from `(o, q)` along the row, channels
+    /// `start..start + LANES`, read from the padded sample `pw` pixels wide.
+    #[inline(always)]
+    fn sum<const P: usize>(
+        &self,
+        padded: &[f32],
+        pw: usize,
+        (o, q): (usize, usize),
+        start: usize,
+    ) -> [[f32; LANES]; P] {
+        let (c, k, s) = (self.bias.len(), self.k, self.stride);
+        let mut bias = [0f32; LANES];
+        bias.copy_from_slice(&self.bias[start..start + LANES]);
+        let mut acc = [bias; P];
+        for kh in 0..k {
+            for kw in 0..k {
+                let tap = &self.taps[(kh * k + kw) * c + start..][..LANES];
+                for (p, a) in acc.iter_mut().enumerate() {
+                    let pixel = (o * s + kh) * pw + (q + p) * s + kw;
+                    let src = &padded[pixel * c + start..][..LANES];
+                    for l in 0..LANES {
+                        a[l] = tap[l].mul_add(src[l], a[l]);
+                    }
+                }
+            }
+        }
+        acc
+    }
+
+    /// Bias plus taps for output pixel `(o, q)`, channel `ch` alone.
+    fn sum_channel(&self, padded: &[f32], pw: usize, (o, q): (usize, usize), ch: usize) -> f32 {
+        let (c, k, s) = (self.bias.len(), self.k, self.stride);
+        let mut acc = self.bias[ch];
+        for kh in 0..k {
+            for kw in 0..k {
+                let pixel = (o * s + kh) * pw + q * s + kw;
+                acc = self.taps[(kh * k + kw) * c + ch].mul_add(padded[pixel * c + ch], acc);
+            }
+        }
+        acc
     }
 }
 
