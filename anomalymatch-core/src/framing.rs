@@ -97,13 +97,20 @@ pub(crate) fn auto_share(
 ) -> f32 {
     let block = width.max(height).div_ceil(GRID).max(1);
     let (gw, gh) = (width.div_ceil(block), height.div_ceil(block));
+    // Pixels per cell along an axis: `block`, fewer in the last cell.
+    let span = |cell: usize, side: usize| ((cell + 1) * block).min(side) - cell * block;
+    let counts: Vec<u32> = (0..gw * gh)
+        .map(|i| (span(i % gw, width) * span(i / gw, height)) as u32)
+        .collect();
     let mut cells = vec![0.0f32; gw * gh];
-    let mut counts = vec![0u32; gw * gh];
+    // Cell by cell within each row, so no pixel pays a division to find its cell (this loop is
+    // a sixth of `score`'s time on 423 px frames).
     for y in 0..height {
         let row = (y / block) * gw;
-        for x in 0..width {
-            cells[row + x / block] += brightness(x, y);
-            counts[row + x / block] += 1;
+        for (c, cell) in cells[row..row + gw].iter_mut().enumerate() {
+            for x in c * block..c * block + span(c, width) {
+                *cell += brightness(x, y);
+            }
         }
     }
     for (c, &n) in cells.iter_mut().zip(&counts) {
