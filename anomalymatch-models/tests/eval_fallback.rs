@@ -3,6 +3,8 @@
 //! is a process-wide switch.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use anomalymatch_core::{Check, Classifier, VarRole};
 use anomalymatch_models::{EfficientNetConfig, Variant, ops};
 use candle_core::{Device, Tensor};
@@ -32,21 +34,8 @@ fn fused_kernels_and_candle_ops_give_the_same_inference() {
         let candle = m.forward_t(&x, false).unwrap();
         ops::use_builtin_kernels(false);
         assert!(!fused.track_op(), "inference records no graph");
-        let diff = (&fused - &candle)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let scale = candle
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = common::max_abs(&(&fused - &candle).unwrap());
+        let scale = common::max_abs(&candle);
         assert!(
             diff <= 1e-4 * scale.max(1.0),
             "{variant}: {diff} (scale {scale})"

@@ -188,14 +188,7 @@ fn resumed_fixmatch_draws_the_masks_of_an_uninterrupted_run() {
         .iter()
         .zip(resumed.model().variables())
     {
-        let diff = (a.var.as_tensor() - b.var.as_tensor())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = common::max_abs(&(a.var.as_tensor() - b.var.as_tensor()).unwrap());
         assert_eq!(diff, 0.0, "{} differs after resuming", a.name);
     }
 }

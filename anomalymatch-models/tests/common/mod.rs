@@ -36,3 +36,8 @@ pub fn lite0_pretrained(num_classes: usize) -> anomalymatch_models::EfficientNet
         .build(input)
         .unwrap()
 }
+
+/// The largest absolute value of an f32 tensor.
+pub fn max_abs(t: &candle_core::Tensor) -> f32 {
+    t.abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+}
