@@ -281,12 +281,14 @@ pub struct EvalConv {
 impl EvalConv {
     /// `act(conv(x) + bias)` as candle ops, for devices without the fused kernels.
     fn builtin(&self, x: &Tensor, conv: Conv) -> Result<Tensor> {
+        self.bias_act(&conv.apply(x, &self.weight)?)
+    }
+
+    /// `act(y + bias)` as candle ops, the bias broadcast over `y [N, C, H, W]`'s channels.
+    fn bias_act(&self, y: &Tensor) -> Result<Tensor> {
         let c = self.bias.dim(0)?;
-        let y = conv.apply(x, &self.weight)?;
-        builtin::activation(
-            &y.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?,
-            self.act,
-        )
+        let y = y.broadcast_add(&self.bias.reshape((1, c, 1, 1))?)?;
+        builtin::activation(&y, self.act)
     }
 }
 
@@ -357,12 +359,7 @@ pub fn stem_eval(
         let x = x
             .pad_with_zeros(2, before, after)?
             .pad_with_zeros(3, before, after)?;
-        let c = conv.bias.dim(0)?;
-        let y = x.conv2d(&conv.weight, 0, stride, 1, 1)?;
-        return builtin::activation(
-            &y.broadcast_add(&conv.bias.reshape((1, c, 1, 1))?)?,
-            conv.act,
-        );
+        return conv.bias_act(&x.conv2d(&conv.weight, 0, stride, 1, 1)?);
     }
     let kernel = conv.weight.dim(3)?;
     with_layers(&[conv], |l| {
