@@ -63,6 +63,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         queries_per_cycle: active.queries_per_cycle,
         score_batch: 128,
         score_views: Views::Single,
+        ensemble: 1,
         seed: 7,
         show_progress: true,
     };

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! The `anomalymatch` binary run as a user runs it: every subcommand on the built-in
-//! data/gz1-mini at 32 pixels and a few iterations, what each writes, and the one-line errors
-//! and exit codes of bad input.
+//! data/gz1-demo or on data/gz1-mini, at 32 pixels and a few iterations, what each writes, and
+//! the one-line errors and exit codes of bad input.
 
 use anomalymatch::core::checkpoint::{CheckpointInfo, CheckpointState, save_checkpoint};
 use anomalymatch::core::{ChannelMode, Check, DataSpec, Stretch, TrainConfig};
@@ -42,16 +42,20 @@ fn discover_then_score_and_train_from_its_checkpoint() {
         "--top",
         "12",
     ]);
-    // 400 images, 46 labelled: 354 ranked, best first, with the hidden-truth report.
+    // The built-in gz1-demo: 2,000 images, 100 labelled: 1,900 ranked, best first, with the
+    // hidden-truth report.
     let candidates = rows(&out.join("candidates.csv"));
     assert_eq!(candidates[0], "rank,filename,score");
-    assert_eq!(candidates.len(), 1 + 354);
+    assert_eq!(candidates.len(), 1 + 1900);
     let scores: Vec<f32> = candidates[1..]
         .iter()
         .map(|r| r.rsplit(',').next().unwrap().parse().unwrap())
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]));
     assert!(stdout.contains("hidden truth"), "{stdout}");
+    assert!(stdout.contains("of the top 32 (chance: 0.4), "), "{stdout}");
+    assert!(stdout.contains("of the top 12 (chance: 0.2), "), "{stdout}");
+    assert!(stdout.contains("of the top 1% (19;"), "{stdout}");
     let sheet = image::open(out.join("candidates.png")).unwrap();
     assert!(sheet.width() > 8 * 64 && sheet.height() > 64, "{sheet:?}");
     let checkpoint = out.join("checkpoint.safetensors");
@@ -150,10 +154,10 @@ fn a_labelling_session_runs_and_resumes() {
     assert!(stdout.contains("finished"), "{stdout}");
     let journal = rows(&out.join("session/journal.jsonl"));
     assert_eq!(journal.len(), 6, "2 cycles x 3 answers");
-    // 46 starting labels and the 6 answers, merged; the user's file is untouched.
+    // gz1-demo's 100 starting labels and the 6 answers, merged; the user's file is untouched.
     assert_eq!(
         rows(&out.join("session/labeled_data.csv")).len(),
-        1 + 46 + 6
+        1 + 100 + 6
     );
     // Run again: nothing left to do, nothing asked twice.
     let again = ok(&args);
@@ -201,6 +205,38 @@ fn the_benchmark_runs_the_protocol_through_a_session() {
         assert!((0.0..=1.0).contains(&auroc), "{l}");
     }
     assert!(stdout.contains("| cycle | AUROC |"), "{stdout}");
+    // The finished run is in the results file; rerun alike, it is taken from there (the
+    // same seconds), not run again, and not appended twice.
+    let results = out.join("benchmark/results.jsonl");
+    assert_eq!(rows(&results).len(), 2);
+    let again = json_lines(&ok(&[&small[..], &["--iters", "1"]].concat()));
+    for (a, l) in again.iter().zip(&lines) {
+        assert_eq!((&a["auroc"], &a["seed_s"]), (&l["auroc"], &l["seed_s"]));
+    }
+    assert_eq!(again.len(), 2);
+    let kept = json_lines(&std::fs::read_to_string(&results).unwrap());
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[1]["seed_s"], lines[1]["seed_s"]);
+    assert_eq!(kept[0]["changed"]["train.iterations"], 1);
+    assert!(
+        kept[0]["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("anomalymatch benchmark")
+    );
+    // Another configuration in the same run folder is refused, naming what differs.
+    fails(
+        &[&small[..], &["--iters", "2"]].concat(),
+        2,
+        &["seed-1-protocol", "train.iterations was 1"],
+    );
+    // The report makes a table row of the run.
+    let table = ok(&["report", s(&results)]);
+    assert!(table.contains("| recommended, "), "{table}");
+    assert!(
+        table.contains("`train.iterations=1`") && table.contains("| 1 | 2 |"),
+        "{table}"
+    );
     // The baselines go through the same protocol on frozen embeddings, FixMatch left out.
     let baselines = [
         "--baseline",
@@ -212,10 +248,18 @@ fn the_benchmark_runs_the_protocol_through_a_session() {
         "--set",
         "benchmark.queries=[]",
     ];
-    let stdout = ok(&[&small[..], &baselines].concat());
+    let stdout = ok(&[
+        &small[..],
+        &baselines,
+        &["--baseline", "supervised", "--iters", "1"],
+    ]
+    .concat());
     let lines = json_lines(&stdout);
-    assert_eq!(lines.len(), 6, "{stdout}");
-    for (l, name) in lines.chunks(2).zip(["probe", "knn", "iforest"]) {
+    assert_eq!(lines.len(), 8, "{stdout}");
+    for (l, name) in lines
+        .chunks(2)
+        .zip(["probe", "knn", "iforest", "supervised"])
+    {
         assert_eq!(l[0]["baseline"], name, "{stdout}");
         assert_eq!((&l[0]["pool"], &l[1]["pool"]), (&300.into(), &280.into()));
         assert_eq!(l[0]["found"], 10);

@@ -290,3 +290,64 @@ fn score_killed_20_times_resumes_and_ends_with_the_same_files() {
         }
     });
 }
+
+#[test]
+fn benchmark_killed_20_times_keeps_every_finished_cycle_once() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mini = concat!(env!("CARGO_MANIFEST_DIR"), "/data/gz1-mini");
+    let args = |out: &Path| {
+        strings(
+            &[
+                "benchmark",
+                "--quiet",
+                "--data",
+                mini,
+                "--seeds",
+                "1,2",
+                "--cycles",
+                "2",
+                "--iters",
+                "3",
+                "--size",
+                "32",
+                "--out",
+                out.to_str().unwrap(),
+            ]
+            .iter()
+            .chain(&SMALL)
+            .copied()
+            .collect::<Vec<_>>(),
+        )
+    };
+    // The figures of each seed and cycle, times aside; a torn line of a killed append is
+    // skipped, as readers skip it.
+    let figures = |out: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(out.join("benchmark/results.jsonl")).unwrap();
+        let mut rows: Vec<String> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| {
+                [
+                    "seed",
+                    "cycle",
+                    "pool",
+                    "found",
+                    "auroc",
+                    "auprc",
+                    "p_at_1pct",
+                ]
+                .map(|k| v[k].to_string())
+                .join(" ")
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let straight = dir.path().join("straight");
+    let whole = complete(&args(&straight));
+    assert_eq!(figures(&straight).len(), 4, "2 seeds x 2 cycles");
+    kill_repeatedly(args, dir.path(), 14, whole, |out| {
+        assert_eq!(figures(out), figures(&straight));
+    });
+}

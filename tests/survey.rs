@@ -18,7 +18,7 @@ fn fixture(relative: &str) -> String {
     )
 }
 
-/// A checkpoint trained for two iterations at 32 pixels on the built-in data, in `dir`.
+/// A checkpoint trained for one iteration at 32 pixels on the built-in data, in `dir`.
 fn tiny_checkpoint(dir: &Path, seed: &str) -> PathBuf {
     let out = dir.join(format!("trained-{seed}"));
     ok(&[
@@ -82,7 +82,7 @@ fn shards_merge_into_exactly_the_files_of_a_single_run() {
         );
     }
     let rows = score_rows(&single.join("scores.parquet"));
-    assert_eq!(rows.len(), 400);
+    assert_eq!(rows.len(), 2000, "every image of the built-in gz1-demo");
 
     // A shard of another checkpoint is refused.
     let other = tiny_checkpoint(dir.path(), "2");
@@ -152,7 +152,7 @@ fn shards_merge_into_exactly_the_files_of_a_single_run() {
     let dim = file.embedding_dim().unwrap();
     assert!(dim > 0);
     let with = score_rows(&embedded.join("scores.parquet"));
-    assert_eq!(with.embeddings.len(), 400 * dim);
+    assert_eq!(with.embeddings.len(), rows.len() * dim);
     assert_eq!(with.scores, rows.scores);
 }
 

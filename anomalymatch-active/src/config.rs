@@ -22,6 +22,9 @@ pub struct ActiveConfig {
     /// Who labels: `terminal`, `file:ANSWERS.csv` or `simulated` (from a ground-truth file
     /// the application names).
     pub oracle: String,
+    /// Scores are the mean of this many EMA models: the current cycle's and those that
+    /// ended the cycles before it (1: the current one alone). It costs only scoring.
+    pub ensemble: usize,
 }
 
 /// Which oracle [`ActiveConfig::oracle`] names.
@@ -59,6 +62,7 @@ impl Default for ActiveConfig {
             queries_per_cycle: 20,
             query: "top".into(),
             oracle: "terminal".into(),
+            ensemble: 1,
         }
     }
 }
@@ -73,6 +77,7 @@ impl Check for ActiveConfig {
             1,
             1_000_000,
         );
+        check_range(errors, key(prefix, "ensemble"), self.ensemble, 1, 100);
         if let Err(e) = by_name(&self.query) {
             errors.push(format!("{}: {e}", key(prefix, "query")));
         }

@@ -3,7 +3,10 @@
 //! A session lives in a folder:
 //! - `journal.jsonl`: every answer, appended and synced as it is given ([`crate::journal`]);
 //! - `state.json`: cycle, phase, pool position and the current query, written atomically;
-//! - `checkpoint.safetensors`: the training state after the cycle's training.
+//! - `checkpoint.safetensors`: the training state after the cycle's training;
+//! - `ema-step-N.safetensors`: with an ensemble ([`SessionConfig::ensemble`]), the EMA model
+//!   that ended a cycle's training at trainer step N, for as long as later cycles average
+//!   over it.
 //!
 //! Labels are never kept only in memory: the current labels are always the starting labels
 //! with the journal replayed over them, so a crash loses at most the answer being typed, and
@@ -46,10 +49,25 @@ pub struct SessionConfig {
     /// Views of each image whose scores are averaged.
     #[serde(default)]
     pub score_views: Views,
+    /// Scores are the mean of this many EMA models: the current one and those that ended the
+    /// previous cycles of [`Session::run`] (1: the current one alone).
+    #[serde(default = "one")]
+    pub ensemble: usize,
     /// Seed of the query strategy.
     pub seed: u64,
     /// Draw progress bars (training, loading) on stderr.
     pub show_progress: bool,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The file name of an EMA snapshot (see the module's list of files) starts with this.
+const SNAPSHOT_PREFIX: &str = "ema-step-";
+
+fn snapshot_name(step: usize) -> String {
+    format!("{SNAPSHOT_PREFIX}{step}.safetensors")
 }
 
 /// Where in a cycle the session is; saved so that a resumed session neither retrains nor
@@ -416,14 +434,10 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         Ok(())
     }
 
-    /// The EMA model's scores of the labelled images, in [`Session::labelled`] order.
+    /// The scores of the labelled images (as [`Session::score_window`]), in
+    /// [`Session::labelled`] order.
     pub fn score_labelled(&self) -> Result<Vec<f32>> {
-        Ok(anomaly_scores(
-            self.trainer.ema(),
-            self.labelled.images(),
-            self.config.score_batch,
-            self.config.score_views,
-        )?)
+        self.scores(self.labelled.images())
     }
 
     /// The `k` window images `strategy` picks given the window's scores, best first, with
@@ -524,20 +538,81 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         };
         self.trainer
             .fit(&data, self.config.iterations, &mut |m| observer.on_step(m))?;
+        // The snapshot goes first: a kill between the two retrains the cycle, which writes
+        // the same snapshot again; the other order could leave a cycle without one. This
+        // cycle scores with the snapshots before this one, the next with this one too.
+        let keep = self.config.ensemble;
+        if keep > 1 {
+            self.trainer
+                .ema()
+                .save(&self.dir.join(snapshot_name(self.trainer.iteration())))?;
+            let snapshots = self.snapshots(usize::MAX)?;
+            for (_, old) in &snapshots[..snapshots.len().saturating_sub(keep)] {
+                std::fs::remove_file(old).map_err(|source| ActiveError::Io {
+                    path: old.clone(),
+                    source,
+                })?;
+            }
+        }
         self.trainer
             .save_checkpoint(&self.dir.join("checkpoint.safetensors"))?;
         Ok(())
     }
 
-    /// The EMA model's scores of the current window, in [`Session::window`] order.
+    /// The kept EMA snapshots taken before trainer step `before`, oldest first, with their
+    /// steps.
+    fn snapshots(&self, before: usize) -> Result<Vec<(usize, PathBuf)>> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| ActiveError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let mut found: Vec<(usize, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let step = name
+                    .to_str()?
+                    .strip_prefix(SNAPSHOT_PREFIX)?
+                    .strip_suffix(".safetensors")?
+                    .parse()
+                    .ok()?;
+                (step < before).then(|| (step, e.path()))
+            })
+            .collect();
+        found.sort();
+        Ok(found)
+    }
+
+    /// The anomaly scores of `images`: the current EMA model's, averaged with those of the
+    /// models that ended the previous cycles, up to [`SessionConfig::ensemble`] in all.
+    fn scores(&self, images: &ImageBatch) -> Result<Vec<f32>> {
+        let (batch, views) = (self.config.score_batch, self.config.score_views);
+        let mut sum = anomaly_scores(self.trainer.ema(), images, batch, views)?;
+        let keep = self.config.ensemble - 1;
+        if keep == 0 {
+            return Ok(sum);
+        }
+        let snapshots = self.snapshots(self.trainer.iteration())?;
+        let members = &snapshots[snapshots.len().saturating_sub(keep)..];
+        for (_, path) in members {
+            let model = self.trainer.ema().duplicate()?;
+            model.load(path)?;
+            for (s, t) in sum
+                .iter_mut()
+                .zip(anomaly_scores(&model, images, batch, views)?)
+            {
+                *s += t;
+            }
+        }
+        let n = (members.len() + 1) as f32;
+        sum.iter_mut().for_each(|s| *s /= n);
+        Ok(sum)
+    }
+
+    /// The scores of the current window (the EMA model's, or the ensemble's), in
+    /// [`Session::window`] order.
     pub fn score_window(&self) -> Result<Vec<f32>> {
-        let images = &self.pool.window().images;
-        Ok(anomaly_scores(
-            self.trainer.ema(),
-            images,
-            self.config.score_batch,
-            self.config.score_views,
-        )?)
+        self.scores(&self.pool.window().images)
     }
 
     /// Picks the cycle's candidates from the window; the labelled images take part in the
@@ -560,8 +635,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         let window = self.pool.window();
         let batch = self.config.score_batch;
         let mut scores = window_scores.to_vec();
-        let views = self.config.score_views;
-        scores.extend(anomaly_scores(model, self.labelled.images(), batch, views)?);
+        scores.extend(self.score_labelled()?);
         let mut labels = vec![Label::Unknown; window.names.len()];
         labels.extend_from_slice(self.labelled.labels());
         let embeddings = if strategy.needs_embeddings() {

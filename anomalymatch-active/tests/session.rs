@@ -7,10 +7,11 @@ use anomalymatch_active::session::{
     CycleReport, Session, SessionConfig, SessionEnd, SessionObserver,
 };
 use anomalymatch_active::{SimulatedExpert, by_name};
+use anomalymatch_core::score::anomaly_scores;
 use anomalymatch_core::toy::{MaxMeanClassifier, MemorySource, toy_images};
 use anomalymatch_core::{
-    Answer, Candidate, ChannelMode, Check, DataConfig, IdentityAugmenter, Label, LabelTable,
-    Oracle, OracleOutcome, TrainConfig, UnlabelledPool, Views,
+    Answer, Candidate, ChannelMode, Check, Classifier, DataConfig, IdentityAugmenter, Label,
+    LabelTable, Oracle, OracleOutcome, TrainConfig, UnlabelledPool, Views,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -40,6 +41,15 @@ impl Oracle for Crashing {
 fn session(
     dir: &std::path::Path,
     start: &BTreeMap<String, Label>,
+) -> Session<MaxMeanClassifier, IdentityAugmenter> {
+    session_with(dir, start, 1)
+}
+
+/// A session over the toy images scoring with an ensemble of `ensemble` EMA models.
+fn session_with(
+    dir: &std::path::Path,
+    start: &BTreeMap<String, Label>,
+    ensemble: usize,
 ) -> Session<MaxMeanClassifier, IdentityAugmenter> {
     let (images, _) = toy_images(120, 8, 10, 5);
     let names: Vec<String> = (0..120).map(|i| format!("img{i:03}.png")).collect();
@@ -77,6 +87,7 @@ fn session(
         queries_per_cycle: 5,
         score_batch: 64,
         score_views: Views::Single,
+        ensemble,
         seed: 1,
         show_progress: false,
     };
@@ -234,4 +245,55 @@ fn a_crash_between_the_first_checkpoint_and_state_does_not_train_the_cycle_twice
         4 * 8,
         "4 cycles of 8 iterations, the first not repeated"
     );
+}
+
+#[test]
+fn an_ensemble_averages_the_models_that_ended_the_previous_cycles() {
+    let (truth_labels, truth) = truth();
+    let start: BTreeMap<String, Label> = [0usize, 10, 1, 2, 3, 4, 5, 6]
+        .iter()
+        .map(|&i| (format!("img{i:03}.png"), truth_labels[i]))
+        .collect();
+    let top = by_name("top").unwrap();
+    let snapshots = |dir: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("ema-step-"))
+            .collect();
+        v.sort();
+        v
+    };
+    let alone = tempfile::tempdir().unwrap();
+    let mut s = session_with(alone.path(), &start, 1);
+    s.run(
+        top.as_ref(),
+        &mut SimulatedExpert::new(truth.clone()),
+        &mut (),
+    )
+    .unwrap();
+    assert!(snapshots(alone.path()).is_empty());
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = session_with(dir.path(), &start, 2);
+    s.run(top.as_ref(), &mut SimulatedExpert::new(truth), &mut ())
+        .unwrap();
+    // 4 cycles of 8 steps: the last two cycles' models are kept, older ones removed.
+    assert_eq!(
+        snapshots(dir.path()),
+        ["ema-step-24.safetensors", "ema-step-32.safetensors"]
+    );
+    // The scores are the mean of the current EMA model's and the previous cycle's.
+    let images = &s.window().images;
+    let current = anomaly_scores(s.trainer().ema(), images, 64, Views::Single).unwrap();
+    let previous = s.trainer().ema().duplicate().unwrap();
+    previous
+        .load(&dir.path().join("ema-step-24.safetensors"))
+        .unwrap();
+    let before = anomaly_scores(&previous, images, 64, Views::Single).unwrap();
+    assert_ne!(current, before, "the two models should differ");
+    let got = s.score_window().unwrap();
+    for ((g, c), b) in got.iter().zip(&current).zip(&before) {
+        assert!((g - (c + b) / 2.0).abs() < 1e-6, "{g} {c} {b}");
+    }
 }

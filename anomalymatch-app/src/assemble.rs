@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 /// The trainer every job uses.
 pub type Trainer = FixMatch<EfficientNet, FixMatchAugmenter>;
 
-/// The built-in data set (`data/gz1-mini`), used when no images are named.
-pub const BUILT_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/gz1-mini");
+/// The built-in data set (`data/gz1-demo`), used when no images are named.
+pub const BUILT_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/gz1-demo");
 
 /// Prints a line of chatter unless the job is quiet.
 pub fn say(quiet: bool, line: impl AsRef<str>) {
@@ -259,6 +259,7 @@ pub fn session(
         queries_per_cycle: config.active.queries_per_cycle,
         score_batch: config.score.batch_size,
         score_views: config.score.views,
+        ensemble: config.active.ensemble,
         seed: config.seed,
         show_progress: progress,
     };

@@ -2,7 +2,8 @@
 
 use crate::commands::{
     benchmark::BenchmarkArgs, config::ConfigArgs, discover::DiscoverArgs, label::LabelArgs,
-    merge::MergeArgs, score::ScoreArgs, serve::ServeArgs, slurm::SlurmArgs, train::TrainArgs,
+    merge::MergeArgs, report::ReportArgs, score::ScoreArgs, serve::ServeArgs, slurm::SlurmArgs,
+    train::TrainArgs,
 };
 use crate::config::Override;
 use crate::error::Result;
@@ -41,6 +42,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the GZ1-merger protocol of BENCHMARKS.md and print its metrics.
     Benchmark(BenchmarkArgs),
+    /// Make Markdown tables of benchmark results files, or regenerate a document's tables.
+    Report(ReportArgs),
     /// Print the default configuration, or check a configuration file.
     Config(ConfigArgs),
 }
@@ -105,7 +108,7 @@ impl Common {
 /// Where the images are.
 #[derive(Debug, Args)]
 pub struct ImagesFlag {
-    /// Folder of images [key: data.images; default: the built-in data/gz1-mini].
+    /// Folder of images [key: data.images; default: the built-in data/gz1-demo].
     #[arg(long, value_name = "DIR")]
     pub images: Option<PathBuf>,
 }

@@ -66,6 +66,16 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The defaults with `preset`'s keys applied: what a configuration naming only the preset
+    /// gives.
+    pub fn of_preset(preset: Preset) -> Self {
+        // The preset's table is a constant that a test of `preset.rs` deserializes.
+        let keys = Config::deserialize(toml::Value::Table(preset.table())).unwrap_or_default();
+        Config { preset, ..keys }
+    }
+}
+
 /// The `[truth]` section: a class file that says what each image is, for the simulated expert,
 /// the benchmark and the hidden-truth report of `discover`. Never used for training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,7 +129,8 @@ pub struct BenchmarkConfig {
     pub seeds: Vec<u64>,
     /// `protocol` (the protocol's expert) or query strategy names; one run each per seed.
     pub queries: Vec<String>,
-    /// Baselines run through the protocol beside FixMatch: `probe`, `knn` or `iforest`.
+    /// Baselines run through the protocol beside FixMatch: `probe`, `knn`, `iforest` or
+    /// `supervised`.
     pub baselines: Vec<String>,
     /// Anomalies labelled at the start.
     pub start_anomalies: usize,
@@ -128,6 +139,9 @@ pub struct BenchmarkConfig {
     /// The protocol's expert labels this many of the highest-scored normals and as many
     /// anomalies after each cycle.
     pub expert_per_class: usize,
+    /// A JSON-lines file every finished run appends its lines to, with the commit, the
+    /// changed keys and the command (default: `OUT/benchmark/results.jsonl`).
+    pub results: Option<PathBuf>,
 }
 
 impl Default for BenchmarkConfig {
@@ -140,6 +154,7 @@ impl Default for BenchmarkConfig {
             start_anomalies: 10,
             start_normals: 90,
             expert_per_class: 10,
+            results: None,
         }
     }
 }

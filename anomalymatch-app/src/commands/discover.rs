@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::outputs;
 use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_core::fixmatch::TrainData;
+use anomalymatch_core::metrics::top_k_for_fraction;
 use anomalymatch_core::{Label, Ranking, RankingMetrics, UnlabelledPool, score_source};
 use clap::Args;
 use std::collections::HashMap;
@@ -155,7 +156,11 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// How many of the top are anomalies by the hidden classes, against the base rate.
+/// The candidates an expert looks at first: the hidden-truth line always counts them.
+const FIRST_LOOK: usize = 32;
+
+/// How many of the first look, of the top and of the top 1% are anomalies by the hidden
+/// classes, each against what a random ranking would hold at the base rate.
 fn report_truth(
     path: &std::path::Path,
     truth: &HashMap<String, Label>,
@@ -166,19 +171,35 @@ fn report_truth(
 ) -> Result<()> {
     let is_anomaly = |n: &str| truth.get(n) == Some(&Label::Anomaly);
     let flags: Vec<bool> = names.iter().map(|n| is_anomaly(n)).collect();
-    let in_top = ranking
-        .top(top)
-        .iter()
-        .filter(|r| is_anomaly(&r.name))
-        .count();
     let m = RankingMetrics::compute(scores, &flags)?;
+    let rate = m.anomalies as f64 / m.n.max(1) as f64;
+    let top_1pct = top_k_for_fraction(m.n, 0.01)?;
+    // "N of the top K (chance: E)", K no larger than the ranking.
+    let hits = |k: usize| {
+        let k = k.min(m.n);
+        let n = ranking
+            .top(k)
+            .iter()
+            .filter(|r| is_anomaly(&r.name))
+            .count();
+        format!("{n} of the top {k} (chance: {:.1})", rate * k as f64)
+    };
     println!(
-        "hidden truth ({}): {in_top} of the top {top} are anomalies ({} among {} unlabelled, \
-         base rate {:.1}%); AUROC {:.3}, AUPRC {:.3}",
+        "hidden truth ({}): anomalies among the candidates: {}, {}, {} of the top 1% \
+         ({top_1pct}; chance: {:.1}); {} among {} unlabelled (base rate {:.1}%); AUROC {:.3}, \
+         AUPRC {:.3}",
         path.display(),
+        hits(FIRST_LOOK),
+        hits(top),
+        ranking
+            .top(top_1pct)
+            .iter()
+            .filter(|r| is_anomaly(&r.name))
+            .count(),
+        rate * top_1pct as f64,
         m.anomalies,
         m.n,
-        100.0 * m.anomalies as f64 / m.n.max(1) as f64,
+        100.0 * rate,
         m.auroc,
         m.average_precision
     );

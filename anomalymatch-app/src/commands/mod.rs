@@ -6,6 +6,7 @@ pub mod config;
 pub mod discover;
 pub mod label;
 pub mod merge;
+pub mod report;
 pub mod score;
 pub mod serve;
 pub mod slurm;
@@ -27,6 +28,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Label(a) => label::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Benchmark(a) => benchmark::run(a),
+        Command::Report(a) => report::run(a),
         Command::Config(a) => config::run(a),
     }
 }

@@ -8,6 +8,10 @@
 //!   (linfa-nn).
 //! - `iforest`: an isolation forest on the first principal components (linfa-reduction) of
 //!   every image, as Astronomaly ranks; it ignores the labels.
+//!
+//! One baseline trains: `supervised` is the same network fine-tuned on the labelled images
+//! alone (`train.uratio = 0`), with the same augmentation and iterations, through the same
+//! session as FixMatch; the difference between the two is what the unlabelled pool adds.
 
 use super::Data;
 use super::isolation_forest::IsolationForest;
@@ -26,7 +30,17 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The baselines' names, as `--baseline` and `benchmark.baselines` take them.
-pub const NAMES: [&str; 3] = ["probe", "knn", "iforest"];
+pub const NAMES: [&str; 4] = ["probe", "knn", "iforest", SUPERVISED];
+
+/// The baseline that fine-tunes the network without the unlabelled images.
+pub const SUPERVISED: &str = "supervised";
+
+/// The configuration of the `supervised` baseline: no unlabelled image in a step.
+pub fn supervised(config: &Config) -> Config {
+    let mut c = config.clone();
+    c.train.uratio = 0;
+    c
+}
 
 /// Principal components kept for the isolation forest: random axis splits in 1,280 mostly
 /// uninformative dimensions isolate nothing.

@@ -6,9 +6,14 @@
 //! that strategy's picks, as a real expert would. One JSON line per cycle goes to stdout, then
 //! a summary table per query. Baselines on frozen embeddings (`--baseline`) run through the
 //! same protocol and get tables of their own.
+//!
+//! Nothing measured is lost: a killed run resumes from its last finished cycle, and every
+//! finished run is appended to a results file that `anomalymatch report` makes tables of
+//! ([`record`]).
 
 pub mod baselines;
 mod isolation_forest;
+pub mod record;
 
 use crate::assemble;
 use crate::cli::{Common, CyclesFlag, Flags, TrainingFlags, int, path, push, text};
@@ -20,6 +25,7 @@ use anomalymatch_core::{ClassTable, FolderSource, Label, RankingMetrics, Unlabel
 use clap::Args;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use record::{Results, RunFolder};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,7 +45,8 @@ pub struct BenchmarkArgs {
     /// `protocol` or a query strategy; repeat to compare [key: benchmark.queries].
     #[arg(long, value_name = "QUERY")]
     pub query: Vec<String>,
-    /// A baseline on frozen embeddings, `probe`, `knn` or `iforest`; repeat for more
+    /// A baseline: `probe`, `knn` or `iforest` on frozen embeddings, or `supervised` (the
+    /// network trained without the unlabelled images); repeat for more
     /// [key: benchmark.baselines].
     #[arg(long, value_name = "NAME")]
     pub baseline: Vec<String>,
@@ -52,6 +59,10 @@ pub struct BenchmarkArgs {
     /// The anomaly class [key: truth.anomaly_class].
     #[arg(long, value_name = "CLASS")]
     pub anomaly_class: Option<String>,
+    /// File each finished run appends its lines to [key: benchmark.results; default:
+    /// OUT/benchmark/results.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
 }
 
 impl Flags for BenchmarkArgs {
@@ -89,6 +100,12 @@ impl Flags for BenchmarkArgs {
             self.anomaly_class.as_deref().map(text),
             "--anomaly-class",
         );
+        push(
+            all,
+            "benchmark.results",
+            self.results.as_deref().map(path),
+            "--results",
+        );
     }
 }
 
@@ -110,26 +127,40 @@ fn benchmark(config: &Config, quiet: bool) -> Result<()> {
     let data = read_data(config)?;
     assemble::prepare_output(&config.output.dir, quiet)?;
     let b = &config.benchmark;
+    let results_path = b
+        .results
+        .clone()
+        .unwrap_or_else(|| config.output.dir.join("benchmark").join("results.jsonl"));
+    let mut results = Results::open(&results_path)?;
     let mut summary: Vec<Vec<Vec<serde_json::Value>>> = vec![Vec::new(); b.queries.len()];
     let mut baseline_summary: Vec<Vec<Vec<serde_json::Value>>> =
         vec![Vec::new(); b.baselines.len()];
-    // The embeddings do not depend on the seed: the backbone is the pretrained one.
-    let embeddings = if b.baselines.is_empty() {
-        None
-    } else {
-        Some(baselines::embed(config, &data, quiet)?)
-    };
+    let mut embeddings = None;
     for &seed in &b.seeds {
         let start = start_labels(&data, seed, b.start_anomalies, b.start_normals);
-        if let Some(x) = &embeddings {
-            for (k, name) in b.baselines.iter().enumerate() {
-                let lines = baselines::run(name, x, &data, &start, config, seed)?;
-                baseline_summary[k].push(lines);
-            }
+        for (k, name) in b.baselines.iter().enumerate() {
+            let lines = if name == baselines::SUPERVISED {
+                let run = Run::new(&baselines::supervised(config), seed, name, true)?;
+                results.measure(&run, || run_one(&data, &start, &run, PROTOCOL, quiet))?
+            } else {
+                let run = Run::new(config, seed, name, true)?;
+                results.measure(&run, || {
+                    // The embeddings do not depend on the seed: the backbone is the
+                    // pretrained one. Computed once, and only when a baseline must run.
+                    if embeddings.is_none() {
+                        embeddings = Some(baselines::embed(config, &data, quiet)?);
+                    }
+                    let x = embeddings.as_ref().ok_or_else(|| {
+                        AppError::Failed("baseline embeddings: not computed".into())
+                    })?;
+                    baselines::run(name, x, &data, &start, config, seed)
+                })?
+            };
+            baseline_summary[k].push(lines);
         }
         for (q, query) in b.queries.iter().enumerate() {
-            let lines = run_one(config, &data, &start, seed, query, quiet)?;
-            summary[q].push(lines);
+            let run = Run::new(config, seed, query, false)?;
+            summary[q].push(results.measure(&run, || run_one(&data, &start, &run, query, quiet))?);
         }
     }
     for (name, runs) in b.baselines.iter().zip(&baseline_summary) {
@@ -141,6 +172,40 @@ fn benchmark(config: &Config, quiet: bool) -> Result<()> {
         print_summary(runs);
     }
     Ok(())
+}
+
+/// One run of the protocol: a seed and a query or baseline under the configuration.
+pub struct Run {
+    /// The configuration with the run's seed.
+    config: Config,
+    /// The query, or `baseline:NAME`: names the run's folder.
+    name: String,
+    /// What decides its numbers ([`record::identity`]).
+    identity: serde_json::Value,
+    /// Its id in the results file.
+    id: String,
+    /// The keys it changes from its preset.
+    changed: BTreeMap<String, serde_json::Value>,
+}
+
+impl Run {
+    fn new(config: &Config, seed: u64, name: &str, baseline: bool) -> Result<Self> {
+        let mut config = config.clone();
+        config.seed = seed;
+        let name = if baseline {
+            format!("baseline:{name}")
+        } else {
+            name.to_string()
+        };
+        let identity = record::identity(&config)?;
+        Ok(Run {
+            id: record::run_id(&identity, seed, &name),
+            changed: record::changed(&config)?,
+            identity,
+            config,
+            name,
+        })
+    }
 }
 
 /// Reads the class file and checks, before any work, that the protocol can run on it.
@@ -213,36 +278,40 @@ fn start_labels(
         .collect()
 }
 
-/// One seed and query: a fresh session over the whole pool, its cycles as JSON lines.
+/// One seed and query: a session over the whole pool, its cycles as JSON lines. The run's
+/// folder resumes a killed run from its last finished cycle.
 fn run_one(
-    config: &Config,
     data: &Data,
     start: &BTreeMap<String, Label>,
-    seed: u64,
+    run: &Run,
     query: &str,
     quiet: bool,
 ) -> Result<Vec<serde_json::Value>> {
     let started = Instant::now();
+    let config = &run.config;
+    let seed = config.seed;
     let dir = config.output.dir.join("benchmark").join(format!(
         "seed-{seed}-{}",
-        query.replace([':', ',', '=', '/'], "_")
+        run.name.replace([':', ',', '=', '/'], "_")
     ));
-    // A benchmark run starts afresh; an old one in the same place is replaced.
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| AppError::Failed(format!("{}: {e}", dir.display())))?;
+    let folder = RunFolder::open(&dir, &run.identity)?;
+    let cycles = config.active.cycles;
+    let resumed = !folder.lines.is_empty();
+    for l in folder.lines.iter().take(cycles) {
+        println!("{l}");
+    }
+    if folder.lines.len() >= cycles {
+        return Ok(folder.lines[..cycles].to_vec());
     }
     let loader = assemble::loader(config)?;
     let spec = loader.spec();
     let source = FolderSource::with_names(&data.images, data.names.clone())?;
     let pool = UnlabelledPool::new(Box::new(source), loader, data.names.len())?;
-    let mut run_config = config.clone();
-    run_config.seed = seed;
-    let model = assemble::model(&run_config, spec)?;
-    let trainer = assemble::trainer(&run_config, model, spec, quiet)?;
+    let model = assemble::model(config, spec)?;
+    let trainer = assemble::trainer(config, model, spec, quiet)?;
     let protocol = query == PROTOCOL;
     let session_config = SessionConfig {
-        cycles: config.active.cycles,
+        cycles,
         iterations: config.train.iterations,
         // The protocol's expert walks down the whole ranking until it has its quota.
         queries_per_cycle: if protocol {
@@ -252,6 +321,7 @@ fn run_one(
         },
         score_batch: config.score.batch_size,
         score_views: config.score.views,
+        ensemble: config.active.ensemble,
         seed,
         show_progress: !quiet,
     };
@@ -265,70 +335,107 @@ fn run_one(
         config,
         seed,
         query,
+        baseline: run.name.strip_prefix("baseline:"),
         truth: &data.by_name,
         start_anomalies: config.benchmark.start_anomalies,
         metrics: None,
-        lines: Vec::new(),
+        seconds_before: folder.seconds_before(),
+        folder,
+        resumed,
+        error: None,
         started,
     };
     session.run(strategy.as_ref(), &mut expert, &mut observer)?;
-    Ok(observer.lines)
+    if let Some(e) = observer.error {
+        return Err(e);
+    }
+    Ok(observer.folder.lines)
 }
 
-/// Computes the pool metrics when the pool is scored and prints a JSON line per cycle.
+/// Computes the pool metrics when the pool is scored, keeps them in the run's folder, and
+/// prints and keeps a JSON line per finished cycle.
 struct Recorder<'a> {
     config: &'a Config,
     seed: u64,
     query: &'a str,
+    /// The baseline the run measures, if it is one.
+    baseline: Option<&'a str>,
     truth: &'a HashMap<String, Label>,
     start_anomalies: usize,
-    metrics: Option<(usize, Result<RankingMetrics, String>)>,
-    lines: Vec<serde_json::Value>,
-    /// When the seed's run began: its seconds so far go in each line.
+    /// The scored cycle's metrics, until it finishes.
+    metrics: Option<serde_json::Value>,
+    folder: RunFolder,
+    /// Seconds the run spent in earlier processes.
+    seconds_before: f64,
+    /// Whether this process took up a run an earlier one began.
+    resumed: bool,
+    /// The first error of keeping the record: the session's hooks cannot return one.
+    error: Option<AppError>,
+    /// When this process took the run up: its seconds so far go in each line.
     started: Instant,
 }
 
+impl Recorder<'_> {
+    fn keep(&mut self, r: Result<()>) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e);
+        }
+    }
+}
+
 impl SessionObserver for Recorder<'_> {
-    fn on_scored(&mut self, _cycle: usize, names: &[String], scores: &[f32]) {
+    fn on_scored(&mut self, cycle: usize, names: &[String], scores: &[f32]) {
         let truth: Vec<bool> = names
             .iter()
             .map(|n| self.truth[n] == Label::Anomaly)
             .collect();
-        let m = RankingMetrics::compute(scores, &truth).map_err(|e| {
-            format!(
-                "{e}: the pool has no {} left; the data set is too small for this many cycles",
-                self.config.truth.anomaly_class
-            )
-        });
-        self.metrics = Some((names.len(), m));
+        match RankingMetrics::compute(scores, &truth) {
+            Ok(m) => {
+                let v = serde_json::json!({
+                    "cycle": cycle, "pool": names.len(), "anomalies": m.anomalies,
+                    "auroc": m.auroc, "auprc": m.average_precision,
+                    "p_at_1pct": m.precision_at_1pct,
+                });
+                let saved = self.folder.save_scored(&v);
+                self.keep(saved);
+                self.metrics = Some(v);
+            }
+            Err(e) => eprintln!(
+                "warning: seed {}, cycle {cycle}: {e}: the pool has no {} left; the data set is \
+                 too small for this many cycles",
+                self.seed, self.config.truth.anomaly_class
+            ),
+        }
     }
 
     fn on_cycle(&mut self, r: &CycleReport) {
-        let Some((pool, metrics)) = self.metrics.take() else {
+        // A cycle scored by an earlier process (killed during the expert's turn) kept its
+        // metrics in the run's folder.
+        let Some(m) = self.metrics.take().or_else(|| self.folder.scored(r.cycle)) else {
             return;
         };
-        let m = match metrics {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("warning: seed {}, cycle {}: {e}", self.seed, r.cycle);
-                return;
-            }
-        };
         let s = &r.seconds;
-        let line = serde_json::json!({
+        let pool = m["pool"].as_f64().unwrap_or(0.0);
+        let mut line = serde_json::json!({
             "impl": "anomalymatch-rs", "seed": self.seed, "cycle": r.cycle,
             "preset": self.config.preset, "size": self.config.data.size,
             "crop": self.config.data.crop, "iters": self.config.train.iterations,
-            "query": self.query, "pool": pool, "anomalies": m.anomalies,
-            "auroc": m.auroc, "auprc": m.average_precision, "p_at_1pct": m.precision_at_1pct,
+            "query": self.query, "pool": m["pool"], "anomalies": m["anomalies"],
+            "auroc": m["auroc"], "auprc": m["auprc"], "p_at_1pct": m["p_at_1pct"],
             "load_s": s.load, "train_s": s.train, "score_s": s.score,
-            "seed_s": self.started.elapsed().as_secs_f64(),
-            "score_img_per_s": pool as f64 / s.score.max(1e-9),
+            "seed_s": self.seconds_before + self.started.elapsed().as_secs_f64(),
+            "resumed": self.resumed,
+            // A cycle scored by an earlier process has no rate of its own.
+            "score_img_per_s": (s.score > 0.0).then(|| pool / s.score),
             "found": r.anomalies_found, "queried_anomalies": r.batch_anomalies,
             "labelled_anomalies": self.start_anomalies + r.anomalies_found,
         });
+        if let Some(name) = self.baseline {
+            line["baseline"] = name.into();
+        }
         println!("{line}");
-        self.lines.push(line);
+        let kept = self.folder.finish_cycle(line);
+        self.keep(kept);
     }
 }
 

@@ -1,0 +1,309 @@
+//! `anomalymatch report`: Markdown tables of benchmark results files, one row per setting,
+//! each naming the commit and the command that made it. With `--readme FILE` it regenerates
+//! every block of that file that reads
+//!
+//! ```text
+//! <!-- report [--cycle N] FILE... -->
+//! ...
+//! <!-- /report -->
+//! ```
+//!
+//! from the files the block names (relative to the document), so that the document's tables
+//! are always those files' figures.
+
+use super::benchmark::record::read_lines;
+use crate::error::{AppError, Result};
+use anomalymatch_core::atomic::write_bytes_atomic;
+use clap::{Args, Parser};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results files (JSON lines, as `benchmark --results` appends them).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Show this cycle (default: the last one every seed of the row reached).
+    #[arg(long, value_name = "N")]
+    pub cycle: Option<u64>,
+    /// Regenerate the report blocks of this Markdown file in place instead of printing.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["files", "cycle"])]
+    pub readme: Option<PathBuf>,
+}
+
+/// A block's arguments, parsed as the command's.
+#[derive(Debug, Parser)]
+#[command(name = "report", no_binary_name = true)]
+struct BlockArgs {
+    #[command(flatten)]
+    args: ReportArgs,
+}
+
+const OPEN: &str = "<!-- report ";
+const CLOSE: &str = "<!-- /report -->";
+
+/// Runs `report`.
+pub fn run(args: ReportArgs) -> Result<()> {
+    match &args.readme {
+        Some(doc) => regenerate(doc),
+        None => {
+            if args.files.is_empty() {
+                return Err(AppError::Usage(
+                    "report: name at least one results file, or --readme FILE".into(),
+                ));
+            }
+            print!("{}", table(&args.files, args.cycle)?);
+            Ok(())
+        }
+    }
+}
+
+/// Rewrites every report block of `doc`, atomically.
+fn regenerate(doc: &Path) -> Result<()> {
+    let failed = |e: &dyn std::fmt::Display| AppError::Failed(format!("{}: {e}", doc.display()));
+    let text = std::fs::read_to_string(doc).map_err(|e| failed(&e))?;
+    let base = doc.parent().unwrap_or(Path::new("."));
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    let mut blocks = 0;
+    while let Some(at) = rest.find(OPEN) {
+        let line_no = text.len() - rest.len() + at;
+        let line_no = text[..line_no].matches('\n').count() + 1;
+        let (before, from) = rest.split_at(at);
+        let head_end = from.find("-->").ok_or_else(|| {
+            failed(&format!(
+                "line {line_no}: a report block's opening is not closed by -->"
+            ))
+        })?;
+        let words = from[OPEN.len()..head_end].split_whitespace();
+        let parsed = BlockArgs::try_parse_from(words)
+            .map_err(|e| failed(&format!("line {line_no}: {}", e.kind())))?
+            .args;
+        let files: Vec<PathBuf> = parsed.files.iter().map(|f| base.join(f)).collect();
+        if files.is_empty() {
+            return Err(failed(&format!(
+                "line {line_no}: the block names no results file"
+            )));
+        }
+        let body_start = head_end + "-->".len();
+        let close = from[body_start..]
+            .find(CLOSE)
+            .ok_or_else(|| failed(&format!("line {line_no}: the report block has no {CLOSE}")))?;
+        out.push_str(before);
+        out.push_str(&from[..body_start]);
+        out.push('\n');
+        out.push_str(&table(&files, parsed.cycle)?);
+        out.push_str(CLOSE);
+        rest = &from[body_start + close + CLOSE.len()..];
+        blocks += 1;
+    }
+    out.push_str(rest);
+    if blocks == 0 {
+        return Err(failed(&format!("no report block ({OPEN}FILE... -->)")));
+    }
+    write_bytes_atomic(doc, out.as_bytes())?;
+    eprintln!("{}: {blocks} report block(s) regenerated", doc.display());
+    Ok(())
+}
+
+/// One row's lines: per seed, per cycle, the last line.
+type Row = BTreeMap<u64, BTreeMap<u64, Value>>;
+
+/// The table of `files`: one row per setting (commit, preset, changed keys, query or
+/// baseline, command), in the order rows first appear.
+pub fn table(files: &[PathBuf], cycle: Option<u64>) -> Result<String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut rows: BTreeMap<String, (Value, Row)> = BTreeMap::new();
+    let mut unreadable = 0;
+    for f in files {
+        let (lines, bad) = read_lines(f)?;
+        unreadable += bad;
+        for l in lines {
+            let (Some(seed), Some(c)) = (num(&l, "seed"), num(&l, "cycle")) else {
+                unreadable += 1;
+                continue;
+            };
+            let key = [
+                "commit", "preset", "changed", "query", "baseline", "command",
+            ]
+            .map(|k| l.get(k).map_or(String::new(), Value::to_string))
+            .join("\u{1}");
+            if !rows.contains_key(&key) {
+                order.push(key.clone());
+            }
+            let row = rows.entry(key).or_insert_with(|| (l.clone(), Row::new()));
+            row.1.entry(seed).or_default().insert(c, l);
+        }
+    }
+    let mut s = String::from(
+        "| setting | seeds | cycle | AUROC | AUPRC | precision top 1% | s per seed | commit | command |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+    );
+    for key in &order {
+        let (first, by_seed) = &rows[key];
+        let reached = by_seed
+            .values()
+            .filter_map(|c| c.keys().max().copied())
+            .min();
+        let Some(c) = cycle.or(reached) else { continue };
+        let at: Vec<&Value> = by_seed.values().filter_map(|m| m.get(&c)).collect();
+        if at.is_empty() {
+            continue;
+        }
+        let seeds: Vec<String> = by_seed
+            .iter()
+            .filter(|(_, m)| m.contains_key(&c))
+            .map(|(s, _)| s.to_string())
+            .collect();
+        let stat = |k: &str| {
+            let v: Vec<f64> = at.iter().filter_map(|l| l.get(k)?.as_f64()).collect();
+            let n = v.len().max(1) as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+            if v.len() > 1 {
+                format!("{mean:.3} ± {sd:.3}")
+            } else {
+                format!("{mean:.3}")
+            }
+        };
+        let secs: Vec<f64> = at
+            .iter()
+            .filter_map(|l| l.get("seed_s")?.as_f64())
+            .collect();
+        let lo = secs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = secs.iter().copied().fold(0.0, f64::max);
+        let secs = if secs.is_empty() {
+            String::new()
+        } else if hi - lo < 1.0 {
+            format!("{lo:.0}")
+        } else {
+            format!("{lo:.0}-{hi:.0}")
+        };
+        s.push_str(&format!(
+            "| {} | {} | {c} | {} | {} | {} | {secs} | {} | `{}` |\n",
+            setting(first),
+            seeds.join(","),
+            stat("auroc"),
+            stat("auprc"),
+            stat("p_at_1pct"),
+            first.get("commit").and_then(Value::as_str).unwrap_or("?"),
+            first
+                .get("command")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .replace('|', "\\|"),
+        ));
+    }
+    if unreadable > 0 {
+        eprintln!("warning: {unreadable} line(s) of the results files could not be read");
+    }
+    Ok(s)
+}
+
+fn num(l: &Value, k: &str) -> Option<u64> {
+    l.get(k)?.as_u64()
+}
+
+/// A row's setting: the preset or baseline, the query when not the protocol's, and the
+/// changed keys.
+fn setting(l: &Value) -> String {
+    let mut parts = Vec::new();
+    match l.get("baseline").and_then(Value::as_str) {
+        Some(b) => parts.push(format!("baseline `{b}`")),
+        None => parts.push(
+            l.get("preset")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string(),
+        ),
+    }
+    if let Some(q) = l.get("query").and_then(Value::as_str)
+        && q != crate::config::PROTOCOL
+    {
+        parts.push(format!("query `{q}`"));
+    }
+    if let Some(c) = l.get("changed").and_then(Value::as_object) {
+        parts.extend(c.iter().map(|(k, v)| format!("`{k}={v}`")));
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::io::Write;
+
+    fn line(seed: u64, cycle: u64, auroc: f64, changed: Value) -> String {
+        json!({"seed": seed, "cycle": cycle, "auroc": auroc, "auprc": 0.1, "p_at_1pct": 0.2,
+               "seed_s": 100.0 * cycle as f64, "preset": "recommended", "query": "protocol",
+               "commit": "abc1234", "changed": changed, "command": "anomalymatch benchmark"})
+        .to_string()
+    }
+
+    #[test]
+    fn rows_group_by_setting_and_show_the_cycle_every_seed_reached() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("r.jsonl");
+        let mut w = std::fs::File::create(&f).unwrap();
+        for l in [
+            line(42, 1, 0.6, json!({})),
+            line(42, 2, 0.7, json!({})),
+            line(43, 1, 0.8, json!({})),
+            line(42, 1, 0.5, json!({"train.lr": 0.01})),
+        ] {
+            writeln!(w, "{l}").unwrap();
+        }
+        writeln!(w, "{{torn").unwrap();
+        let t = table(std::slice::from_ref(&f), None).unwrap();
+        let rows: Vec<&str> = t.lines().skip(2).collect();
+        assert_eq!(rows.len(), 2, "{t}");
+        // Seed 43 reached only cycle 1: the row shows cycle 1 of both seeds.
+        assert!(
+            rows[0].starts_with("| recommended | 42,43 | 1 | 0.700 ± 0.100 |"),
+            "{t}"
+        );
+        assert!(
+            rows[1].contains("`train.lr=0.01`") && rows[1].contains("| 0.500 |"),
+            "{t}"
+        );
+        let t2 = table(&[f], Some(2)).unwrap();
+        assert!(t2.contains("| recommended | 42 | 2 | 0.700 |"), "{t2}");
+    }
+
+    #[test]
+    fn a_readme_block_is_regenerated_from_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("res")).unwrap();
+        std::fs::write(
+            dir.path().join("res/a.jsonl"),
+            line(42, 1, 0.9, json!({})) + "\n",
+        )
+        .unwrap();
+        let doc = dir.path().join("README.md");
+        let text = "# T\n\n<!-- report res/a.jsonl -->\nold table\n<!-- /report -->\n\nafter\n";
+        std::fs::write(&doc, text).unwrap();
+        regenerate(&doc).unwrap();
+        let new = std::fs::read_to_string(&doc).unwrap();
+        assert!(
+            new.starts_with("# T\n\n<!-- report res/a.jsonl -->\n| setting |"),
+            "{new}"
+        );
+        assert!(
+            new.contains("| 0.900 |") && !new.contains("old table"),
+            "{new}"
+        );
+        assert!(new.ends_with("<!-- /report -->\n\nafter\n"), "{new}");
+        // Regenerating again changes nothing.
+        regenerate(&doc).unwrap();
+        assert_eq!(std::fs::read_to_string(&doc).unwrap(), new);
+        std::fs::write(&doc, "<!-- report res/a.jsonl -->\nno end\n").unwrap();
+        let e = regenerate(&doc).unwrap_err().to_string();
+        assert!(
+            e.contains("README.md: line 1") && e.contains("no <!-- /report -->"),
+            "{e}"
+        );
+    }
+}
