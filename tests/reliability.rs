@@ -552,3 +552,87 @@ fn a_read_only_output_folder_is_refused_before_any_work() {
     );
     assert!(stdout.trim().is_empty(), "work started: {stdout}");
 }
+
+/// Issue 26, item 7: a reader that stops early (`discover | head -1`) ends neither the job
+/// nor its files; a standard output that fails otherwise (`> /dev/full`) is a one-line error
+/// after the files are written.
+#[test]
+fn a_closed_or_full_standard_output_ends_the_command_cleanly_after_its_files() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let images = format!("{MINI}/images");
+    let labels = format!("{MINI}/labeled_data.csv");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "discover",
+            "--images",
+            &images,
+            "--labels",
+            &labels,
+            "--size",
+            "32",
+            "--iters",
+            "1",
+            "--out",
+            s(out),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let files = ["candidates.csv", "candidates.png", "checkpoint.safetensors"];
+    let piped = dir.path().join("piped");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anomalymatch"))
+        .args(args(&piped))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reader is gone: every later line meets a closed pipe.
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    for f in files {
+        assert!(piped.join(f).is_file(), "{f}");
+    }
+    if Path::new("/dev/full").exists() {
+        let full = dir.path().join("full");
+        let out = Command::new(env!("CARGO_BIN_EXE_anomalymatch"))
+            .args(args(&full))
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("error: standard output: "), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        for f in files {
+            assert!(full.join(f).is_file(), "{f}");
+        }
+    }
+}
+
+/// Issue 26, item 8: `[data.stretch]` is checked with the rest of the configuration, so a
+/// range that would blank every FITS image is refused before any work.
+#[test]
+fn a_stretch_that_cannot_work_is_refused_by_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, needle) in [
+        (
+            "kind = \"percentile\"\nlow = 90\nhigh = 10\n",
+            "data.stretch.high: must be in (low, 100]",
+        ),
+        (
+            "kind = \"zscale\"\ncontrast = -5\n",
+            "data.stretch.contrast: must be a finite number > 0",
+        ),
+    ] {
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, format!("[data.stretch]\n{body}")).unwrap();
+        fails(&["config", "check", s(&file)], 2, &[needle]);
+    }
+}

@@ -163,7 +163,8 @@ pub trait SessionObserver {
         let _ = (cycle, names, scores);
     }
 
-    /// After each finished cycle.
+    /// After each finished cycle, before the session's state moves past it (so a crash may
+    /// repeat it once).
     fn on_cycle(&mut self, report: &CycleReport) {
         let _ = report;
     }
@@ -517,6 +518,10 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
                 .filter(|(n, _)| !self.labels.contains_key(*n))
                 .map(|(_, &s)| f64::from(s))
                 .sum();
+            // The observer hears of the cycle before the state moves past it: an observer that
+            // keeps a record misses no cycle to a crash in between, and one that hears of a
+            // cycle twice (a crash after it heard) gets the same report.
+            observer.on_cycle(&report);
             self.state = SessionState {
                 cycle: self.state.cycle + 1,
                 phase: Phase::Train,
@@ -524,7 +529,6 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
                 cycle_start_iteration: self.trainer.iteration(),
             };
             self.save_state()?;
-            observer.on_cycle(&report);
         }
         Ok(SessionEnd::Finished)
     }

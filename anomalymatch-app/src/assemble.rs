@@ -4,6 +4,7 @@
 
 use crate::config::{Config, TruthConfig};
 use crate::error::{AppError, Result};
+use crate::stdout::out;
 use anomalymatch_active::{Session, SessionConfig};
 use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::{
@@ -23,7 +24,7 @@ pub const BUILT_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/gz1-dem
 /// Prints a line of chatter unless the job is quiet.
 pub fn say(quiet: bool, line: impl AsRef<str>) {
     if !quiet {
-        println!("{}", line.as_ref());
+        out!("{}", line.as_ref());
     }
 }
 

@@ -17,6 +17,7 @@ pub mod preset;
 mod score_run;
 pub mod serve;
 mod shard;
+mod stdout;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ pub fn run() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    match commands::run(cli.command) {
+    match commands::run(cli.command).and_then(|()| stdout::finish()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", e.one_line());

@@ -462,11 +462,18 @@ fn unsupervised_loss(weak: &Tensor, strong: &Tensor, cfg: &TrainConfig) -> Resul
         cfg.temperature
     };
     let probs = candle_nn::ops::softmax_last_dim(&(weak / temperature)?)?;
-    let mask = probs
-        .max_keepdim(1)?
-        .squeeze(1)?
-        .ge(cfg.p_cutoff)?
-        .to_dtype(DType::F32)?;
+    let confidence = probs.max_keepdim(1)?.squeeze(1)?;
+    let mask = if cfg.class_thresholds {
+        // Each class's threshold is p_cutoff times its mean probability over the step's weak
+        // views, relative to the most probable class's.
+        let mean = probs.mean(0)?;
+        let scale = mean.broadcast_div(&mean.max_keepdim(0)?)?;
+        let threshold = (scale.index_select(&probs.argmax(1)?, 0)? * cfg.p_cutoff)?;
+        confidence.ge(&threshold)?
+    } else {
+        confidence.ge(cfg.p_cutoff)?
+    }
+    .to_dtype(DType::F32)?;
     let log_p = candle_nn::ops::log_softmax(strong, 1)?;
     let per_item = if cfg.hard_labels {
         let pseudo = probs.argmax_keepdim(1)?;
@@ -477,4 +484,41 @@ fn unsupervised_loss(weak: &Tensor, strong: &Tensor, cfg: &TrainConfig) -> Resul
     let loss = (per_item * &mask)?.mean_all()?;
     let ratio = mask.mean_all()?.to_scalar::<f32>()?;
     Ok((loss, ratio))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Weak views of three confident normals and one anomaly at 0.7; strong views agree.
+    fn views() -> (Tensor, Tensor) {
+        let p = [[0.99f32, 0.01], [0.99, 0.01], [0.99, 0.01], [0.3, 0.7]];
+        let logits: Vec<f32> = p.iter().flat_map(|r| r.map(f32::ln)).collect();
+        let weak = Tensor::from_vec(logits, (4, 2), &Device::Cpu).unwrap();
+        (weak.clone(), weak)
+    }
+
+    #[test]
+    fn class_thresholds_let_the_rare_class_count_below_the_cutoff() {
+        let (weak, strong) = views();
+        let fixed = TrainConfig::default();
+        let (_, ratio) = unsupervised_loss(&weak, &strong, &fixed).unwrap();
+        assert_eq!(ratio, 0.75, "the anomaly at 0.7 is masked at p_cutoff 0.95");
+        let fair = TrainConfig {
+            class_thresholds: true,
+            ..TrainConfig::default()
+        };
+        // The anomaly class's mean probability is 0.1825 against 0.8175: its threshold is
+        // 0.95 x 0.223 = 0.21, and the normals' stays 0.95.
+        let (_, ratio) = unsupervised_loss(&weak, &strong, &fair).unwrap();
+        assert_eq!(ratio, 1.0);
+        let strict = TrainConfig {
+            p_cutoff: 0.995,
+            class_thresholds: true,
+            ..TrainConfig::default()
+        };
+        let (_, ratio) = unsupervised_loss(&weak, &strong, &strict).unwrap();
+        assert_eq!(ratio, 0.25, "normals at 0.99 stay below a 0.995 cutoff");
+    }
 }

@@ -143,6 +143,7 @@ impl Check for DataConfig {
             1,
             MAX_CHANNELS,
         );
+        self.stretch.check_into(&key(prefix, "stretch"), errors);
         if self.n_to_load == 0 {
             errors.push(format!("{}: must be at least 1", key(prefix, "n_to_load")));
         }

@@ -40,6 +40,11 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Confidence a weak view needs for its pseudo-label to count.
     pub p_cutoff: f64,
+    /// Scale `p_cutoff` per class by the class's mean weak-view probability in the step,
+    /// relative to the most probable class (FreeMatch's self-adaptive class fairness, Wang et
+    /// al. 2023, arXiv 2205.07246, taken per step): the rare class's pseudo-labels count
+    /// without the confidence a common class needs.
+    pub class_thresholds: bool,
     /// Weight of the unlabelled loss.
     pub lambda_u: f64,
     /// Hard (argmax) pseudo-labels; false uses soft labels sharpened by `temperature`.
@@ -65,6 +70,7 @@ impl Default for TrainConfig {
             nesterov: true,
             weight_decay: 7.5e-4,
             p_cutoff: 0.95,
+            class_thresholds: false,
             lambda_u: 1.0,
             hard_labels: true,
             temperature: 1.0,

@@ -13,6 +13,9 @@ pub struct SimulatedExpert {
     truth: HashMap<String, Label>,
     noise: f64,
     quota: Option<usize>,
+    /// Labels per class already given in the current cycle by an earlier process, counted
+    /// against the quota of the next call only.
+    carried: [usize; 2],
     seed: u64,
     asked: u64,
 }
@@ -24,6 +27,7 @@ impl SimulatedExpert {
             truth,
             noise: 0.0,
             quota: None,
+            carried: [0; 2],
             seed: 0,
             asked: 0,
         }
@@ -41,6 +45,17 @@ impl SimulatedExpert {
         self.quota = Some(per_class);
         self
     }
+
+    /// Counts `names`, answered in the current cycle before a resume, against the quota of
+    /// the next call, so that a resumed cycle labels no more than an uninterrupted one.
+    pub fn with_answered<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        for n in names {
+            if let Some(c) = self.truth.get(n).and_then(|l| l.class_index()) {
+                self.carried[c as usize] += 1;
+            }
+        }
+        self
+    }
 }
 
 impl Oracle for SimulatedExpert {
@@ -49,7 +64,7 @@ impl Oracle for SimulatedExpert {
         candidates: &[Candidate],
         record: &mut dyn FnMut(Answer) -> Result<()>,
     ) -> Result<OracleOutcome> {
-        let mut given = [0usize; 2];
+        let mut given = std::mem::take(&mut self.carried);
         for c in candidates {
             let Some(&truth) = self.truth.get(&c.name) else {
                 // The expert has not seen this object: a skip, as a person would.
@@ -153,5 +168,33 @@ mod tests {
             .filter(|(_, l)| *l == Label::Anomaly)
             .count();
         assert!((150..250).contains(&flipped), "{flipped}");
+    }
+
+    #[test]
+    fn answers_before_a_resume_count_against_the_quota() {
+        let truth: HashMap<String, Label> = [("a", Label::Anomaly), ("b", Label::Anomaly)]
+            .into_iter()
+            .chain([("n", Label::Normal), ("m", Label::Normal)])
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        // "a" was labelled before the resume: one anomaly is left of a quota of one.
+        let mut e = SimulatedExpert::new(truth)
+            .with_quota(1)
+            .with_answered(["a"]);
+        let mut got = Vec::new();
+        e.label(&cands(&["b", "n", "m"]), &mut |a| {
+            got.push(a);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        // The next cycle has its whole quota again.
+        got.clear();
+        e.label(&cands(&["b", "n"]), &mut |a| {
+            got.push(a);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::config::{DEFAULT_TOML, load};
 use crate::error::Result;
+use crate::stdout::out;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -28,10 +29,10 @@ pub enum ConfigAction {
 /// Runs `config`.
 pub fn run(args: ConfigArgs) -> Result<()> {
     match args.action {
-        None => print!("{DEFAULT_TOML}"),
+        None => crate::stdout::write(format_args!("{DEFAULT_TOML}")),
         Some(ConfigAction::Check { file }) => {
             load(Some(&file), &[])?;
-            println!("{}: ok", file.display());
+            out!("{}: ok", file.display());
         }
     }
     Ok(())

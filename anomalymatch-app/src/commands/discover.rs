@@ -9,6 +9,7 @@ use crate::cli::{Common, DataFlags, TopFlag};
 use crate::config::Config;
 use crate::error::Result;
 use crate::outputs;
+use crate::stdout::out;
 use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_core::fixmatch::TrainData;
 use anomalymatch_core::metrics::top_k_for_fraction;
@@ -148,7 +149,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
         ),
     );
     for (i, r) in ranking.top(10).iter().enumerate() {
-        println!("  #{:<3} {:<32} {:.4}", i + 1, r.name, r.score);
+        out!("  #{:<3} {:<32} {:.4}", i + 1, r.name, r.score);
     }
     if let Some((path, truth)) = truth {
         report_truth(&path, &truth, &names, &scores, &ranking, top.len())?;
@@ -184,7 +185,7 @@ fn report_truth(
             .count();
         format!("{n} of the top {k} (chance: {:.1})", rate * k as f64)
     };
-    println!(
+    out!(
         "hidden truth ({}): anomalies among the candidates: {}, {}, {} of the top 1% \
          ({top_1pct}; chance: {:.1}); {} among {} unlabelled (base rate {:.1}%); AUROC {:.3}, \
          AUPRC {:.3}",

@@ -9,6 +9,7 @@ use crate::assemble::{self, say};
 use crate::cli::{Common, CyclesFlag, DataFlags, Flags, int, push, text};
 use crate::config::{Config, Override};
 use crate::error::{AppError, Result};
+use crate::stdout::out;
 use anomalymatch_active::session::{CycleReport, SessionObserver};
 use anomalymatch_active::{FileOracle, OracleSpec, SessionEnd, SimulatedExpert, TerminalOracle};
 use anomalymatch_core::{Check, Oracle};
@@ -99,7 +100,7 @@ fn label(config: &Config, quiet: bool) -> Result<()> {
     let merge = session.export_labels(labels_path.as_deref(), &export)?;
     let remembered = session_dir.join("remembered.csv");
     session.export_remembered(&remembered)?;
-    println!(
+    out!(
         "{}: wrote {} ({} added, {} changed) and {}",
         match end {
             SessionEnd::Finished => "finished",
@@ -142,7 +143,7 @@ struct Printer;
 
 impl SessionObserver for Printer {
     fn on_cycle(&mut self, r: &CycleReport) {
-        println!(
+        out!(
             "cycle {}: {} of {} shown were anomalies; {} found so far; labels normal/anomaly \
              {}/{}; about {:.0} anomalies left in the window; {} unreadable image(s) left out",
             r.cycle,

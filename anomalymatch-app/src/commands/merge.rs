@@ -8,6 +8,7 @@ use crate::error::{AppError, Result};
 use crate::outputs;
 use crate::score_run::{RunSpec, assemble, read_metadata};
 use crate::shard::Shard;
+use crate::stdout::out;
 use anomalymatch_core::Check;
 use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_io::ScoresFile;
@@ -58,7 +59,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
         source.as_mut(),
     )?);
     group.commit()?;
-    println!(
+    out!(
         "merged {} shards: {} images scored; {} unreadable",
         shards.len(),
         assembled.rows,

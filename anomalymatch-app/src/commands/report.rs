@@ -54,7 +54,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
                     "report: name at least one results file, or --readme FILE".into(),
                 ));
             }
-            print!("{}", table(&args.files, args.cycle)?);
+            crate::stdout::write(format_args!("{}", table(&args.files, args.cycle)?));
             Ok(())
         }
     }

@@ -15,6 +15,7 @@ use crate::error::{AppError, Result};
 use crate::outputs;
 use crate::score_run::{RunFolder, RunSpec, Scorer, assemble, sha256_file, source_stamp};
 use crate::shard::Shard;
+use crate::stdout::out;
 use anomalymatch_core::Check;
 use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_models::{from_checkpoint, parse_device};
@@ -195,7 +196,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     }
     group.commit()?;
     run.remove()?;
-    println!(
+    out!(
         "scored {} images{} in {secs:.1} s ({:.0} images/s); {} unreadable",
         assembled.rows,
         if whole {

@@ -6,6 +6,7 @@
 use super::score::{ScoreArgs, absolute};
 use crate::assemble::{self, say};
 use crate::error::{AppError, Result};
+use crate::stdout::out;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -158,13 +159,13 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
         ),
     );
     if !args.submit {
-        println!("submit with: bash {}", quote(&submit));
+        out!("submit with: bash {}", quote(&submit));
         return Ok(());
     }
     let array = sbatch(&[score_script.as_os_str()])?;
     let dependency = format!("--dependency=afterok:{array}");
     let merge = sbatch(&[dependency.as_ref(), merge_script.as_os_str()])?;
-    println!("submitted score array {array} ({n} tasks) and merge {merge}");
+    out!("submitted score array {array} ({n} tasks) and merge {merge}");
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use crate::assemble::{self, say};
 use crate::cli::{Common, DataFlags};
 use crate::config::Config;
 use crate::error::{AppError, Result};
+use crate::stdout::out;
 use anomalymatch_core::atomic::write_bytes_atomic;
 use anomalymatch_core::fixmatch::TrainData;
 use anomalymatch_core::{Label, UnlabelledPool};
@@ -111,7 +112,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let checkpoint = out.join("checkpoint.safetensors");
     trainer.save_checkpoint(&checkpoint)?;
     run.finish()?;
-    println!(
+    out!(
         "trained to iteration {} in {:.1} s; wrote {}",
         trainer.iteration(),
         t.elapsed().as_secs_f64(),

@@ -11,6 +11,7 @@
 //! session both write to the one journal, one answer at a time: none is lost, and when they
 //! disagree about an image the answer that reached the server last wins.
 
+use crate::stdout::out;
 pub mod api;
 pub mod assets;
 pub mod images;
@@ -51,7 +52,7 @@ pub fn run(listener: std::net::TcpListener, shared: Arc<Shared>, quiet: bool) ->
     } else {
         host
     };
-    println!(
+    out!(
         "serving the session in {} at http://{host}:{}/?token={}",
         shared.dir.display(),
         addr.port(),

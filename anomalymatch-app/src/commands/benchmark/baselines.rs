@@ -18,6 +18,7 @@ use super::isolation_forest::IsolationForest;
 use crate::assemble;
 use crate::config::Config;
 use crate::error::{AppError, Result};
+use crate::stdout::out;
 use anomalymatch_core::score::embed_all;
 use anomalymatch_core::{FolderSource, Label, RankingMetrics};
 use linfa::prelude::*;
@@ -146,7 +147,7 @@ pub fn run(
             "found": found, "queried_anomalies": taken[1],
             "labelled_anomalies": config.benchmark.start_anomalies + found,
         });
-        println!("{line}");
+        out!("{line}");
         lines.push(line);
     }
     Ok(lines)

@@ -11,6 +11,7 @@
 //! finished run is appended to a results file that `anomalymatch report` makes tables of
 //! ([`record`]).
 
+use crate::stdout::out;
 pub mod baselines;
 mod isolation_forest;
 pub mod record;
@@ -164,11 +165,11 @@ fn benchmark(config: &Config, quiet: bool) -> Result<()> {
         }
     }
     for (name, runs) in b.baselines.iter().zip(&baseline_summary) {
-        println!("\n--baseline {name}");
+        out!("\n--baseline {name}");
         print_summary(runs);
     }
     for (query, runs) in b.queries.iter().zip(&summary) {
-        println!("\n--query {query}");
+        out!("\n--query {query}");
         print_summary(runs);
     }
     Ok(())
@@ -298,7 +299,7 @@ fn run_one(
     let cycles = config.active.cycles;
     let resumed = !folder.lines.is_empty();
     for l in folder.lines.iter().take(cycles) {
-        println!("{l}");
+        out!("{l}");
     }
     if folder.lines.len() >= cycles {
         return Ok(folder.lines[..cycles].to_vec());
@@ -331,6 +332,8 @@ fn run_one(
         expert = expert.with_quota(config.benchmark.expert_per_class);
     }
     let mut session = Session::open(&dir, session_config, trainer, pool, start.clone())?;
+    // A cycle resumed during the expert's turn: what it labelled counts against its quota.
+    expert = expert.with_answered(session.answered_in(session.cycles_done()));
     let mut observer = Recorder {
         config,
         seed,
@@ -433,7 +436,7 @@ impl SessionObserver for Recorder<'_> {
         if let Some(name) = self.baseline {
             line["baseline"] = name.into();
         }
-        println!("{line}");
+        out!("{line}");
         let kept = self.folder.finish_cycle(line);
         self.keep(kept);
     }
@@ -441,11 +444,11 @@ impl SessionObserver for Recorder<'_> {
 
 fn print_summary(runs: &[Vec<serde_json::Value>]) {
     let cycles = runs.iter().map(Vec::len).max().unwrap_or(0);
-    println!(
+    out!(
         "\n| cycle | AUROC | AUPRC | precision top 1% | anomalies found | train s | score s | seconds \
          so far | runs |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    out!("|---|---|---|---|---|---|---|---|---|");
     for c in 0..cycles {
         let values = |key: &str| -> Vec<f64> {
             runs.iter()
@@ -459,7 +462,7 @@ fn print_summary(runs: &[Vec<serde_json::Value>]) {
                 (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
             format!("{mean:.3} ± {sd:.3}")
         };
-        println!(
+        out!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c + 1,
             stat("auroc"),

@@ -15,6 +15,7 @@
 
 use crate::config::Config;
 use crate::error::{AppError, Result};
+use crate::stdout::out;
 use anomalymatch_core::atomic::{write_atomic, write_bytes_atomic};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -196,8 +197,11 @@ impl RunFolder {
         (v.get("cycle")?.as_u64()? == cycle as u64).then_some(v)
     }
 
-    /// Adds a finished cycle's line, rewriting `cycles.jsonl` atomically.
+    /// Adds a finished cycle's line, or replaces the line of the same cycle (the session
+    /// repeats a cycle's report after a crash), rewriting `cycles.jsonl` atomically.
     pub fn finish_cycle(&mut self, line: Value) -> Result<()> {
+        let cycle = line.get("cycle").cloned();
+        self.lines.retain(|l| l.get("cycle") != cycle.as_ref());
         self.lines.push(line);
         let path = self.dir.join("cycles.jsonl");
         write_atomic(&path, |w| {
@@ -277,7 +281,7 @@ impl Results {
         let cycles = run.config.active.cycles;
         if let Some(lines) = self.finished(&run.id, cycles) {
             for l in &lines {
-                println!("{l}");
+                out!("{l}");
             }
             return Ok(lines);
         }
@@ -379,7 +383,12 @@ mod tests {
         assert_eq!(f.scored(1).unwrap()["auroc"], 0.7);
         assert!(f.scored(2).is_none());
         f.finish_cycle(json!({"cycle": 1, "seed_s": 12.5})).unwrap();
-        let again = RunFolder::open(&run, &id).unwrap();
+        let mut again = RunFolder::open(&run, &id).unwrap();
+        assert_eq!(again.lines.len(), 1);
+        // A cycle reported again after a crash replaces its line.
+        again
+            .finish_cycle(json!({"cycle": 1, "seed_s": 12.5}))
+            .unwrap();
         assert_eq!(again.lines.len(), 1);
         assert_eq!(again.seconds_before(), 12.5);
         let e = RunFolder::open(&run, &json!({"train": {"iterations": 6}}))

@@ -1,0 +1,46 @@
+//! Standard output that never panics. A reader that stops early (`discover | head -1`) closes
+//! the pipe: from then on output is dropped and the job goes on to write its files, as a
+//! job's files matter more than its chatter. Any other failure (a full disk behind `>`) is
+//! kept and reported by [`finish`] once the job is done, as a one-line error.
+
+use crate::error::{AppError, Result};
+use std::io::Write;
+use std::sync::Mutex;
+
+/// Whether output still goes out, and the first failure other than a closed pipe.
+static STATE: Mutex<(bool, Option<String>)> = Mutex::new((true, None));
+
+/// Writes `text` to standard output unless an earlier write failed.
+pub fn write(text: std::fmt::Arguments) {
+    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    if !state.0 {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+        state.0 = false;
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            state.1 = Some(e.to_string());
+        }
+    }
+}
+
+/// The job's end: an error if standard output failed other than by a closed pipe.
+pub fn finish() -> Result<()> {
+    let state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    match &state.1 {
+        Some(e) => Err(AppError::Failed(format!("standard output: {e}"))),
+        None => Ok(()),
+    }
+}
+
+/// `println!` through [`write`].
+macro_rules! out {
+    () => {
+        $crate::stdout::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::stdout::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use out;
