@@ -68,7 +68,15 @@ fn regenerate(doc: &Path) -> Result<()> {
     let mut out = String::new();
     let mut rest = text.as_str();
     let mut blocks = 0;
-    while let Some(at) = rest.find(OPEN) {
+    // A block opens at the start of a line: the marker quoted in prose is not one.
+    let opening = |s: &str| {
+        if s.starts_with(OPEN) {
+            Some(0)
+        } else {
+            s.find(&format!("\n{OPEN}")).map(|i| i + 1)
+        }
+    };
+    while let Some(at) = opening(rest) {
         let line_no = text.len() - rest.len() + at;
         let line_no = text[..line_no].matches('\n').count() + 1;
         let (before, from) = rest.split_at(at);
@@ -118,6 +126,12 @@ pub fn table(files: &[PathBuf], cycle: Option<u64>) -> Result<String> {
     let mut rows: BTreeMap<String, (Value, Row)> = BTreeMap::new();
     let mut unreadable = 0;
     for f in files {
+        if !f.is_file() {
+            return Err(AppError::Failed(format!(
+                "{}: no such results file",
+                f.display()
+            )));
+        }
         let (lines, bad) = read_lines(f)?;
         unreadable += bad;
         for l in lines {
@@ -283,12 +297,15 @@ mod tests {
         )
         .unwrap();
         let doc = dir.path().join("README.md");
-        let text = "# T\n\n<!-- report res/a.jsonl -->\nold table\n<!-- /report -->\n\nafter\n";
+        let text = "# T\n\nSee `<!-- report FILE -->`.\n<!-- report res/a.jsonl -->\nold table\n\
+                    <!-- /report -->\n\nafter\n";
         std::fs::write(&doc, text).unwrap();
         regenerate(&doc).unwrap();
         let new = std::fs::read_to_string(&doc).unwrap();
         assert!(
-            new.starts_with("# T\n\n<!-- report res/a.jsonl -->\n| setting |"),
+            new.starts_with(
+                "# T\n\nSee `<!-- report FILE -->`.\n<!-- report res/a.jsonl -->\n| setting |"
+            ),
             "{new}"
         );
         assert!(
@@ -299,6 +316,9 @@ mod tests {
         // Regenerating again changes nothing.
         regenerate(&doc).unwrap();
         assert_eq!(std::fs::read_to_string(&doc).unwrap(), new);
+        std::fs::write(&doc, "<!-- report res/b.jsonl -->\n<!-- /report -->\n").unwrap();
+        let e = regenerate(&doc).unwrap_err().to_string();
+        assert!(e.contains("b.jsonl: no such results file"), "{e}");
         std::fs::write(&doc, "<!-- report res/a.jsonl -->\nno end\n").unwrap();
         let e = regenerate(&doc).unwrap_err().to_string();
         assert!(
