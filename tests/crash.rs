@@ -137,29 +137,28 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
+/// `args` followed by the small-batch settings of [`SMALL`].
+fn with_small(args: &[&str]) -> Vec<String> {
+    strings(&[args, &SMALL[..]].concat())
+}
+
 #[test]
 fn train_killed_20_times_ends_as_an_uninterrupted_run() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let args = |out: &Path| {
-        strings(
-            &[
-                "train",
-                "--quiet",
-                "--size",
-                "32",
-                "--iters",
-                "24",
-                "--set",
-                "output.checkpoint_every=2",
-                "--out",
-                out.to_str().unwrap(),
-            ]
-            .iter()
-            .chain(&SMALL)
-            .copied()
-            .collect::<Vec<_>>(),
-        )
+        with_small(&[
+            "train",
+            "--quiet",
+            "--size",
+            "32",
+            "--iters",
+            "24",
+            "--set",
+            "output.checkpoint_every=2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
     };
     let straight = dir.path().join("straight");
     let whole = complete(&args(&straight));
@@ -182,28 +181,22 @@ fn label_killed_20_times_loses_no_answer_and_ends_as_an_uninterrupted_run() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let args = |out: &Path| {
-        strings(
-            &[
-                "label",
-                "--quiet",
-                "--oracle",
-                "simulated",
-                "--cycles",
-                "3",
-                "--per-cycle",
-                "4",
-                "--iters",
-                "4",
-                "--size",
-                "32",
-                "--out",
-                out.to_str().unwrap(),
-            ]
-            .iter()
-            .chain(&SMALL)
-            .copied()
-            .collect::<Vec<_>>(),
-        )
+        with_small(&[
+            "label",
+            "--quiet",
+            "--oracle",
+            "simulated",
+            "--cycles",
+            "3",
+            "--per-cycle",
+            "4",
+            "--iters",
+            "4",
+            "--size",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+        ])
     };
     let straight = dir.path().join("straight").join("session");
     let whole = complete(&args(straight.parent().unwrap()));
@@ -297,28 +290,22 @@ fn benchmark_killed_20_times_keeps_every_finished_cycle_once() {
     let dir = tempfile::tempdir().unwrap();
     let mini = concat!(env!("CARGO_MANIFEST_DIR"), "/data/gz1-mini");
     let args = |out: &Path| {
-        strings(
-            &[
-                "benchmark",
-                "--quiet",
-                "--data",
-                mini,
-                "--seeds",
-                "1,2",
-                "--cycles",
-                "2",
-                "--iters",
-                "3",
-                "--size",
-                "32",
-                "--out",
-                out.to_str().unwrap(),
-            ]
-            .iter()
-            .chain(&SMALL)
-            .copied()
-            .collect::<Vec<_>>(),
-        )
+        with_small(&[
+            "benchmark",
+            "--quiet",
+            "--data",
+            mini,
+            "--seeds",
+            "1,2",
+            "--cycles",
+            "2",
+            "--iters",
+            "3",
+            "--size",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+        ])
     };
     // The figures of each seed and cycle, times aside; a torn line of a killed append is
     // skipped, as readers skip it.

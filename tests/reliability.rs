@@ -344,7 +344,12 @@ fn item_07_stale_temporary_files_are_removed() {
 
 /// A one-step `discover` at 32 pixels on `images` and `labels`; (exit code, stdout, stderr).
 fn small_discover(images: &Path, labels: &Path, out: &Path) -> (Option<i32>, String, String) {
-    outcome(&[
+    outcome(&small_discover_args(images, labels, out))
+}
+
+/// The arguments of [`small_discover`].
+fn small_discover_args<'a>(images: &'a Path, labels: &'a Path, out: &'a Path) -> [&'a str; 11] {
+    [
         "discover",
         "--images",
         s(images),
@@ -356,7 +361,7 @@ fn small_discover(images: &Path, labels: &Path, out: &Path) -> (Option<i32>, Str
         "1",
         "--out",
         s(out),
-    ])
+    ]
 }
 
 /// Item 9: dangling symlinks among the images are counted and named.
@@ -561,25 +566,9 @@ fn a_closed_or_full_standard_output_ends_the_command_cleanly_after_its_files() {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
-    let images = format!("{MINI}/images");
-    let labels = format!("{MINI}/labeled_data.csv");
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "discover",
-            "--images",
-            &images,
-            "--labels",
-            &labels,
-            "--size",
-            "32",
-            "--iters",
-            "1",
-            "--out",
-            s(out),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let images = Path::new(MINI).join("images");
+    let labels = Path::new(MINI).join("labeled_data.csv");
+    let args = |out: &Path| small_discover_args(&images, &labels, out).map(String::from);
     let files = ["candidates.csv", "candidates.png", "checkpoint.safetensors"];
     let piped = dir.path().join("piped");
     let mut child = Command::new(env!("CARGO_BIN_EXE_anomalymatch"))

@@ -175,15 +175,21 @@ fn report_truth(
     let m = RankingMetrics::compute(scores, &flags)?;
     let rate = m.anomalies as f64 / m.n.max(1) as f64;
     let top_1pct = top_k_for_fraction(m.n, 0.01)?;
-    // "N of the top K (chance: E)", K no larger than the ranking.
-    let hits = |k: usize| {
-        let k = k.min(m.n);
-        let n = ranking
+    let found = |k: usize| {
+        ranking
             .top(k)
             .iter()
             .filter(|r| is_anomaly(&r.name))
-            .count();
-        format!("{n} of the top {k} (chance: {:.1})", rate * k as f64)
+            .count()
+    };
+    // "N of the top K (chance: E)", K no larger than the ranking.
+    let hits = |k: usize| {
+        let k = k.min(m.n);
+        format!(
+            "{} of the top {k} (chance: {:.1})",
+            found(k),
+            rate * k as f64
+        )
     };
     out!(
         "hidden truth ({}): anomalies among the candidates: {}, {}, {} of the top 1% \
@@ -192,11 +198,7 @@ fn report_truth(
         path.display(),
         hits(FIRST_LOOK),
         hits(top),
-        ranking
-            .top(top_1pct)
-            .iter()
-            .filter(|r| is_anomaly(&r.name))
-            .count(),
+        found(top_1pct),
         rate * top_1pct as f64,
         m.anomalies,
         m.n,

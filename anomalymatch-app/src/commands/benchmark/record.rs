@@ -51,11 +51,27 @@ pub fn identity(config: &Config) -> Result<Value> {
 /// Every key of `config`'s identity that differs from its preset's, dotted, with its value.
 pub fn changed(config: &Config) -> Result<BTreeMap<String, Value>> {
     let base = identity(&Config::of_preset(config.preset))?;
-    let mine = identity(config)?;
+    Ok(differences(&base, &identity(config)?)
+        .into_iter()
+        .map(|(k, (_, new))| (k, new))
+        .collect())
+}
+
+/// Every dotted key whose value differs between `old` and `new`, with both values (`Null`
+/// where a side lacks the key).
+fn differences(old: &Value, new: &Value) -> BTreeMap<String, (Value, Value)> {
     let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
-    flatten("", &base, &mut a);
-    flatten("", &mine, &mut b);
-    Ok(b.into_iter().filter(|(k, v)| a.get(k) != Some(v)).collect())
+    flatten("", old, &mut a);
+    flatten("", new, &mut b);
+    let mut out = BTreeMap::new();
+    for k in a.keys().chain(b.keys()) {
+        let (x, y) = (a.get(k), b.get(k));
+        if x != y {
+            let value = |v: Option<&Value>| v.cloned().unwrap_or(Value::Null);
+            out.insert(k.clone(), (value(x), value(y)));
+        }
+    }
+    out
 }
 
 /// The short id of one run: its identity, seed and query (or baseline).
@@ -137,16 +153,9 @@ impl RunFolder {
             Ok(bytes) => {
                 let old: Value = serde_json::from_slice(&bytes).map_err(|e| failed(&record, &e))?;
                 if &old != identity {
-                    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
-                    flatten("", &old, &mut a);
-                    flatten("", identity, &mut b);
-                    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-                    keys.sort();
-                    keys.dedup();
-                    let differ: Vec<String> = keys
+                    let differ: Vec<String> = differences(&old, identity)
                         .into_iter()
-                        .filter(|k| a.get(*k) != b.get(*k))
-                        .map(|k| format!("{k} was {}", a.get(k).unwrap_or(&Value::Null)))
+                        .map(|(k, (was, _))| format!("{k} was {was}"))
                         .collect();
                     return Err(AppError::Usage(format!(
                         "{}: this folder holds a run of another configuration ({}); give \
