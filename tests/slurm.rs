@@ -261,7 +261,8 @@ fn a_job_array_of_four_shards_on_a_real_slurm_equals_a_single_run() {
     );
 
     let cluster = Cluster::start(&dir.path().join("slurm"));
-    let sharded = dir.path().join("sharded");
+    // A space and a '%' in the output folder: the scripts' log paths must stay one path.
+    let sharded = dir.path().join("sharded 50% run");
     let mut args = vec!["slurm".to_string(), "score".into()];
     args.extend(job(&sharded));
     args.extend(["--shards".into(), SHARDS.to_string(), "--submit".into()]);
@@ -325,6 +326,17 @@ fn a_job_array_of_four_shards_on_a_real_slurm_equals_a_single_run() {
                 .is_file()
         );
     }
+    let logs_written = std::fs::read_dir(&scripts)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count();
+    assert_eq!(logs_written, SHARDS + 1, "{}", logs());
     let rows = common::score_rows(&sharded.join("scores.parquet"));
     assert_eq!(rows.len(), IMAGES);
     drop(cluster);

@@ -72,11 +72,12 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
             args.shards
         )));
     }
+    let head = directives(&args)?;
     let mut config = super::configure(&s.common, &[s])?.into_inner();
     let quiet = s.common.quiet;
     // Every path absolute: the tasks run in whatever folder Slurm starts them in.
-    let (images, _) = assemble::images_and_labels(&config)?;
-    config.data.images = Some(absolute(&images)?);
+    let images = absolute(&assemble::images_and_labels(&config)?.0)?;
+    config.data.images = Some(images.clone());
     config.data.labels = None;
     config.output.dir = absolute(&config.output.dir)?;
     let out = config.output.dir.clone();
@@ -93,6 +94,34 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
     }
     let exe = std::env::current_exe()
         .map_err(|e| AppError::Failed(format!("cannot find this program: {e}")))?;
+    for (what, path) in [
+        ("this program's path", &exe),
+        ("output.dir", &out),
+        ("data.images", &images),
+        ("--checkpoint", &checkpoint),
+    ] {
+        script_safe(what, &path.display().to_string())?;
+    }
+    let n = args.shards;
+    let items = assemble::open_source(&config, &images)?
+        .len_hint()
+        .unwrap_or(0);
+    let parts = items.div_ceil(config.score.part_size.max(1));
+    if n > parts {
+        eprintln!(
+            "warning: --shards {n} but {items} image(s) make only {parts} part(s) of \
+             score.part_size {}: {} array task(s) will have nothing to score",
+            config.score.part_size,
+            n - parts
+        );
+    }
+    if n > SLURM_MAX_ARRAY_SIZE {
+        eprintln!(
+            "warning: --shards {n} writes --array=0-{}, above Slurm's default MaxArraySize \
+             ({SLURM_MAX_ARRAY_SIZE}); sbatch refuses it unless the cluster raised that limit",
+            n - 1
+        );
+    }
     let dir = scripts_dir(&out);
     std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
     let config_path = dir.join("config.toml");
@@ -100,21 +129,6 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
     write_text(&config_path, &text)?;
     let score_script = dir.join("score.sbatch");
     let merge_script = dir.join("merge.sbatch");
-    let n = args.shards;
-    let mut head = Vec::new();
-    if let Some(p) = &args.partition {
-        head.push(format!("#SBATCH --partition={p}"));
-    }
-    if let Some(t) = &args.time {
-        head.push(format!("#SBATCH --time={t}"));
-    }
-    if let Some(c) = args.cpus_per_task {
-        head.push(format!("#SBATCH --cpus-per-task={c}"));
-    }
-    if let Some(m) = &args.mem {
-        head.push(format!("#SBATCH --mem={m}"));
-    }
-    let head = head.join("\n");
     let (exe_q, config_q) = (quote(&exe), quote(&config_path));
     write_text(
         &score_script,
@@ -124,7 +138,7 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
              exec {exe_q} score --quiet --config {config_q} --checkpoint {ckpt} \
              --shard \"$SLURM_ARRAY_TASK_ID/{n}\"\n",
             last = n - 1,
-            log = dir.join("score-%A_%a.log").display(),
+            log = sbatch_path(&dir, "score-%A_%a.log"),
             ckpt = quote(&checkpoint),
         ),
     )?;
@@ -133,7 +147,7 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
         &format!(
             "#!/bin/bash\n#SBATCH --job-name=anomalymatch-merge\n#SBATCH --output={log}\n\
              {head}\nset -euo pipefail\nexec {exe_q} merge --quiet --config {config_q}\n",
-            log = dir.join("merge-%j.log").display(),
+            log = sbatch_path(&dir, "merge-%j.log"),
         ),
     )?;
     let submit = dir.join("submit.sh");
@@ -167,6 +181,116 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
     let merge = sbatch(&[dependency.as_ref(), merge_script.as_os_str()])?;
     out!("submitted score array {array} ({n} tasks) and merge {merge}");
     Ok(())
+}
+
+/// Slurm's default MaxArraySize: array indices run from 0 to one less than this.
+const SLURM_MAX_ARRAY_SIZE: usize = 1001;
+
+/// The `#SBATCH` lines of the resource options, each checked in Slurm's own format first: a
+/// value written into a job script must not be able to become a line of its own.
+fn directives(args: &SlurmScoreArgs) -> Result<String> {
+    let mut head = Vec::new();
+    if let Some(p) = &args.partition {
+        let ok = !p.is_empty()
+            && p.split(',').all(|name| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            });
+        if !ok {
+            return Err(option_error(
+                "--partition",
+                p,
+                "a partition name (letters, digits, '_', '-', '.'; several joined by ',')",
+            ));
+        }
+        head.push(format!("#SBATCH --partition={p}"));
+    }
+    if let Some(t) = &args.time {
+        if !is_slurm_time(t) {
+            return Err(option_error(
+                "--time",
+                t,
+                "Slurm's time format: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S or UNLIMITED",
+            ));
+        }
+        head.push(format!("#SBATCH --time={t}"));
+    }
+    if let Some(c) = args.cpus_per_task {
+        if c == 0 {
+            return Err(option_error("--cpus-per-task", "0", "at least 1"));
+        }
+        head.push(format!("#SBATCH --cpus-per-task={c}"));
+    }
+    if let Some(m) = &args.mem {
+        if !is_slurm_size(m) {
+            return Err(option_error(
+                "--mem",
+                m,
+                "Slurm's size format: a whole number with an optional unit K, M, G or T (e.g. 8G)",
+            ));
+        }
+        head.push(format!("#SBATCH --mem={m}"));
+    }
+    Ok(head.join("\n"))
+}
+
+/// A usage error naming the option and the value (escaped: it may hold control characters).
+fn option_error(option: &str, value: &str, expected: &str) -> AppError {
+    AppError::Usage(format!(
+        "{option} {}: expected {expected}",
+        value.escape_debug()
+    ))
+}
+
+/// Whether `t` is a time limit as sbatch reads one.
+fn is_slurm_time(t: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+    if ["unlimited", "infinite"].contains(&t.to_ascii_lowercase().as_str()) {
+        return true;
+    }
+    let (days, clock) = match t.split_once('-') {
+        Some((d, rest)) => (Some(d), rest),
+        None => (None, t),
+    };
+    if days.is_some_and(|d| !number(d)) {
+        return false;
+    }
+    let fields: Vec<&str> = clock.split(':').collect();
+    // With days: H, H:M or H:M:S; without: M, M:S or H:M:S.
+    fields.len() <= 3 && fields.iter().all(|f| number(f))
+}
+
+/// Whether `m` is a memory size as sbatch reads one.
+fn is_slurm_size(m: &str) -> bool {
+    let digits = m.trim_end_matches(|c: char| "KMGTkmgt".contains(c));
+    m.len() - digits.len() <= 1
+        && !digits.is_empty()
+        && digits.len() <= 15
+        && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Refuses a value bound for a job script that holds a control character (a newline would
+/// start a new shell line there) or a double quote (it would end the quoted `#SBATCH` path).
+fn script_safe(what: &str, value: &str) -> Result<()> {
+    if value.chars().any(|c| c.is_control() || c == '"') {
+        return Err(AppError::Usage(format!(
+            "{what} {}: a path written into a Slurm script cannot hold control characters or '\"'",
+            value.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// `dir/file` as an `#SBATCH --output=` value: double-quoted (sbatch keeps spaces inside
+/// quotes), with a literal `%` doubled so that Slurm's filename patterns leave it alone.
+/// `file` is ours and may use those patterns.
+fn sbatch_path(dir: &Path, file: &str) -> String {
+    format!(
+        "\"{}/{file}\"",
+        dir.display().to_string().replace('%', "%%")
+    )
 }
 
 /// Runs `sbatch --parsable ARGS` and returns the job id.
