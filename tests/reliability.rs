@@ -307,11 +307,14 @@ fn item_07_stale_temporary_files_are_removed() {
     let out = dir.path().join("o");
     std::fs::create_dir_all(out.join("session")).unwrap();
     let stale = [
-        out.join(".checkpoint.safetensors.4000000000.tmp"),
-        out.join("session/.state.json.4000000001.tmp"),
+        out.join(".checkpoint.safetensors.node1.4000.0badf00d.anomalymatch-tmp"),
+        out.join("session/.state.json.node2.4001.0badf00d.anomalymatch-tmp"),
     ];
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     for p in &stale {
         std::fs::write(p, b"partial").unwrap();
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(an_hour_ago).unwrap();
     }
     let answers = common::answers_file(dir.path());
     let stdout = ok(&[

@@ -102,7 +102,11 @@ fn shards_merge_into_exactly_the_files_of_a_single_run() {
             s(&mixed),
         ]);
     }
-    fails(&["merge", "--out", s(&mixed)], 1, &["checkpoints differ"]);
+    fails(
+        &["merge", "--out", s(&mixed)],
+        1,
+        &["the checkpoint differ"],
+    );
 
     // Bad shard specs are usage errors naming the option, before any work.
     for bad in ["5/4", "4/4", "1/0", "two/4"] {

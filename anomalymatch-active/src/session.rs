@@ -24,6 +24,7 @@ use crate::journal::{Event, Journal};
 use anomalymatch_core::atomic::write_atomic;
 use anomalymatch_core::atomic::write_bytes_atomic;
 use anomalymatch_core::fixmatch::{FixMatch, StepMetrics, TrainData};
+use anomalymatch_core::lock::FolderLock;
 use anomalymatch_core::score::{Views, anomaly_scores, embed_all};
 use anomalymatch_core::{
     Answer, Augmenter, Candidate, Classifier, Embeddings, FailedImage, ImageBatch, Label,
@@ -114,7 +115,8 @@ pub struct CycleReport {
     pub batch_normals: usize,
     /// Share of the labelled candidates that were anomalies (the query's precision).
     pub batch_precision: f64,
-    /// Anomaly labels given during the session so far.
+    /// Images whose latest answer during the session is "anomaly" (an image answered
+    /// anomaly several times counts once, and not at all once corrected to normal).
     pub anomalies_found: usize,
     /// Labels per class now (starting labels included): `[normal, anomaly]`.
     pub labels_per_class: [usize; 2],
@@ -187,6 +189,8 @@ pub struct LabelledReport {
 /// A durable active-learning session over a trainer, an unlabelled pool and labels.
 pub struct Session<C: Classifier, A: Augmenter> {
     dir: PathBuf,
+    /// Held while the session is open: one writer per session folder.
+    _lock: FolderLock,
     config: SessionConfig,
     trainer: FixMatch<C, A>,
     pool: UnlabelledPool,
@@ -199,7 +203,8 @@ pub struct Session<C: Classifier, A: Augmenter> {
     labelled_report: LabelledReport,
     /// Remembered names with the time they were remembered.
     remembered: Vec<(String, u64)>,
-    anomalies_found: usize,
+    /// Images whose latest answer is "anomaly".
+    found: HashSet<String>,
     /// The cycle of the last journalled answer about each name.
     answered: HashMap<String, usize>,
     /// Where the pool stood after [`Session::load_window`]: the next batch's start.
@@ -208,7 +213,9 @@ pub struct Session<C: Classifier, A: Augmenter> {
 
 impl<C: Classifier, A: Augmenter> Session<C, A> {
     /// Opens the session in `dir` (created if needed), resuming from its files if present, and
-    /// decodes the labelled images once from the pool's source.
+    /// decodes the labelled images once from the pool's source. The session holds `dir`'s
+    /// lock while open: a second process (or a second session) on one folder is refused with
+    /// an error naming the holder.
     ///
     /// `start_labels` are the user's labels; they are never written back, the session's
     /// answers live in its journal. The trainer is restored from the checkpoint if there is
@@ -225,6 +232,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             path: dir.into(),
             source,
         })?;
+        let lock = FolderLock::exclusive(dir)?;
         let journal_path = dir.join("journal.jsonl");
         let replay = Journal::replay(&journal_path)?;
         let start_known: Vec<String> = start_labels
@@ -234,16 +242,20 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             .collect();
         let mut labels = start_labels;
         let mut remembered = Vec::new();
-        let mut anomalies_found = 0;
+        let mut found = HashSet::new();
         let mut answered = HashMap::new();
         for e in &replay.entries {
             answered.insert(e.name.clone(), e.cycle);
             match e.event.label() {
                 Some(l) => {
-                    anomalies_found += usize::from(l == Label::Anomaly);
+                    note_found(&mut found, &e.name, l);
                     labels.insert(e.name.clone(), l);
                 }
-                None => remembered.push((e.name.clone(), e.time)),
+                // Journals of older versions may remember a name more than once.
+                None if !remembered.iter().any(|(n, _)| *n == e.name) => {
+                    remembered.push((e.name.clone(), e.time));
+                }
+                None => {}
             }
         }
         // Taken before the session's checkpoint is resumed: a crash between the first
@@ -286,6 +298,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
         pool.seek(state.pool_position)?;
         Ok(Session {
             dir: dir.into(),
+            _lock: lock,
             config,
             trainer,
             pool,
@@ -295,7 +308,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             labelled,
             labelled_report,
             remembered,
-            anomalies_found,
+            found,
             answered,
             window_end: None,
         })
@@ -319,6 +332,11 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
     /// Names on the remember list, with Unix times.
     pub fn remembered(&self) -> &[(String, u64)] {
         &self.remembered
+    }
+
+    /// Images whose latest answer in this session is "anomaly".
+    pub fn anomalies_found(&self) -> usize {
+        self.found.len()
     }
 
     /// Cycles completed.
@@ -421,12 +439,17 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
     /// Journals an answer about `name` given outside [`Session::run`] (a web page), synced to
     /// disk before it is applied: a label moves the image into the labelled set, a remember
     /// joins the remember list. A later answer about the same name replaces an earlier one.
+    /// Remembering a name already on the list changes nothing and is not journalled again.
     pub fn answer(&mut self, name: &str, event: Event) -> Result<()> {
+        let label = event.label();
+        if label.is_none() && self.remembered.iter().any(|(n, _)| n == name) {
+            return Ok(());
+        }
         self.journal.record(self.state.cycle, name, event)?;
         self.answered.insert(name.to_string(), self.state.cycle);
-        match event.label() {
+        match label {
             Some(l) => {
-                self.anomalies_found += usize::from(l == Label::Anomaly);
+                note_found(&mut self.found, name, l);
                 self.labels.insert(name.to_string(), l);
                 self.add_labelled(&[(name.to_string(), l)])?;
             }
@@ -694,7 +717,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             &mut self.journal,
             &mut self.labels,
             &mut self.remembered,
-            &mut self.anomalies_found,
+            &mut self.found,
             &mut self.answered,
         );
         let outcome = oracle.label(&pending, &mut |answer| {
@@ -711,11 +734,15 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
                     candidates.len()
                 ))
             })?;
+            let label = event.label();
+            if label.is_none() && remembered.iter().any(|(n, _)| n == name) {
+                return Ok(());
+            }
             journal.record(cycle, name, event)?;
             answered_cycles.insert(name.clone(), cycle);
-            match event.label() {
+            match label {
                 Some(l) => {
-                    *found += usize::from(l == Label::Anomaly);
+                    note_found(found, name, l);
                     labels.insert(name.clone(), l);
                     answered.push((name.clone(), l));
                 }
@@ -748,7 +775,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             } else {
                 batch_anomalies as f64 / batch.len() as f64
             },
-            anomalies_found: self.anomalies_found,
+            anomalies_found: self.found.len(),
             labels_per_class: per_class,
             estimated_unfound: 0.0,
             unreadable: self.pool.unreadable().len(),
@@ -884,6 +911,15 @@ fn read_state(path: &Path) -> Result<Option<SessionState>> {
             path: path.into(),
             source,
         }),
+    }
+}
+
+/// Keeps `found` as the images whose latest answer is "anomaly".
+fn note_found(found: &mut HashSet<String>, name: &str, label: Label) {
+    if label == Label::Anomaly {
+        found.insert(name.to_string());
+    } else {
+        found.remove(name);
     }
 }
 

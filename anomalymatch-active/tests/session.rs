@@ -2,7 +2,7 @@
 //! A session with a toy classifier and the simulated expert: several cycles, a crash in the
 //! middle of labelling, a resume, and no label lost or duplicated.
 
-use anomalymatch_active::journal::Journal;
+use anomalymatch_active::journal::{Event, Journal};
 use anomalymatch_active::session::{
     CycleReport, Session, SessionConfig, SessionEnd, SessionObserver,
 };
@@ -296,4 +296,29 @@ fn an_ensemble_averages_the_models_that_ended_the_previous_cycles() {
     for ((g, c), b) in got.iter().zip(&current).zip(&before) {
         assert!((g - (c + b) / 2.0).abs() < 1e-6, "{g} {c} {b}");
     }
+}
+
+#[test]
+fn repeated_answers_count_once_and_a_session_has_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = BTreeMap::new();
+    {
+        let mut s = session(dir.path(), &start);
+        let second = std::panic::catch_unwind(|| session(dir.path(), &BTreeMap::new()));
+        assert!(second.is_err(), "a second session opened the same folder");
+        for _ in 0..5 {
+            s.answer("img001.png", Event::Anomaly).unwrap();
+        }
+        assert_eq!(s.anomalies_found(), 1);
+        s.answer("img001.png", Event::Normal).unwrap();
+        assert_eq!(s.anomalies_found(), 0, "a corrected answer is not a find");
+        for _ in 0..4 {
+            s.answer("img002.png", Event::Remember).unwrap();
+        }
+        assert_eq!(s.remembered().len(), 1);
+    }
+    let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+    assert_eq!(journal.matches("remember").count(), 1, "{journal}");
+    let s = session(dir.path(), &start);
+    assert_eq!((s.anomalies_found(), s.remembered().len()), (0, 1));
 }

@@ -9,7 +9,7 @@ use anomalymatch_active::{Session, SessionConfig};
 use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::{
     Check, ClassTable, DataSpec, FailedImage, FixMatch, ImageLoader, ImageSource, Label,
-    LabelTable, LabelledSet, UnlabelledPool,
+    LabelTable, LabelledSet, UnlabelledPool, lock::FolderLock,
 };
 use anomalymatch_models::{EfficientNet, ModelInput};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,8 +29,11 @@ pub fn say(quiet: bool, line: impl AsRef<str>) {
 }
 
 /// Makes the output folder ready before any work: created if needed, refused with a clear
-/// error if it cannot be written, and rid of temporary files that killed runs left there.
-pub fn prepare_output(dir: &Path, quiet: bool) -> Result<()> {
+/// error if it cannot be written or another process writes it, locked for this job (the whole
+/// folder, or with `part` one part of a job whose parts share it, such as a scoring shard),
+/// and rid of temporary files that stopped runs left there. The lock lasts as long as the
+/// returned guard.
+pub fn prepare_output(dir: &Path, part: Option<&str>, quiet: bool) -> Result<FolderLock> {
     let failed = |e: std::io::Error| {
         AppError::Failed(format!(
             "{}: cannot write the output folder: {e}",
@@ -41,6 +44,10 @@ pub fn prepare_output(dir: &Path, quiet: bool) -> Result<()> {
     let probe = dir.join(format!(".anomalymatch-probe.{}.tmp", std::process::id()));
     std::fs::write(&probe, b"").map_err(failed)?;
     std::fs::remove_file(&probe).map_err(failed)?;
+    let lock = match part {
+        Some(part) => FolderLock::part(dir, part)?,
+        None => FolderLock::exclusive(dir)?,
+    };
     let stale = anomalymatch_core::atomic::remove_stale_temps(dir)?;
     if stale > 0 {
         say(
@@ -51,7 +58,7 @@ pub fn prepare_output(dir: &Path, quiet: bool) -> Result<()> {
             ),
         );
     }
-    Ok(())
+    Ok(lock)
 }
 
 /// The images and starting labels a job reads: the configured ones, or the built-in data set
@@ -249,7 +256,9 @@ pub fn session(
         None => BTreeMap::new(),
     };
     let dir = config.output.dir.join("session");
-    prepare_output(&dir, quiet)?;
+    // Refused here, before the images load, when another process has the session; the
+    // session takes the lock for itself when it opens.
+    drop(prepare_output(&dir, None, quiet)?);
     let loader = loader(config)?;
     let spec = loader.spec();
     let pool = UnlabelledPool::new(open_source(config, images)?, loader, config.data.n_to_load)?;

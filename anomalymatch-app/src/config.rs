@@ -256,8 +256,16 @@ impl Override {
 pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Checked<Config>> {
     let file_table = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| AppError::Failed(format!("{}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    AppError::Usage(format!(
+                        "{}: not UTF-8 text; a configuration is a TOML file",
+                        path.display()
+                    ))
+                } else {
+                    AppError::Failed(format!("{}: {e}", path.display()))
+                }
+            })?;
             // Parsed once as the typed config, so that unknown keys and bad types are reported
             // with their line, then kept as a table for the overrides.
             toml::from_str::<Config>(&text).map_err(|e| toml_error(path, &text, &e))?;
@@ -295,12 +303,17 @@ pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Checked<Confi
     })
 }
 
-/// `path:line: message` for a TOML error.
+/// `path:line: message` for a TOML error (`path: message` when it has no place in the text).
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> AppError {
-    let line = e.span().map_or(0, |s| {
-        text[..s.start.min(text.len())].matches('\n').count() + 1
-    });
-    AppError::Usage(format!("{}:{line}: {}", path.display(), e.message().trim()))
+    let place = match e.span() {
+        Some(s) => format!(
+            "{}:{}",
+            path.display(),
+            text[..s.start.min(text.len())].matches('\n').count() + 1
+        ),
+        None => path.display().to_string(),
+    };
+    AppError::Usage(format!("{place}: {}", e.message().trim()))
 }
 
 /// Lays `over` on `base`, section by section.

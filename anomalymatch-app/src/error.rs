@@ -14,6 +14,9 @@ pub enum AppError {
     Failed(String),
 }
 
+/// Longest error message printed, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
 /// Result alias of the application.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
 
@@ -26,8 +29,21 @@ impl AppError {
         }
     }
 
-    /// The message on one line: multi-line library messages are joined with `; `.
+    /// The message on one line: multi-line library messages are joined with `; `, and a
+    /// message that echoes a huge input (a 10 MB key) is cut to [`MAX_MESSAGE_CHARS`].
     pub fn one_line(&self) -> String {
+        let line = self.joined();
+        match line.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((cut, _)) => format!(
+                "{}... ({} more characters)",
+                &line[..cut],
+                line[cut..].chars().count()
+            ),
+            None => line,
+        }
+    }
+
+    fn joined(&self) -> String {
         let text = self.to_string();
         let parts: Vec<&str> = text
             .lines()
@@ -90,5 +106,17 @@ mod tests {
         assert_eq!(e.exit_code(), ExitCode::from(2));
         let f = AppError::Failed("x.png: gone".into());
         assert_eq!(f.exit_code(), ExitCode::from(1));
+    }
+
+    #[test]
+    fn a_message_echoing_a_huge_input_is_cut() {
+        let key = "k".repeat(10_000_000);
+        let line = AppError::Usage(format!("unknown key {key}")).one_line();
+        assert!(line.len() < MAX_MESSAGE_CHARS + 100, "{}", line.len());
+        assert!(
+            line.ends_with("... (9999012 more characters)"),
+            "{}",
+            &line[990..]
+        );
     }
 }

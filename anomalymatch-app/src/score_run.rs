@@ -46,6 +46,10 @@ pub struct RunSpec {
     /// Size and modification time (seconds) of a source file, so that a replaced file is not
     /// taken for the one a run started on; `None` for folders.
     pub source_stamp: Option<(u64, u64)>,
+    /// A folder's listing ([`anomalymatch_core::ImageSource::fingerprint`]), so that a renamed
+    /// or replaced file is not scored under a stale run's rows.
+    #[serde(default)]
+    pub source_fingerprint: Option<String>,
     /// How images are decoded.
     pub data: DataSpec,
     /// The pixel ceiling of encoded images (it decides which fail).
@@ -66,6 +70,43 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
+    /// What differs between this run and `other`, in words (empty when they are one run).
+    pub fn differences(&self, other: &RunSpec) -> Vec<&'static str> {
+        let described = [
+            ("checkpoint", "the checkpoint"),
+            ("checkpoint_sha256", "the checkpoint"),
+            ("source", "the source"),
+            ("source_options", "how the source is read"),
+            ("items", "the number of images"),
+            (
+                "source_stamp",
+                "the source file's size or modification time",
+            ),
+            (
+                "source_fingerprint",
+                "the images' listing (names, sizes or modification times)",
+            ),
+            ("data", "the decoding"),
+            ("shard", "the shard"),
+        ];
+        let (a, b) = (serde_json::to_value(self), serde_json::to_value(other));
+        let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (a, b) else {
+            return vec!["the run's record"];
+        };
+        let mut found: Vec<&'static str> = a
+            .keys()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| {
+                described
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map_or("the scoring settings", |(_, words)| *words)
+            })
+            .collect();
+        found.dedup();
+        found
+    }
+
     /// The items this run scores.
     pub fn shard_items(&self) -> Range<usize> {
         self.shard.items(self.items, self.part_size)
@@ -140,6 +181,17 @@ impl RunFolder {
             .and_then(|b| serde_json::from_slice::<RunSpec>(&b).ok())
             .is_some_and(|s| s == *spec);
         if !same && dir.exists() {
+            // Its parts score other images (or the same ones otherwise): none can be kept.
+            let old = std::fs::read(&run_json)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<RunSpec>(&b).ok());
+            if let Some(old) = old {
+                eprintln!(
+                    "warning: {} changed since the stopped run in {}; scoring from the start",
+                    old.differences(spec).join(", "),
+                    dir.display()
+                );
+            }
             std::fs::remove_dir_all(dir).map_err(|e| failed(dir, e))?;
         }
         std::fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;

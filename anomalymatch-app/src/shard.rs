@@ -93,7 +93,7 @@ mod tests {
                 let shard = Shard { index, count };
                 let range = shard.items(items, part);
                 assert_eq!(range.start, next, "{items} {part} {shard}");
-                assert!(range.start % part == 0 || range.is_empty());
+                assert!(range.start.is_multiple_of(part) || range.is_empty());
                 next = range.end;
             }
             assert_eq!(next, items);

@@ -1,4 +1,10 @@
 //! Atomic file writes: a crash mid-write leaves the previous file intact.
+//!
+//! A write fills a temporary sibling, `.NAME.HOST.PID.TOKEN.anomalymatch-tmp`, and renames it
+//! over `NAME`. The writer holds an exclusive `flock` on the temporary file from creation to
+//! rename, so that cleanup can tell a live writer from a dead one on any host that shares the
+//! folder (the lock is held by the open file, whatever PID namespace or node the writer is on)
+//! instead of guessing from process ids.
 
 use crate::error::{Error, Result};
 use std::fs::{self, File};
@@ -14,22 +20,13 @@ where
     F: FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 {
     let tmp = temp_path(path);
-    let result = (|| {
-        let file = File::create(&tmp)?;
-        let mut w = BufWriter::new(file);
-        fill(&mut w)?;
-        w.flush()?;
-        w.get_ref().sync_all()?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
+    // The file (and so its lock) stays open until the rename is done.
+    let file = fill_temp(&tmp, fill).map_err(|e| Error::io(path, e))?;
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);
         Error::io(path, e)
     })?;
+    drop(file);
     sync_parent(path);
     Ok(())
 }
@@ -44,7 +41,8 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// previous outputs. Dropping the group without committing removes its temporary files.
 #[derive(Debug, Default)]
 pub struct AtomicGroup {
-    pending: Vec<(PathBuf, PathBuf)>,
+    /// (temporary file, its open locked handle, destination).
+    pending: Vec<(PathBuf, File, PathBuf)>,
 }
 
 impl AtomicGroup {
@@ -60,24 +58,16 @@ impl AtomicGroup {
         F: FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
     {
         let tmp = temp_path(path);
-        let result = (|| {
-            let mut w = BufWriter::new(File::create(&tmp)?);
-            fill(&mut w)?;
-            w.flush()?;
-            w.get_ref().sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::io(path, e));
-        }
-        self.pending.push((tmp, path.to_path_buf()));
+        let file = fill_temp(&tmp, fill).map_err(|e| Error::io(path, e))?;
+        self.pending.push((tmp, file, path.to_path_buf()));
         Ok(())
     }
 
     /// Renames every file into place, in the order written.
     pub fn commit(mut self) -> Result<()> {
-        for (tmp, path) in std::mem::take(&mut self.pending) {
+        for (tmp, file, path) in std::mem::take(&mut self.pending) {
             fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            drop(file);
             sync_parent(&path);
         }
         Ok(())
@@ -86,18 +76,52 @@ impl AtomicGroup {
 
 impl Drop for AtomicGroup {
     fn drop(&mut self) {
-        for (tmp, _) in &self.pending {
+        for (tmp, _, _) in &self.pending {
             let _ = fs::remove_file(tmp);
         }
     }
 }
 
-/// Removes the temporary files that killed runs of this program left in `dir`
-/// (`.NAME.PID.tmp`, written by this module) whose process is gone; returns how many.
+/// Creates the temporary file `tmp` (never an existing one), locks it, fills and syncs it, and
+/// returns it still open and locked; on failure it is removed.
+fn fill_temp<F>(tmp: &Path, fill: F) -> std::io::Result<File>
+where
+    F: FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+{
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)?;
+    let result = (|| {
+        file.lock()?;
+        let mut w = BufWriter::new(file.try_clone()?);
+        fill(&mut w)?;
+        w.flush()?;
+        w.get_ref().sync_all()
+    })();
+    match result {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            let _ = fs::remove_file(tmp);
+            Err(e)
+        }
+    }
+}
+
+/// The suffix of this module's temporary files; cleanup touches no other name.
+const TEMP_SUFFIX: &str = ".anomalymatch-tmp";
+
+/// How old an unlocked temporary file must be before cleanup removes it: a writer locks its
+/// file right after creating it, and this covers that instant on a slow shared file system.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporary files that stopped runs of this program left in `dir`; returns how
+/// many.
 ///
-/// A temporary file of a live process (another run writing there now) is left alone. Where
-/// processes cannot be looked up (no `/proc`), only temporary files older than a day count as
-/// stale.
+/// Only this module's names count (`.NAME.HOST.PID.TOKEN.anomalymatch-tmp`, regular files),
+/// and only when provably stale: no process on any host holds its lock, and either it is older
+/// than a minute or its writer was a process of this host that is gone. Where the file system
+/// has no locks, nothing is removed.
 pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -108,10 +132,11 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(temp_owner) else {
+        let Some(name) = name.to_str() else {
             continue;
         };
-        if pid != std::process::id() && !process_alive(pid, &entry.path()) {
+        let ours = name.starts_with('.') && name.ends_with(TEMP_SUFFIX);
+        if ours && is_stale(&entry.path(), name) {
             fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
             removed += 1;
         }
@@ -119,33 +144,80 @@ pub fn remove_stale_temps(dir: &Path) -> Result<usize> {
     Ok(removed)
 }
 
-/// The process id in a temporary file name of this module (`.NAME.PID.tmp`).
-fn temp_owner(file_name: &str) -> Option<u32> {
-    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
-    let (_, pid) = rest.rsplit_once('.')?;
-    pid.parse().ok()
-}
-
-/// Whether process `pid` may still be writing `temp`.
-fn process_alive(pid: u32, temp: &Path) -> bool {
-    let proc = Path::new("/proc");
-    if proc.is_dir() {
-        return proc.join(pid.to_string()).exists();
-    }
-    let age = fs::metadata(temp)
-        .and_then(|m| m.modified())
+/// Whether the temporary file `name` at `path` is a regular file that nobody writes: unlocked,
+/// and its writer cannot be between creating and locking it, because the file is old or the
+/// writer, a process of this host, is gone.
+fn is_stale(path: &Path, name: &str) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    let old = meta
+        .modified()
         .ok()
-        .and_then(|t| t.elapsed().ok());
-    age.is_none_or(|a| a.as_secs() < 24 * 3600)
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= STALE_AFTER);
+    if !meta.is_file() || !(old || writer_gone_here(name)) {
+        return false;
+    }
+    // The lock is dropped with the handle, before the caller removes the file; a writer cannot
+    // take it back, since writers lock only files they have just created.
+    File::open(path).is_ok_and(|f| f.try_lock().is_ok())
 }
 
-/// The temporary sibling: same folder (so the rename stays on one file system), unique per process.
-fn temp_path(path: &Path) -> PathBuf {
+/// Whether the writer a temporary file's name records was a process of this host that no longer
+/// runs (as far as this PID namespace's `/proc` can tell; the lock decides the rest).
+fn writer_gone_here(name: &str) -> bool {
+    let Some(id) = name.strip_suffix(TEMP_SUFFIX) else {
+        return false;
+    };
+    let mut fields = id.rsplitn(4, '.');
+    let (_token, pid, host) = (fields.next(), fields.next(), fields.next());
+    let proc = Path::new("/proc");
+    host == Some(host_name().as_str())
+        && pid.is_some_and(|p| p.parse::<u32>().is_ok() && !proc.join(p).exists())
+        && proc.join("self").exists()
+}
+
+/// The temporary sibling of `path`: same folder (so the rename stays on one file system), and
+/// a name that says which host and process writes it, with a random token per process so
+/// that processes with one PID on different hosts (or PID namespaces) never collide.
+pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".to_string());
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    path.with_file_name(format!(".{name}.{}{TEMP_SUFFIX}", writer_id()))
+}
+
+/// `HOST.PID.TOKEN` of this process, computed once.
+fn writer_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let token = rand::random::<u32>();
+        format!("{}.{}.{token:08x}", host_name(), std::process::id())
+    })
+}
+
+/// This machine's name, reduced to letters, digits, '-' and '_' so that it fits in a file
+/// name ("host" where it cannot be found).
+pub fn host_name() -> String {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if host.is_empty() { "host".into() } else { host }
 }
 
 /// Makes the rename itself durable; best effort because not every platform can open a directory.
@@ -204,20 +276,67 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
+    /// Sets a file's modification time `secs` seconds into the past.
+    fn age(path: &Path, secs: u64) {
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+    }
+
     #[test]
-    fn stale_temps_of_dead_processes_are_removed() {
+    fn only_our_unlocked_old_temps_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        // A pid far above any the kernel hands out is never alive.
-        let dead = dir.path().join(".scores.csv.4000000000.tmp");
-        let mine = temp_path(&dir.path().join("mine.csv"));
-        let alive = dir.path().join(".x.1.tmp"); // pid 1 is always running
-        for p in [&dead, &mine, &alive] {
+        let at = |n: &str| dir.path().join(n);
+        // Another host's writer that died, one still writing (it holds the lock), one that
+        // has only just created its file, and names that are not ours.
+        let dead = at(".scores.csv.node7.4242.0badf00d.anomalymatch-tmp");
+        let writing = at(".part-3.parquet.node8.17.cafe0001.anomalymatch-tmp");
+        let fresh = temp_path(&at("mine.csv"));
+        // A process of this host that is gone (no pid is this large) left one just now.
+        let killed = at(&format!(
+            ".x.csv.{}.4000000000.00000001.anomalymatch-tmp",
+            host_name()
+        ));
+        let users = [at(".notes.txt.123.tmp"), at("keep.anomalymatch-tmp")];
+        for p in [&dead, &writing, &fresh, &killed].into_iter().chain(&users) {
             fs::write(p, b"partial").unwrap();
         }
-        fs::write(dir.path().join("keep.tmp"), b"not ours").unwrap();
+        for p in [&dead, &writing].into_iter().chain(&users) {
+            age(p, 3600);
+        }
+        let holder = File::open(&writing).unwrap();
+        holder.lock().unwrap();
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 2);
+        assert!(!dead.exists() && !killed.exists() && writing.exists() && fresh.exists());
+        assert!(users.iter().all(|p| p.exists()));
+        drop(holder);
         assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
-        assert!(!dead.exists() && mine.exists() && alive.exists());
-        assert_eq!(remove_stale_temps(&dir.path().join("absent")).unwrap(), 0);
+        assert!(!writing.exists());
+        assert_eq!(remove_stale_temps(&at("absent")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_write_holds_its_temporary_file_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        write_atomic(&p, |_| {
+            let tmp = temp_path(&p);
+            assert!(File::open(&tmp).unwrap().try_lock().is_err());
+            Ok(())
+        })
+        .unwrap();
+        let name = temp_path(&p)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let pid = format!(".{}.", std::process::id());
+        assert!(name.starts_with(".a.txt.") && name.contains(&pid), "{name}");
     }
 
     #[test]

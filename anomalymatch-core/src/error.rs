@@ -54,6 +54,14 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// Another process holds the lock of a folder this one would write.
+    #[error("{}: in use by {holder}; wait for it to finish or stop it", dir.display())]
+    Locked {
+        /// The locked folder.
+        dir: PathBuf,
+        /// Who holds it, as its lock file says.
+        holder: String,
+    },
     /// A tensor or buffer had the wrong shape.
     #[error("shape mismatch: {0}")]
     Shape(String),

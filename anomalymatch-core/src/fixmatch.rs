@@ -256,7 +256,7 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
             progress.inc(1);
             observer(&metrics);
             if let Some((path, every)) = &self.checkpoint_every
-                && self.iteration % every == 0
+                && self.iteration.is_multiple_of(*every)
                 && self.iteration < span.end
             {
                 self.save_checkpoint(path)?;

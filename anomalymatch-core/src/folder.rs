@@ -17,6 +17,33 @@ pub fn is_image_file_name(name: &str) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
+/// A fingerprint of the files `names` in `root`: FNV-1a (64 bits, stable across builds and
+/// platforms) over each name, size and modification time in order, with the count in front.
+/// A renamed, added, removed, rewritten or touched file changes it.
+pub fn listing_fingerprint(root: &Path, names: &[String]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for name in names {
+        feed(name.as_bytes());
+        feed(&[0]);
+        let (size, nanos) = std::fs::metadata(root.join(name)).map_or((u64::MAX, 0), |m| {
+            let nanos = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            (m.len(), nanos)
+        });
+        feed(&size.to_le_bytes());
+        feed(&nanos.to_le_bytes());
+    }
+    format!("{} files, {hash:016x}", names.len())
+}
+
 /// The image files of one folder (not its subfolders), in name order, as an [`ImageSource`].
 ///
 /// Names are file names relative to the folder, the spelling label files use. Entries that
@@ -118,7 +145,7 @@ impl FolderSource {
     fn read(&self, name: &str) -> std::io::Result<Vec<u8>> {
         match self.problems.get(name) {
             Some(problem) => Err(std::io::Error::other(problem.clone())),
-            None => std::fs::read(self.root.join(name)),
+            None => crate::source::read_item_file(&self.root.join(name)),
         }
     }
 
@@ -140,8 +167,19 @@ impl ImageSource for FolderSource {
         Some(self.names.len())
     }
 
+    fn fingerprint(&self) -> Option<String> {
+        Some(listing_fingerprint(&self.root, &self.names))
+    }
+
     fn next_chunk(&mut self, max: usize) -> Result<Vec<SourceImage>> {
         let end = self.position.saturating_add(max).min(self.names.len());
+        // Sizes first (a file that cannot be sized is read, and fails, alone), so that the
+        // chunk's bytes stay within the budget.
+        let sizes: Vec<u64> = self.names[self.position..end]
+            .par_iter()
+            .map(|n| crate::source::item_file_len(&self.root.join(n)).unwrap_or(0))
+            .collect();
+        let end = self.position + crate::source::chunk_len(sizes);
         let names = &self.names[self.position..end];
         // Reading in parallel hides file-system latency on network and cold disks.
         let chunk = names

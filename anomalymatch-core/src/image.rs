@@ -29,7 +29,7 @@ impl ImageBatch {
     /// Wraps `data` laid out as `[n, channels, height, width]`; its length must be a whole number of images.
     pub fn from_vec(data: Vec<f32>, channels: usize, height: usize, width: usize) -> Result<Self> {
         let per = channels * height * width;
-        if per == 0 || data.len() % per != 0 {
+        if per == 0 || !data.len().is_multiple_of(per) {
             return Err(Error::Shape(format!(
                 "{} values is not a whole number of {channels}x{height}x{width} images",
                 data.len()

@@ -23,6 +23,7 @@ pub mod label;
 pub mod label_file;
 pub mod labelled;
 pub mod loader;
+pub mod lock;
 pub mod metrics;
 pub mod optim;
 pub mod oracle;

@@ -13,7 +13,7 @@ pub struct Embeddings {
 impl Embeddings {
     /// Wraps `data` of `n * dim` values.
     pub fn new(data: Vec<f32>, dim: usize) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(Error::Shape(format!(
                 "{} values is not a whole number of {dim}-wide rows",
                 data.len()

@@ -2,7 +2,68 @@
 
 use crate::error::Result;
 use crate::image::ImageBatch;
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Most bytes one encoded image may have (a file of a folder, a member of an archive); a larger
+/// one (a sparse or endless file, a zip bomb, not a cutout) is refused before it is read, and
+/// counted as unreadable.
+pub const MAX_ITEM_BYTES: u64 = 256 << 20;
+
+/// Most encoded bytes one chunk holds: a source stops filling a chunk before this, whatever
+/// `data.chunk_size` asks (a chunk always holds at least one item), so that a chunk's memory is
+/// bounded as a whole and not only item by item.
+pub const MAX_CHUNK_BYTES: u64 = 256 << 20;
+
+/// How many of `sizes` (bytes of the next items, in order) the next chunk takes: as many as
+/// fit in [`MAX_CHUNK_BYTES`] together, and at least one.
+pub fn chunk_len(sizes: impl IntoIterator<Item = u64>) -> usize {
+    let mut held = 0u64;
+    let mut n = 0;
+    for size in sizes {
+        held = held.saturating_add(size);
+        if n > 0 && held > MAX_CHUNK_BYTES {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// The size of the file at `path` (links followed), when it is a regular file of at most
+/// [`MAX_ITEM_BYTES`]: a device (`/dev/zero`), a FIFO or a socket is refused before it is
+/// opened, since reading it could block or never end.
+pub fn item_file_len(path: &Path) -> std::io::Result<u64> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file (a device, FIFO or socket is never read)",
+        ));
+    }
+    if meta.len() > MAX_ITEM_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, more than the {MAX_ITEM_BYTES}-byte limit on one image",
+            meta.len()
+        )));
+    }
+    Ok(meta.len())
+}
+
+/// The bytes of the image file at `path`, refused as [`item_file_len`] says, and never more
+/// than [`MAX_ITEM_BYTES`] even if the file grows while it is read.
+pub fn read_item_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let len = item_file_len(path)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::fs::File::open(path)?
+        .take(MAX_ITEM_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_ITEM_BYTES {
+        return Err(std::io::Error::other(format!(
+            "grew past the {MAX_ITEM_BYTES}-byte limit on one image while read"
+        )));
+    }
+    Ok(bytes)
+}
 
 /// The content of one image as a source delivers it.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +116,14 @@ pub trait ImageSource: Send {
 
     /// Starts again from the first image.
     fn rewind(&mut self) -> Result<()>;
+
+    /// A fingerprint of what the source holds now, when one can be had without reading the
+    /// images: a folder's listing (names, sizes, modification times). A resumed or merged job
+    /// compares it with the one its parts were made from. `None` where the source is one file,
+    /// whose size and time the caller stamps itself.
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
 
     /// Moves past the next `n` images, returning how many there were (fewer at the end).
     ///

@@ -653,9 +653,7 @@ mod tests {
 
         // A failure while writing (here the temporary file's name is taken by a folder, which
         // also fails as root, unlike permissions) names the file and keeps the old one.
-        let temp = dir
-            .path()
-            .join(format!(".sheet.png.{}.tmp", std::process::id()));
+        let temp = anomalymatch_core::atomic::temp_path(&path);
         std::fs::create_dir(&temp).unwrap();
         let err = sheet.write(&path, &tiles[..1]).unwrap_err().to_string();
         assert!(err.contains("sheet.png"), "{err}");

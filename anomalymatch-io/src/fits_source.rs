@@ -96,6 +96,13 @@ impl ImageSource for FitsFolderSource {
         Some(self.names.len())
     }
 
+    fn fingerprint(&self) -> Option<String> {
+        Some(anomalymatch_core::folder::listing_fingerprint(
+            &self.root,
+            &self.names,
+        ))
+    }
+
     fn skip(&mut self, n: usize) -> anomalymatch_core::Result<usize> {
         // Items are addressed by index: jumping reads nothing.
         let skipped = n.min(self.names.len() - self.position);

@@ -3,15 +3,12 @@
 use crate::encoded::check_image_bytes;
 use crate::error::{IoError, Result};
 use anomalymatch_core::folder::is_image_file_name;
+use anomalymatch_core::source::{MAX_ITEM_BYTES, chunk_len};
 use anomalymatch_core::{ImagePayload, ImageSource, SourceImage};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use zip::ZipArchive;
-
-/// Largest member read into memory; a bigger one (a zip bomb, or not a cutout) is delivered as
-/// unreadable, so that one member cannot exhaust memory.
-pub const MAX_MEMBER_BYTES: u64 = 256 << 20;
 
 /// The image members (JPEG, PNG, TIFF by extension, in any folder of the archive) of one zip
 /// archive, in name order, as an [`ImageSource`].
@@ -103,20 +100,20 @@ impl ZipSource {
     fn read_member(&mut self, index: usize) -> std::result::Result<Vec<u8>, String> {
         let member = self.archive.by_index(index).map_err(|e| e.to_string())?;
         let size = member.size();
-        if size > MAX_MEMBER_BYTES {
+        if size > MAX_ITEM_BYTES {
             return Err(format!(
-                "member is {size} bytes, more than the {MAX_MEMBER_BYTES}-byte limit"
+                "member is {size} bytes, more than the {MAX_ITEM_BYTES}-byte limit on one image"
             ));
         }
         let mut bytes = Vec::with_capacity(size as usize);
         // The limit holds even if the declared size lies.
         member
-            .take(MAX_MEMBER_BYTES + 1)
+            .take(MAX_ITEM_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| e.to_string())?;
-        if bytes.len() as u64 > MAX_MEMBER_BYTES {
+        if bytes.len() as u64 > MAX_ITEM_BYTES {
             return Err(format!(
-                "member inflates past the {MAX_MEMBER_BYTES}-byte limit"
+                "member inflates past the {MAX_ITEM_BYTES}-byte limit on one image"
             ));
         }
         Ok(bytes)
@@ -142,6 +139,15 @@ impl ImageSource for ZipSource {
 
     fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {
         let end = self.position.saturating_add(max).min(self.members.len());
+        // Declared sizes bound the chunk's bytes (a member that lies is cut at the item limit).
+        let sizes: Vec<u64> = (self.position..end)
+            .map(|k| {
+                self.archive
+                    .by_index_raw(self.members[k].1)
+                    .map_or(0, |m| m.size().min(MAX_ITEM_BYTES))
+            })
+            .collect();
+        let end = self.position + chunk_len(sizes);
         let mut chunk = Vec::with_capacity(end - self.position);
         // Members are read one after the other: the archive is one stream, and inflating is
         // cheap next to decoding, which the loader does in parallel.

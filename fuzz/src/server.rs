@@ -49,7 +49,7 @@ fn served() -> &'static Served {
             .map(|s| Override::parse_set(s).expect("override"))
             .collect();
         let config = load(None, &overrides).expect("config");
-        let shared = anomalymatch_app::commands::serve::open(&config, true, None, 1).expect("open");
+        let shared = anomalymatch_app::commands::serve::open(&config, true, None, 1, true).expect("open");
         shared.served().session.load_window().expect("window");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -78,9 +78,13 @@ pub fn request(data: &[u8]) {
     };
     let mut builder = Request::builder()
         .method(method)
-        .uri(String::from_utf8_lossy(path).as_ref());
+        .uri(String::from_utf8_lossy(path).as_ref())
+        .header("host", "127.0.0.1");
     if head & 4 != 0 {
         builder = builder.header("x-token", served.shared.token.as_str());
+    }
+    if head & 8 != 0 {
+        builder = builder.header("content-type", "application/json");
     }
     let Ok(request) = builder.body(Body::from(body.to_vec())) else {
         return; // not a URI: hyper would refuse it before any handler

@@ -105,8 +105,14 @@ pub fn http(port: u16, method: &str, path: &str, headers: &str, body: &[u8]) -> 
         return (0, String::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    // Writes are JSON, as the page sends them, unless the caller says otherwise.
+    let json = if method != "GET" && !headers.to_ascii_lowercase().contains("content-type:") {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{headers}\
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{json}{headers}\
          Content-Length: {}\r\n\r\n",
         body.len()
     );

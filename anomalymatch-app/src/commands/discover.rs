@@ -46,7 +46,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
         )
     })?;
     let out = &config.output.dir;
-    assemble::prepare_output(out, quiet)?;
+    let _lock = assemble::prepare_output(out, None, quiet)?;
     let labels = assemble::read_labels(&labels_path)?;
     let truth = assemble::truth(&config.truth, &images)?;
 

@@ -143,6 +143,12 @@ struct Printer;
 
 impl SessionObserver for Printer {
     fn on_cycle(&mut self, r: &CycleReport) {
+        // A sum over no image is -0.0 in Rust, which would print as "-0".
+        let left = if r.estimated_unfound > 0.0 {
+            r.estimated_unfound
+        } else {
+            0.0
+        };
         out!(
             "cycle {}: {} of {} shown were anomalies; {} found so far; labels normal/anomaly \
              {}/{}; about {:.0} anomalies left in the window; {} unreadable image(s) left out",
@@ -152,7 +158,7 @@ impl SessionObserver for Printer {
             r.anomalies_found,
             r.labels_per_class[0],
             r.labels_per_class[1],
-            r.estimated_unfound,
+            left,
             r.unreadable
         );
     }

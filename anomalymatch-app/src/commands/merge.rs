@@ -36,7 +36,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
     let out = &config.output.dir;
     let shards = find_shards(out)?;
     let spec = check_shards(&shards)?;
-    assemble::prepare_output(out, quiet)?;
+    let _lock = assemble::prepare_output(out, None, quiet)?;
     let whole = spec.with_shard(Shard::WHOLE);
     let mut group = AtomicGroup::new();
     let scores_path = out.join("scores.parquet");
@@ -50,6 +50,19 @@ pub fn run(args: MergeArgs) -> Result<()> {
         .check()?
         .build(())?;
     let mut source = anomalymatch_io::open_source(&images, &spec.source_options)?;
+    // The contact sheet is drawn from the images as they are now: they must be the ones the
+    // shards scored.
+    let now = source.fingerprint();
+    if args.images.is_none() && spec.source_fingerprint.is_some() && now != spec.source_fingerprint
+    {
+        return Err(AppError::Failed(format!(
+            "{}: the images' listing (names, sizes or modification times) changed since the \
+             shards were scored ({} then, {} now); score them again",
+            images.display(),
+            spec.source_fingerprint.as_deref().unwrap_or_default(),
+            now.as_deref().unwrap_or("none")
+        )));
+    }
     let mut written = vec![scores_path];
     written.extend(outputs::top_candidates(
         &mut group,
@@ -143,14 +156,15 @@ fn check_shards(shards: &[ShardFile]) -> Result<RunSpec> {
                 s.path.display()
             )))
         };
-        if s.spec.checkpoint_sha256 != first.spec.checkpoint_sha256 {
-            return mismatch("the checkpoints");
-        }
         if s.spec.shard.count != count {
             return mismatch("the shard counts");
         }
-        if s.spec.with_shard(Shard::WHOLE) != first.spec.with_shard(Shard::WHOLE) {
-            return mismatch("the sources or scoring settings");
+        let differences = s
+            .spec
+            .with_shard(Shard::WHOLE)
+            .differences(&first.spec.with_shard(Shard::WHOLE));
+        if !differences.is_empty() {
+            return mismatch(&differences.join(", "));
         }
     }
     let present: Vec<usize> = shards.iter().map(|s| s.spec.shard.index).collect();

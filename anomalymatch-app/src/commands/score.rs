@@ -107,7 +107,9 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         .build(())?;
     let mut source = assemble::open_source(&config, &images)?;
     check_fits(&loader, source.as_mut(), &checkpoint)?;
-    assemble::prepare_output(out, quiet)?;
+    // Shards of one run write side by side; each locks only its own part of the folder.
+    let part = (shard != Shard::WHOLE).then(|| format!("shard-{}-of-{}", shard.index, shard.count));
+    let _lock = assemble::prepare_output(out, part.as_deref(), quiet)?;
     say(
         quiet,
         format!(
@@ -135,6 +137,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         source_options: config.source.clone(),
         items,
         source_stamp: source_stamp(&images)?,
+        source_fingerprint: source.fingerprint(),
         data: loader.spec(),
         max_pixels: config.data.max_pixels,
         batch_size: config.score.batch_size,

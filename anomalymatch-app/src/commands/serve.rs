@@ -86,7 +86,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let listener = std::net::TcpListener::bind(addr)
         .map_err(|e| AppError::Failed(format!("cannot listen on {addr}: {e}")))?;
     let port = listener.local_addr().map_or(args.port, |a| a.port());
-    let shared = open(&config, args.common.quiet, from_file, port)?;
+    let local_only = args.bind.is_loopback();
+    let shared = open(&config, args.common.quiet, from_file, port, local_only)?;
     crate::serve::run(listener, shared, args.common.quiet)
 }
 
@@ -97,6 +98,7 @@ pub fn open(
     quiet: bool,
     from_file: Option<Vec<(String, f32)>>,
     port: u16,
+    local_only: bool,
 ) -> Result<Arc<Shared>> {
     let (images, labels_path) = assemble::images_and_labels(config)?;
     let session_dir = config.output.dir.join("session");
@@ -131,6 +133,7 @@ pub fn open(
     Ok(Arc::new(Shared {
         token: new_token(),
         port,
+        local_only,
         served: Mutex::new(Served {
             session,
             scores: HashMap::new(),

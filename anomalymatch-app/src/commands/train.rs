@@ -47,7 +47,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let labels = assemble::read_labels(&labels_path)?;
     let out = &config.output.dir;
-    assemble::prepare_output(out, quiet)?;
+    let _lock = assemble::prepare_output(out, None, quiet)?;
 
     let loader = assemble::loader(&config)?;
     let spec = loader.spec();

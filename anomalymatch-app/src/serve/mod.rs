@@ -2,7 +2,9 @@
 //! folder, journal and trainer as `label`), where the expert sees, adjusts and labels the
 //! candidates.
 //!
-//! - [`routes`]: the router and its layers; [`token`]: the access token;
+//! - [`listen`]: the accept loop (deadlines, a connection cap, shutdown on Ctrl-C);
+//! - [`routes`]: the router and its layers; [`guard`]: same-origin writes; [`token`]: the
+//!   access token;
 //! - [`api`]: the JSON API; [`jobs`]: training and scoring in the background;
 //! - [`images`]: display PNGs, encoded once and cached; [`assets`]: the page itself;
 //! - [`state`]: what the handlers share.
@@ -14,8 +16,10 @@
 use crate::stdout::out;
 pub mod api;
 pub mod assets;
+pub mod guard;
 pub mod images;
 pub mod jobs;
+pub mod listen;
 pub mod routes;
 pub mod state;
 pub mod token;
@@ -26,7 +30,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Serves `shared` on `listener` until Ctrl-C: loads the current window (so that every
+/// Serves `shared` on `listener` until Ctrl-C or SIGTERM: loads the current window (so that every
 /// request finds it), prints the page's URL with its token, and starts scoring.
 pub fn run(listener: std::net::TcpListener, shared: Arc<Shared>, quiet: bool) -> Result<()> {
     crate::assemble::say(quiet, "loading the pool window");
@@ -63,11 +67,7 @@ pub fn run(listener: std::net::TcpListener, shared: Arc<Shared>, quiet: bool) ->
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| AppError::Failed(format!("{addr}: {e}")))?;
-        axum::serve(listener, routes::router(shared))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| AppError::Failed(format!("{addr}: {e}")))
+        listen::serve(listener, routes::router(shared)).await;
+        Ok(())
     })
 }

@@ -1,8 +1,8 @@
-//! The router: the page, the API, and the layers every request passes (the token, the body
-//! size limit).
+//! The router: the page, the API, and the layers every request passes (host and origin, the
+//! token, the body size limit).
 
 use super::state::Shared;
-use super::{api, assets, token};
+use super::{api, assets, guard, token};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
@@ -36,6 +36,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             token::require,
+        ))
+        // Outermost: a request for another host or a cross-site write is refused before the
+        // token is even looked at.
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            guard::same_origin,
         ))
         .with_state(shared)
 }

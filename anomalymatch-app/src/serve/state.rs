@@ -151,6 +151,8 @@ pub struct Shared {
     pub token: String,
     /// The port served (names the token's cookie).
     pub port: u16,
+    /// Served on a loopback address only: requests must name the loopback as their host.
+    pub local_only: bool,
     /// The session, locked for each answer and each training step.
     pub served: Mutex<Served>,
     /// The display images.

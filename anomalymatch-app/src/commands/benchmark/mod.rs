@@ -126,7 +126,7 @@ pub struct Data {
 
 fn benchmark(config: &Config, quiet: bool) -> Result<()> {
     let data = read_data(config)?;
-    assemble::prepare_output(&config.output.dir, quiet)?;
+    let _lock = assemble::prepare_output(&config.output.dir, None, quiet)?;
     let b = &config.benchmark;
     let results_path = b
         .results

@@ -9,7 +9,8 @@ const state = { items: [], current: -1, sort: "anomalous", original: null, pan: 
 
 async function api(path, options = {}) {
   const headers = Object.assign({ "X-Token": token }, options.headers || {});
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  // Writes are JSON, body or not: the server refuses any other kind (another site's form).
+  if ((options.method || "GET") !== "GET") headers["Content-Type"] = "application/json";
   const r = await fetch(path, Object.assign({}, options, { headers }));
   const text = await r.text();
   let body = null;
