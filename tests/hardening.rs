@@ -150,18 +150,7 @@ fn wait_for_holder(dir: &Path) -> String {
 #[test]
 fn a_second_writer_of_a_folder_or_session_is_refused_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();
-    let trained = dir.path().join("trained");
-    let quick = [
-        "train",
-        "--quiet",
-        "--size",
-        "32",
-        "--iters",
-        "1",
-        "--out",
-        s(&trained),
-    ];
-    common::ok(&quick);
+    let checkpoint = quick_checkpoint(dir.path());
     let out = dir.path().join("o");
     let mut first = long_train(&out);
     let holder = wait_for_holder(&out);
@@ -182,7 +171,6 @@ fn a_second_writer_of_a_folder_or_session_is_refused_naming_the_holder() {
     let pid = format!("process {}", first.id());
     fails(&train, 1, &[s(&out), "in use by", &pid]);
     // The whole-run score and a scoring shard are writers of the folder too.
-    let checkpoint = trained.join("checkpoint.safetensors");
     let score = [
         "score",
         "--quiet",
@@ -284,22 +272,26 @@ fn quick_checkpoint(dir: &Path) -> std::path::PathBuf {
     out.join("checkpoint.safetensors")
 }
 
-/// `score` arguments over `images` into `out`, in parts of ten images.
-fn score_args<'a>(images: &'a Path, checkpoint: &'a Path, out: &'a Path) -> Vec<&'a str> {
+/// `score` arguments over `images` with `checkpoint` into `out`, with the default settings.
+fn plain_score_args<'a>(images: &'a Path, checkpoint: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    let (images, checkpoint, out) = (s(images), s(checkpoint), s(out));
     vec![
         "score",
         "--quiet",
         "--images",
-        s(images),
+        images,
         "--checkpoint",
-        s(checkpoint),
+        checkpoint,
         "--out",
-        s(out),
-        "--set",
-        "score.part_size=10",
-        "--set",
-        "score.batch_size=2",
+        out,
     ]
+}
+
+/// `score` arguments over `images` into `out`, in parts of ten images.
+fn score_args<'a>(images: &'a Path, checkpoint: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    let mut args = plain_score_args(images, checkpoint, out);
+    args.extend(["--set", "score.part_size=10", "--set", "score.batch_size=2"]);
+    args
 }
 
 #[test]
@@ -538,15 +530,7 @@ fn devices_fifos_and_huge_files_are_refused_before_reading() {
     assert!(made.is_ok_and(|s| s.success()), "mkfifo");
     let checkpoint = quick_checkpoint(dir.path());
     let out = dir.path().join("o");
-    let args = [
-        "score",
-        "--quiet",
-        "--images",
-        s(&images),
-        "--checkpoint",
-        s(&checkpoint),
-    ];
-    let args = [&args[..], &["--out", s(&out)]].concat();
+    let args = plain_score_args(&images, &checkpoint, &out);
     let Some((code, stderr, peak_kb)) = with_peak_memory(&args) else {
         eprintln!("skipping: python3 not found");
         return;
@@ -599,15 +583,7 @@ fn a_zip_of_huge_members_is_read_within_one_chunk_budget() {
     }
     let checkpoint = quick_checkpoint(dir.path());
     let out = dir.path().join("o");
-    let args = [
-        "score",
-        "--quiet",
-        "--images",
-        s(&zip),
-        "--checkpoint",
-        s(&checkpoint),
-    ];
-    let args = [&args[..], &["--out", s(&out)]].concat();
+    let args = plain_score_args(&zip, &checkpoint, &out);
     let (code, stderr, peak_kb) = with_peak_memory(&args).unwrap();
     // The six are unreadable (zeros are no image): the run names them and ends.
     assert_eq!(code, Some(0), "{stderr}");
