@@ -30,6 +30,7 @@ lever() {
         --set model.weights=../shared/weights/efficientnet-lite1-77cc7160.pth ;;
     base2) echo 2 ;;
     ensemble2) printf '%s\n' 2 --set active.ensemble=2 ;;
+    final_iters200) printf '%s\n' 3 --iters 200 ;;
     *) echo "unknown lever: $1" >&2; return 1 ;;
     esac
 }

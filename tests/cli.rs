@@ -63,8 +63,8 @@ fn discover_then_score_and_train_from_its_checkpoint() {
     assert_eq!(info.data.size, 32);
     assert_eq!(info.iteration, 2);
 
-    // The checkpoint alone tells `score` how to decode and what to build; the configured size
-    // is not used.
+    // The checkpoint alone tells `score` how to decode and what to build (a size asked
+    // against it is refused: `hardening.rs`).
     let scored = dir.path().join("scored");
     ok(&[
         "score",
@@ -77,8 +77,6 @@ fn discover_then_score_and_train_from_its_checkpoint() {
         s(&scored),
         "--top",
         "5",
-        "--set",
-        "data.size=64",
     ]);
     let all = score_rows(&scored.join("scores.parquet"));
     assert_eq!(all.len(), 400);

@@ -557,12 +557,7 @@ fn a_zip_of_huge_members_is_read_within_one_chunk_budget() {
     // A real cutout first (so the checkpoint check passes), then six members of a PNG
     // signature and 240 MB of zeros, each under the one-image limit: 1.4 GB inflated from
     // about 6 MB, that pass the signature check and so are held until decoded.
-    let first = std::fs::read_dir(Path::new(common::MINI).join("images"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let first = a_cutout();
     let script = format!(
         "import zipfile\n\
          z = zipfile.ZipFile({:?}, 'w', zipfile.ZIP_DEFLATED, compresslevel=1)\n\
@@ -574,11 +569,7 @@ fn a_zip_of_huge_members_is_read_within_one_chunk_budget() {
         s(&zip),
         s(&first)
     );
-    let made = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .status();
-    if !made.is_ok_and(|s| s.success()) {
-        eprintln!("skipping: python3 could not write the zip");
+    if !python(&script) {
         return;
     }
     let checkpoint = quick_checkpoint(dir.path());
@@ -614,4 +605,244 @@ fn a_configuration_that_is_not_text_or_echoes_a_huge_key_gets_one_short_line() {
         "{}",
         &stderr[..200.min(stderr.len())]
     );
+}
+
+/// Runs a python3 script; false (with the reason on stderr) where python3 or its modules are
+/// missing, so that the caller skips.
+fn python(script: &str) -> bool {
+    let made = std::process::Command::new("python3")
+        .args(["-c", script])
+        .output();
+    match made {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!("skipping: python3: {}", String::from_utf8_lossy(&o.stderr));
+            false
+        }
+        Err(e) => {
+            eprintln!("skipping: python3: {e}");
+            false
+        }
+    }
+}
+
+/// The first image of the built-in data.
+fn a_cutout() -> std::path::PathBuf {
+    let mut all: Vec<_> = std::fs::read_dir(Path::new(common::MINI).join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    all.sort();
+    all.swap_remove(0)
+}
+
+#[test]
+fn repeated_names_are_told_apart_and_printed_names_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = quick_checkpoint(dir.path());
+    let out = dir.path().join("o");
+
+    // A zip with one image member name twice.
+    let zip = dir.path().join("dup.zip");
+    let script = format!(
+        "import zipfile, warnings\n\
+         warnings.simplefilter('ignore')\n\
+         z = zipfile.ZipFile({:?}, 'w')\n\
+         for name in ['a.jpg', 'b.jpg', 'a.jpg']:\n\
+         \x20   z.write({:?}, name)\n\
+         z.close()\n",
+        s(&zip),
+        s(&a_cutout())
+    );
+    if python(&script) {
+        // Zip readers keep one copy per name: the archive is refused, naming the name.
+        fails(
+            &plain_score_args(&zip, &checkpoint, &out),
+            1,
+            &[
+                "dup.zip",
+                "1 image member name(s) occur more than once",
+                "\"a.jpg\"",
+            ],
+        );
+    }
+
+    // An HDF5 cube whose names repeat.
+    let h5 = dir.path().join("dup.h5");
+    let script = format!(
+        "import h5py, numpy as np\n\
+         with h5py.File({:?}, 'w') as f:\n\
+         \x20   f['images'] = (np.arange(4 * 40 * 40 * 3) % 251).astype('uint8').reshape(4, 40, 40, 3)\n\
+         \x20   f['filenames'] = np.array(['x', 'y', 'x', 'z'], dtype=h5py.string_dtype())\n",
+        s(&h5)
+    );
+    if python(&script) {
+        let (code, _, stderr) = outcome(&plain_score_args(&h5, &checkpoint, &out));
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            stderr.contains("row name(s) occur more than once"),
+            "{stderr}"
+        );
+        let mut names = common::score_rows(&out.join("scores.parquet")).names;
+        names.sort();
+        assert_eq!(names, ["x[0]", "x[2]", "y", "z"]);
+    }
+
+    // A file name with a terminal escape and a NUL-like control character, unreadable: the
+    // warning names it escaped.
+    let (images, _) = common::mini_copy(&dir.path().join("m"));
+    std::fs::write(images.join("\u{1b}[2J\u{7}evil.png"), b"not a png").unwrap();
+    let (code, stdout, stderr) = outcome(&plain_score_args(&images, &checkpoint, &out));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("\\u{1b}[2J\\u{7}evil.png"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stdout.contains('\u{1b}'),
+        "raw escape printed: {stderr:?}"
+    );
+}
+
+#[test]
+fn empty_sources_empty_paths_and_an_output_inside_the_images_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = quick_checkpoint(dir.path());
+    let out = dir.path().join("o");
+    let zip = dir.path().join("empty.zip");
+    let h5 = dir.path().join("empty.h5");
+    let script = format!(
+        "import zipfile\n\
+         z = zipfile.ZipFile({:?}, 'w')\n\
+         z.writestr('readme.txt', 'no images here')\n\
+         z.close()\n",
+        s(&zip)
+    );
+    if python(&script) {
+        fails(
+            &plain_score_args(&zip, &checkpoint, &out),
+            1,
+            &["empty.zip", "holds no image", "1 member(s) skipped"],
+        );
+    }
+    let script = format!(
+        "import h5py, numpy as np\n\
+         with h5py.File({:?}, 'w') as f:\n\
+         \x20   f['images'] = np.zeros((0, 8, 8, 3), dtype='uint8')\n\
+         \x20   f['filenames'] = np.array([], dtype=h5py.string_dtype())\n",
+        s(&h5)
+    );
+    if python(&script) {
+        fails(
+            &plain_score_args(&h5, &checkpoint, &out),
+            1,
+            &["empty.h5", "holds no image"],
+        );
+    }
+    // A path emptied by --set is named, not reported as a nameless missing file.
+    fails(
+        &["train", "--iters", "1", "--set", "data.images="],
+        2,
+        &["data.images: is empty"],
+    );
+    // Writing into the images folder would score the contact sheets next time.
+    let (images, _) = common::mini_copy(dir.path());
+    fails(
+        &plain_score_args(&images, &checkpoint, &images),
+        2,
+        &["is the images folder"],
+    );
+}
+
+#[test]
+fn score_refuses_pixel_settings_its_checkpoint_was_not_trained_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = quick_checkpoint(dir.path());
+    let out = dir.path().join("o");
+    let images = Path::new(common::MINI).join("images");
+    for (set, named) in [
+        ("data.size=64", "data.size = 64"),
+        ("data.channels=\"grey\"", "data.channels = grey"),
+        ("data.stretch.low=2.0", "data.stretch = Percentile"),
+    ] {
+        let mut args = plain_score_args(&images, &checkpoint, &out);
+        args.extend(["--set", set]);
+        fails(&args, 2, &["checkpoint.safetensors", named, "trained"]);
+    }
+    // Asking for what the checkpoint was trained with is no conflict.
+    let mut args = plain_score_args(&images, &checkpoint, &out);
+    args.extend(["--set", "data.size=32"]);
+    common::ok(&args);
+}
+
+#[test]
+fn errors_that_are_not_about_decoding_do_not_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = quick_checkpoint(dir.path());
+    let out = dir.path().join("o");
+    let zip = dir.path().join("broken.zip");
+    std::fs::write(&zip, b"PK but nothing more").unwrap();
+    let (code, _, stderr) = outcome(&plain_score_args(&zip, &checkpoint, &out));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("broken.zip: not a readable zip archive") && !stderr.contains("decode"),
+        "{stderr}"
+    );
+    // Five-band cutouts read as RGB: the message names the key to set.
+    let cubes = dir.path().join("cubes");
+    std::fs::create_dir_all(&cubes).unwrap();
+    for i in 0..2 {
+        common::write_fits(&cubes.join(format!("c{i}.fits")), 5, 16, |b, y, x| {
+            (b + y + x) as f32
+        });
+    }
+    let (_, _, stderr) = outcome(&plain_score_args(&cubes, &checkpoint, &out));
+    assert!(
+        stderr.contains("set data.channels") && !stderr.contains("ChannelMode"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fits_fifos_and_oversized_hdf5_images_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = quick_checkpoint(dir.path());
+    let out = dir.path().join("o");
+    // A FIFO named like a FITS file is counted as unreadable, not skipped unseen or read.
+    let fits = dir.path().join("fits");
+    std::fs::create_dir_all(&fits).unwrap();
+    for i in 0..3 {
+        common::write_fits(&fits.join(format!("g{i}.fits")), 1, 16, |_, y, x| {
+            (y * x + i) as f32
+        });
+    }
+    let made = std::process::Command::new("mkfifo")
+        .arg(fits.join("pipe.fits"))
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let (code, stdout, stderr) = outcome(&plain_score_args(&fits, &checkpoint, &out));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("1 unreadable") || stderr.contains("1 unreadable"),
+        "{stdout}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("pipe.fits") && l.contains("not a regular file")),
+        "{stderr}"
+    );
+    // An HDF5 cube that declares 1.5 GB per image (nothing stored) is refused at opening.
+    let h5 = dir.path().join("huge.h5");
+    let script = format!(
+        "import h5py, numpy as np\n\
+         with h5py.File({:?}, 'w') as f:\n\
+         \x20   f.create_dataset('images', shape=(2, 8000, 8000, 3), dtype='float64', chunks=(1, 64, 64, 3))\n\
+         \x20   f['filenames'] = np.array(['a', 'b'], dtype=h5py.string_dtype())\n",
+        s(&h5)
+    );
+    if python(&script) {
+        fails(
+            &plain_score_args(&h5, &checkpoint, &out),
+            1,
+            &["huge.h5:images", "limit on one image"],
+        );
+    }
 }

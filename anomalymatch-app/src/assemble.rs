@@ -4,7 +4,7 @@
 
 use crate::config::{Config, TruthConfig};
 use crate::error::{AppError, Result};
-use crate::stdout::out;
+use crate::stdout::{out, warning};
 use anomalymatch_active::{Session, SessionConfig};
 use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::{
@@ -62,10 +62,23 @@ pub fn prepare_output(dir: &Path, part: Option<&str>, quiet: bool) -> Result<Fol
 }
 
 /// The images and starting labels a job reads: the configured ones, or the built-in data set
-/// when no images are named.
+/// when no images are named. An output folder that is the images folder is refused: the next
+/// run would read the contact sheets written there as images.
 pub fn images_and_labels(config: &Config) -> Result<(PathBuf, Option<PathBuf>)> {
     match (&config.data.images, &config.data.labels) {
-        (Some(images), labels) => Ok((images.clone(), labels.clone())),
+        (Some(images), labels) => {
+            let out = &config.output.dir;
+            if let (Ok(a), Ok(b)) = (images.canonicalize(), out.canonicalize())
+                && a == b
+            {
+                return Err(AppError::Usage(format!(
+                    "output.dir ({}) is the images folder: the contact sheets written there \
+                     would be read as images; choose another --out",
+                    out.display()
+                )));
+            }
+            Ok((images.clone(), labels.clone()))
+        }
         (None, None) => {
             let root = Path::new(BUILT_IN);
             Ok((root.join("images"), Some(root.join("labeled_data.csv"))))
@@ -77,9 +90,16 @@ pub fn images_and_labels(config: &Config) -> Result<(PathBuf, Option<PathBuf>)> 
 }
 
 /// Opens the images at `path` as the `[source]` section says, or fails naming the path before
-/// any work.
-pub fn open_source(config: &Config, path: &Path) -> Result<Box<dyn ImageSource>> {
-    Ok(anomalymatch_io::open_source(path, &config.source)?)
+/// any work. With `tell`, what the source says about its reading (skipped members, renamed
+/// duplicates) is printed as warnings; a job that opens the same source again passes false.
+pub fn open_source(config: &Config, path: &Path, tell: bool) -> Result<Box<dyn ImageSource>> {
+    let source = anomalymatch_io::open_source(path, &config.source)?;
+    if tell {
+        for note in source.notes() {
+            warning!("{}: {note}", path.display());
+        }
+    }
+    Ok(source)
 }
 
 /// The loader the `[data]` section builds.
@@ -94,8 +114,8 @@ pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Label>> {
     let table = LabelTable::read(path)?;
     let conflicts = &table.read_report().conflicts;
     if !conflicts.is_empty() {
-        eprintln!(
-            "warning: {}: {} file(s) listed more than once with different labels, the last \
+        warning!(
+            "{}: {} file(s) listed more than once with different labels, the last \
              row wins: {}",
             path.display(),
             conflicts.len(),
@@ -107,6 +127,22 @@ pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Label>> {
         .iter()
         .map(|r| (r.filename.clone(), r.label))
         .collect())
+}
+
+/// A class file; files it lists more than once with different classes are counted and named
+/// on stderr (the last row wins, as in label files).
+pub fn read_classes(path: &Path) -> Result<ClassTable> {
+    let table = ClassTable::read(path)?;
+    let conflicts = table.conflicts();
+    if !conflicts.is_empty() {
+        warning!(
+            "{}: {} file(s) listed more than once with different classes, the last row wins: {}",
+            path.display(),
+            conflicts.len(),
+            preview(conflicts.iter().map(String::as_str))
+        );
+    }
+    Ok(table)
 }
 
 /// The names that carry a known label.
@@ -134,15 +170,15 @@ pub fn labelled_set(
 /// Prints the labelled names that could not be used: the count, then up to five names.
 pub fn warn_unusable(missing: &[String], failed: &[FailedImage]) {
     if !missing.is_empty() {
-        eprintln!(
-            "warning: {} labelled image(s) not found, left out: {}",
+        warning!(
+            "{} labelled image(s) not found, left out: {}",
             missing.len(),
             preview(missing.iter().map(String::as_str))
         );
     }
     if !failed.is_empty() {
-        eprintln!(
-            "warning: {} labelled image(s) unreadable, left out: {}",
+        warning!(
+            "{} labelled image(s) unreadable, left out: {}",
             failed.len(),
             preview(failed.iter().map(|f| f.origin.as_str()))
         );
@@ -261,7 +297,11 @@ pub fn session(
     drop(prepare_output(&dir, None, quiet)?);
     let loader = loader(config)?;
     let spec = loader.spec();
-    let pool = UnlabelledPool::new(open_source(config, images)?, loader, config.data.n_to_load)?;
+    let pool = UnlabelledPool::new(
+        open_source(config, images, true)?,
+        loader,
+        config.data.n_to_load,
+    )?;
     let trainer = trainer(config, model(config, spec)?, spec, !progress)?;
     let session_config = SessionConfig {
         cycles: config.active.cycles,
@@ -292,7 +332,7 @@ pub fn truth(
             _ => return Ok(None),
         },
     };
-    let table = ClassTable::read(&path)?;
+    let table = read_classes(&path)?;
     let labels = table.labels(&truth.anomaly_class, &truth.drop_classes);
     if !labels.values().any(|&l| l == Label::Anomaly) {
         return Err(AppError::Failed(format!(

@@ -6,7 +6,7 @@ use crate::error::{AppError, Result};
 use crate::preset::Preset;
 use anomalymatch_active::ActiveConfig;
 use anomalymatch_augment::AugmentConfig;
-use anomalymatch_core::config::{check_range, key};
+use anomalymatch_core::config::{check_path, check_range, key};
 use anomalymatch_core::{Check, Checked, DataConfig, ScoreConfig, TrainConfig};
 use anomalymatch_io::SourceOptions;
 use anomalymatch_models::ModelConfig;
@@ -171,8 +171,20 @@ impl Check for Config {
         self.train.check_into(&key(prefix, "train"), errors);
         self.score.check_into(&key(prefix, "score"), errors);
         self.active.check_into(&key(prefix, "active"), errors);
+        check_path(
+            errors,
+            key(&key(prefix, "truth"), "classes"),
+            self.truth.classes.as_deref(),
+        );
+        check_path(
+            errors,
+            key(&key(prefix, "output"), "dir"),
+            Some(&self.output.dir),
+        );
         let b = &self.benchmark;
         let k = |name| key(&key(prefix, "benchmark"), name);
+        check_path(errors, k("data"), Some(&b.data));
+        check_path(errors, k("results"), b.results.as_deref());
         if b.seeds.is_empty() {
             errors.push(format!("{}: name at least one seed", k("seeds")));
         }
@@ -284,14 +296,16 @@ pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Checked<Confi
     };
     let mut table = preset.table();
     merge(&mut table, file_table);
+    let mut config = Config::deserialize(toml::Value::Table(table.clone()))
+        .map_err(|e| AppError::Usage(e.message().to_string()))?;
     for o in overrides {
-        insert(&mut table, &o.key, o.value.clone())
+        let effective = toml::Table::try_from(&config)
+            .map_err(|e| AppError::Failed(format!("cannot write the configuration: {e}")))?;
+        insert(&mut table, &o.key, o.value.clone(), &effective)
             .map_err(|m| AppError::Usage(format!("{}: {m}", o.origin)))?;
-        Config::deserialize(toml::Value::Table(table.clone()))
+        config = Config::deserialize(toml::Value::Table(table.clone()))
             .map_err(|e| AppError::Usage(format!("{} ({}): {}", o.origin, o.key, e.message())))?;
     }
-    let config = Config::deserialize(toml::Value::Table(table))
-        .map_err(|e| AppError::Usage(e.message().to_string()))?;
     config.check().map_err(|e| {
         let origin = file.map_or(String::new(), |p| format!("{}: ", p.display()));
         match e {
@@ -328,26 +342,44 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-/// Sets the dotted `key` in `table`, creating tables on the way.
+/// Sets the dotted `key` in `table`, creating tables on the way. A section that picks its
+/// variant by a `kind` key (`data.stretch`) keeps the kind in force (`effective`, the whole
+/// configuration so far) when only a parameter is set, and drops the old variant's parameters
+/// when the kind itself changes.
 fn insert(
     table: &mut toml::Table,
     key: &str,
     value: toml::Value,
+    effective: &toml::Table,
 ) -> std::result::Result<(), String> {
     let parts: Vec<&str> = key.split('.').collect();
     let (last, path) = parts.split_last().ok_or_else(|| "empty key".to_string())?;
     let mut t = table;
+    let mut known = Some(effective);
     for part in path {
-        let next = t
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        known = known
+            .and_then(|k| k.get(*part))
+            .and_then(toml::Value::as_table);
+        let next = t.entry(part.to_string()).or_insert_with(|| {
+            let mut fresh = toml::Table::new();
+            if let Some(kind) = known.and_then(|k| k.get(KIND)) {
+                fresh.insert(KIND.to_string(), kind.clone());
+            }
+            toml::Value::Table(fresh)
+        });
         t = next
             .as_table_mut()
             .ok_or_else(|| format!("{part} is not a section"))?;
     }
+    if *last == KIND && t.get(KIND) != Some(&value) {
+        t.clear();
+    }
     t.insert(last.to_string(), value);
     Ok(())
 }
+
+/// The key that picks a section's variant.
+const KIND: &str = "kind";
 
 #[cfg(test)]
 mod tests {
@@ -430,6 +462,55 @@ mod tests {
 
         let e = load(Some(&dir.path().join("missing.toml")), &[]).unwrap_err();
         assert!(matches!(e, AppError::Failed(_)) && e.to_string().contains("missing.toml"));
+    }
+
+    #[test]
+    fn set_reaches_into_a_section_chosen_by_kind_and_paths_must_not_be_empty() {
+        use anomalymatch_core::Stretch;
+        let set = |texts: &[&str]| {
+            let o: Vec<Override> = texts
+                .iter()
+                .map(|t| Override::parse_set(t).unwrap())
+                .collect();
+            load(None, &o)
+        };
+        // A parameter keeps the kind in force; a new kind starts from its own defaults.
+        let c = set(&["data.stretch.low=1.0"]).unwrap();
+        assert_eq!(
+            c.data.stretch,
+            Stretch::Percentile {
+                low: 1.0,
+                high: 99.5
+            }
+        );
+        let c = set(&["data.stretch.kind=\"asinh\""]).unwrap();
+        assert_eq!(c.data.stretch, Stretch::Asinh { softening: 0.1 });
+        let c = set(&["data.stretch.kind=\"zscale\"", "data.stretch.contrast=0.5"]).unwrap();
+        assert_eq!(c.data.stretch, Stretch::ZScale { contrast: 0.5 });
+        let e = set(&["data.stretch.softening=2"]).unwrap_err().to_string();
+        assert!(e.contains("softening"), "{e}");
+
+        for key in ["data.images", "data.labels", "output.dir", "model.weights"] {
+            let e = set(&[&format!("{key}=")]).unwrap_err().to_string();
+            assert!(e.contains(&format!("{key}: is empty")), "{e}");
+        }
+    }
+
+    #[test]
+    fn channels_outside_the_written_forms_are_named_plainly() {
+        for value in ["-1", "0", "1.5", "\"cmyk\""] {
+            let e = load(
+                None,
+                &[Override::parse_set(&format!("data.channels={value}")).unwrap()],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("data.channels") && e.contains("positive number of bands"),
+                "{value}: {e}"
+            );
+            assert!(!e.contains("ChannelRepr") && !e.contains("untagged"), "{e}");
+        }
     }
 
     #[test]

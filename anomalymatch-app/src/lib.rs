@@ -35,7 +35,7 @@ pub fn run() -> ExitCode {
     match commands::run(cli.command).and_then(|()| stdout::finish()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.one_line());
+            eprintln!("error: {}", anomalymatch_core::printable(&e.one_line()));
             e.exit_code()
         }
     }

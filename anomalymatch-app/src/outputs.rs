@@ -2,6 +2,7 @@
 //! [`AtomicGroup`] so that a failed run replaces none of the previous outputs.
 
 use crate::error::Result;
+use crate::stdout::warning;
 use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_core::score::Ranked;
 use anomalymatch_core::{Check, ImageLoader, ImageSource, Ranking};
@@ -29,11 +30,11 @@ pub fn top_candidates(
 /// Prints how many images were unreadable and names the first five.
 pub fn warn_unreadable(unreadable: &[anomalymatch_core::FailedImage]) {
     for f in unreadable.iter().take(5) {
-        eprintln!("warning: unreadable {}: {}", f.origin, f.message);
+        warning!("unreadable {}: {}", f.origin, f.message);
     }
     if unreadable.len() > 5 {
-        eprintln!(
-            "warning: {} more unreadable image(s), listed in the score file's metadata",
+        warning!(
+            "{} more unreadable image(s), listed in the score file's metadata",
             unreadable.len() - 5
         );
     }
@@ -58,7 +59,7 @@ pub fn contact_sheet(
         anomalymatch_core::pool::load_named(&loader.whole_frame(), source, &names, false)?;
     let gone = missing.len() + loaded.report.failed.len();
     if gone > 0 {
-        eprintln!("warning: {gone} top candidate(s) could not be read again for the contact sheet");
+        warning!("{gone} top candidate(s) could not be read again for the contact sheet");
     }
     let mut tiles = Vec::with_capacity(top.len());
     for (rank, r) in top.iter().enumerate() {

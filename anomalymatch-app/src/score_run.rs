@@ -6,6 +6,7 @@
 
 use crate::error::{AppError, Result};
 use crate::shard::Shard;
+use crate::stdout::warning;
 use anomalymatch_core::atomic::{AtomicGroup, remove_stale_temps, write_atomic};
 use anomalymatch_core::pipeline::pipelined;
 use anomalymatch_core::score::{Views, embed_all};
@@ -186,8 +187,8 @@ impl RunFolder {
                 .ok()
                 .and_then(|b| serde_json::from_slice::<RunSpec>(&b).ok());
             if let Some(old) = old {
-                eprintln!(
-                    "warning: {} changed since the stopped run in {}; scoring from the start",
+                warning!(
+                    "{} changed since the stopped run in {}; scoring from the start",
                     old.differences(spec).join(", "),
                     dir.display()
                 );

@@ -1,23 +1,34 @@
-//! Standard output that never panics. A reader that stops early (`discover | head -1`) closes
+//! Standard output that never panics, and warnings on standard error; both print text from
+//! users' files (image names) with control characters escaped, so that a name cannot drive the
+//! terminal.
+//!
+//! Standard output never panics. A reader that stops early (`discover | head -1`) closes
 //! the pipe: from then on output is dropped and the job goes on to write its files, as a
 //! job's files matter more than its chatter. Any other failure (a full disk behind `>`) is
 //! kept and reported by [`finish`] once the job is done, as a one-line error.
 
 use crate::error::{AppError, Result};
+use anomalymatch_core::printable;
 use std::io::Write;
 use std::sync::Mutex;
 
 /// Whether output still goes out, and the first failure other than a closed pipe.
 static STATE: Mutex<(bool, Option<String>)> = Mutex::new((true, None));
 
-/// Writes `text` to standard output unless an earlier write failed.
+/// Writes `text` to standard output unless an earlier write failed, control characters other
+/// than line ends and tabs escaped.
 pub fn write(text: std::fmt::Arguments) {
+    let text = text.to_string();
+    let lines: Vec<_> = text.split('\n').map(printable).collect();
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
     if !state.0 {
         return;
     }
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+    if let Err(e) = out
+        .write_all(lines.join("\n").as_bytes())
+        .and_then(|()| out.flush())
+    {
         state.0 = false;
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             state.1 = Some(e.to_string());
@@ -44,3 +55,17 @@ macro_rules! out {
     };
 }
 pub(crate) use out;
+
+/// Prints `warning: TEXT` on standard error, every control character escaped: a warning is one
+/// line, whatever the names in it hold.
+pub fn write_warning(text: std::fmt::Arguments) {
+    eprintln!("warning: {}", printable(&text.to_string()));
+}
+
+/// `eprintln!("warning: ...")` through [`write_warning`].
+macro_rules! warning {
+    ($($arg:tt)*) => {
+        $crate::stdout::write_warning(format_args!($($arg)*))
+    };
+}
+pub(crate) use warning;

@@ -55,11 +55,31 @@ impl ClassTable {
         &self.rows
     }
 
+    /// Filenames listed more than once with different classes, sorted; [`ClassTable::labels`]
+    /// takes the last row of each, as label files do.
+    pub fn conflicts(&self) -> Vec<String> {
+        let mut first: HashMap<&str, &str> = HashMap::with_capacity(self.rows.len());
+        let mut conflicts: Vec<String> = Vec::new();
+        for (file, class) in &self.rows {
+            match first.get(file.as_str()) {
+                Some(seen) if seen != class => conflicts.push(file.clone()),
+                Some(_) => {}
+                None => {
+                    first.insert(file, class);
+                }
+            }
+        }
+        conflicts.sort();
+        conflicts.dedup();
+        conflicts
+    }
+
     /// Labels by filename: `anomaly_class` is [`Label::Anomaly`], the `drop` classes are left
     /// out, every other class is [`Label::Normal`].
     pub fn labels(&self, anomaly_class: &str, drop: &[String]) -> HashMap<String, Label> {
-        self.rows
-            .iter()
+        // The last row of a file decides, even when its class is one that is dropped.
+        let last: HashMap<&String, &String> = self.rows.iter().map(|(f, c)| (f, c)).collect();
+        last.into_iter()
             .filter(|(_, c)| !drop.contains(c))
             .map(|(f, c)| {
                 let label = if c == anomaly_class {
@@ -67,7 +87,7 @@ impl ClassTable {
                 } else {
                     Label::Normal
                 };
-                (f.clone(), label)
+                (f.to_string(), label)
             })
             .collect()
     }
@@ -98,6 +118,18 @@ mod tests {
         assert_eq!(labels["a.jpg"], Label::Anomaly);
         assert_eq!(labels["c.jpg"], Label::Normal);
         assert_eq!(t.labels("merger", &[])["b.jpg"], Label::Normal);
+    }
+
+    #[test]
+    fn a_file_listed_twice_is_named_and_its_last_row_decides() {
+        let t = table(
+            "filename,class_name\na.jpg,merger\nb.jpg,spiral\na.jpg,uncertain\nb.jpg,spiral\n",
+        )
+        .unwrap();
+        assert_eq!(t.conflicts(), ["a.jpg"]);
+        let labels = t.labels("merger", &["uncertain".to_string()]);
+        assert!(!labels.contains_key("a.jpg"), "{labels:?}");
+        assert_eq!(labels["b.jpg"], Label::Normal);
     }
 
     #[test]

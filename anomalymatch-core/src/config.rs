@@ -115,6 +115,14 @@ pub fn check_positive(errors: &mut Vec<String>, key: String, value: f64) {
     }
 }
 
+/// Records an error when a path setting is empty (`--set data.images=`), which would otherwise
+/// surface later as a nameless "No such file or directory".
+pub fn check_path(errors: &mut Vec<String>, key: String, path: Option<&std::path::Path>) {
+    if path.is_some_and(|p| p.as_os_str().is_empty()) {
+        errors.push(format!("{key}: is empty; name a file or folder"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,35 +42,53 @@ impl std::fmt::Display for ChannelMode {
     }
 }
 
-/// How a [`ChannelMode`] is written in configuration files and checkpoints.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum ChannelRepr {
-    Name(String),
-    Bands(usize),
-}
-
 impl Serialize for ChannelMode {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match *self {
-            ChannelMode::Rgb => ChannelRepr::Name("rgb".into()),
-            ChannelMode::Grayscale => ChannelRepr::Name("grey".into()),
-            ChannelMode::Keep(n) => ChannelRepr::Bands(n),
+            ChannelMode::Rgb => s.serialize_str("rgb"),
+            ChannelMode::Grayscale => s.serialize_str("grey"),
+            ChannelMode::Keep(n) => s.serialize_u64(n as u64),
         }
-        .serialize(s)
+    }
+}
+
+/// Reads `"rgb"`, `"grey"` (or `"gray"`) or a positive number of bands, and says so in the
+/// message for anything else.
+struct ChannelVisitor;
+
+impl serde::de::Visitor<'_> for ChannelVisitor {
+    type Value = ChannelMode;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("\"rgb\", \"grey\" or a positive number of bands")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ChannelMode, E> {
+        match v {
+            "rgb" => Ok(ChannelMode::Rgb),
+            "grey" | "gray" => Ok(ChannelMode::Grayscale),
+            other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+        }
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ChannelMode, E> {
+        match usize::try_from(v) {
+            Ok(n) if n > 0 => Ok(ChannelMode::Keep(n)),
+            _ => Err(E::invalid_value(serde::de::Unexpected::Unsigned(v), &self)),
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ChannelMode, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for ChannelMode {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match ChannelRepr::deserialize(d)? {
-            ChannelRepr::Name(n) if n == "rgb" => Ok(ChannelMode::Rgb),
-            ChannelRepr::Name(n) if n == "grey" || n == "gray" => Ok(ChannelMode::Grayscale),
-            ChannelRepr::Name(n) => Err(serde::de::Error::custom(format!(
-                "unknown channels {n:?}: expected \"rgb\", \"grey\" or a number of bands"
-            ))),
-            ChannelRepr::Bands(n) => Ok(ChannelMode::Keep(n)),
-        }
+        d.deserialize_any(ChannelVisitor)
     }
 }
 
@@ -100,7 +118,7 @@ fn plan(mode: ChannelMode, src_channels: usize) -> Result<(Vec<usize>, Vec<Recip
         )),
         (ChannelMode::Grayscale, 3 | 4) => Ok((vec![0, 1, 2], vec![Recipe::Luma])),
         (ChannelMode::Rgb | ChannelMode::Grayscale, c) => Err(format!(
-            "{c} channels cannot be read as {}; use ChannelMode::Keep",
+            "{c} channels cannot be read as {}; set data.channels to the number of bands to keep",
             if mode == ChannelMode::Rgb {
                 "RGB"
             } else {

@@ -28,11 +28,20 @@ pub enum Error {
         message: String,
     },
     /// An image could not be read or decoded.
-    #[error("{path}: cannot decode image: {message}")]
+    #[error("{path}: unreadable image: {message}")]
     Image {
         /// The image file (or `archive:member` for images inside containers).
         path: PathBuf,
-        /// What the decoder said.
+        /// What the reader or decoder said.
+        message: String,
+    },
+    /// A collection of images (an archive, an HDF5 or FITS file, a folder) cannot be read as
+    /// one, or an item inside it is unusable.
+    #[error("{path}: {message}")]
+    Source {
+        /// The file or folder (with `:item` appended where one item is at fault).
+        path: PathBuf,
+        /// What is wrong.
         message: String,
     },
     /// Some images of a load were unreadable and strict mode was asked for.

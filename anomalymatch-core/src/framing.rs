@@ -38,33 +38,49 @@ impl std::fmt::Display for Crop {
     }
 }
 
-/// How a [`Crop`] is written in configuration files and checkpoints.
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum CropRepr {
-    Share(f32),
-    Name(String),
-}
-
 impl Serialize for Crop {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match *self {
-            Crop::Share(v) => CropRepr::Share(v),
-            Crop::Auto => CropRepr::Name(AUTO.into()),
+            Crop::Share(v) => s.serialize_f32(v),
+            Crop::Auto => s.serialize_str(AUTO),
         }
-        .serialize(s)
+    }
+}
+
+/// Reads a share of each side or `"auto"`, and says so in the message for anything else.
+struct CropVisitor;
+
+impl serde::de::Visitor<'_> for CropVisitor {
+    type Value = Crop;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a share of each side in (0, 1] or \"auto\"")
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Crop, E> {
+        Ok(Crop::Share(v as f32))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Crop, E> {
+        Ok(Crop::Share(v as f32))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Crop, E> {
+        Ok(Crop::Share(v as f32))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Crop, E> {
+        if v == AUTO {
+            Ok(Crop::Auto)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Crop {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match CropRepr::deserialize(d)? {
-            CropRepr::Share(v) => Ok(Crop::Share(v)),
-            CropRepr::Name(n) if n == AUTO => Ok(Crop::Auto),
-            CropRepr::Name(n) => Err(serde::de::Error::custom(format!(
-                "unknown crop {n:?}: expected a share of each side in (0, 1] or \"auto\""
-            ))),
-        }
+        d.deserialize_any(CropVisitor)
     }
 }
 
@@ -270,7 +286,22 @@ mod tests {
             toml::to_string(&T { crop: Crop::Auto }).unwrap().trim(),
             "crop = \"auto\""
         );
-        let err = toml::from_str::<T>("crop = \"tight\"").err().unwrap();
-        assert!(err.to_string().contains("unknown crop"), "{err}");
+        assert_eq!(
+            toml::to_string(&T {
+                crop: Crop::Share(0.5)
+            })
+            .unwrap()
+            .trim(),
+            "crop = 0.5"
+        );
+        for bad in ["\"tight\"", "true", "[1]"] {
+            let err = toml::from_str::<T>(&format!("crop = {bad}")).err().unwrap();
+            let err = err.to_string();
+            assert!(err.contains("a share of each side"), "{bad}: {err}");
+            assert!(
+                !err.contains("untagged") && !err.contains("CropRepr"),
+                "{err}"
+            );
+        }
     }
 }

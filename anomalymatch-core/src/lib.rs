@@ -29,6 +29,7 @@ pub mod optim;
 pub mod oracle;
 pub mod pipeline;
 pub mod pool;
+pub mod printable;
 pub mod progress;
 pub mod query;
 mod resample;
@@ -57,6 +58,7 @@ pub use loader::{DataConfig, DataSpec, FailedImage, ImageLoader, LoadReport, Loa
 pub use metrics::{ConfusionMatrix, RankingMetrics};
 pub use oracle::{Answer, Candidate, Oracle, OracleOutcome};
 pub use pool::UnlabelledPool;
+pub use printable::printable;
 pub use progress::Progress;
 pub use query::{Embeddings, QueryInput, QueryStrategy};
 pub use score::{Ranking, ScoreConfig, Views, anomaly_scores, score_source};

@@ -1,7 +1,7 @@
 //! Loading images from any [`ImageSource`] into [`ImageBatch`]es: chunk by chunk, decoded in
 //! parallel, with unreadable files counted and named instead of aborting the job.
 
-use crate::config::{Build, Check, Checked, check_range, key};
+use crate::config::{Build, Check, Checked, check_path, check_range, key};
 use crate::decode::{ChannelMode, decode_into};
 use crate::error::{Error, Result};
 use crate::framing::Crop;
@@ -132,6 +132,8 @@ impl DataConfig {
 
 impl Check for DataConfig {
     fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
+        check_path(errors, key(prefix, "images"), self.images.as_deref());
+        check_path(errors, key(prefix, "labels"), self.labels.as_deref());
         check_range(errors, key(prefix, "size"), self.size, 1, MAX_SIZE);
         if let Crop::Share(share) = self.crop {
             check_range(errors, key(prefix, "crop"), share, MIN_CROP, 1.0);

@@ -117,6 +117,12 @@ pub trait ImageSource: Send {
     /// Starts again from the first image.
     fn rewind(&mut self) -> Result<()>;
 
+    /// What the user should know about how the source was read, one sentence each: items
+    /// skipped because they are not images, names made unique. Jobs print them as warnings.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// A fingerprint of what the source holds now, when one can be had without reading the
     /// images: a folder's listing (names, sizes, modification times). A resumed or merged job
     /// compares it with the one its parts were made from. `None` where the source is one file,

@@ -1,11 +1,12 @@
 //! Stretches: how physical survey values (FITS fluxes, float HDF5 cubes) become pixels in
 //! `[0, 1]`, band by band.
 //!
-//! Every stretch first finds limits `lo < hi` from the band's own values, then maps a value `x`
-//! through `u = clamp((x - lo) / (hi - lo), 0, 1)` and a curve `f(u)` with `f(0) = 0` and
-//! `f(1) = 1`. Non-finite values (NaN, which is also what FITS `BLANK` pixels become, and
-//! infinities) take no part in the limits and become 0. A band with no finite value, or whose
-//! limits coincide (a constant band), becomes all 0.
+//! Every stretch first finds limits `lo < hi` from the band's own values (the identity takes 0
+//! and 1, for data already scaled), then maps a value `x` through
+//! `u = clamp((x - lo) / (hi - lo), 0, 1)` and a curve `f(u)` with `f(0) = 0` and `f(1) = 1`.
+//! Non-finite values (NaN, which is also what FITS `BLANK` pixels become, and infinities) take
+//! no part in the limits and become 0. A band with no finite value, or whose limits coincide (a
+//! constant band, under a stretch that takes its limits from the band), becomes all 0.
 //!
 //! Robust limits are the [`ROBUST_LOW_PERCENT`] and [`ROBUST_HIGH_PERCENT`] percentiles, with
 //! numpy's default (linear) interpolation between order statistics.
@@ -35,6 +36,9 @@ pub const ZSCALE_MIN_PIXELS: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Stretch {
+    /// Values kept as they are, clipped to `[0, 1]`: for float data already scaled to pixels
+    /// (the output of another pipeline), whose contrast a per-band stretch would change.
+    Identity,
     /// Linear between the band's smallest and largest finite values (the original
     /// AnomalyMatch's conversion of float data).
     MinMax,
@@ -101,7 +105,7 @@ impl Check for Stretch {
     fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
         let field = |name: &str| key(prefix, name);
         match *self {
-            Stretch::MinMax | Stretch::Log => {}
+            Stretch::Identity | Stretch::MinMax | Stretch::Log => {}
             Stretch::Percentile { low, high } => {
                 // NaN is in no range and fails both tests.
                 if !(0.0..100.0).contains(&low) {
@@ -143,6 +147,7 @@ impl Stretch {
             return None;
         }
         Some(match *self {
+            Stretch::Identity => (0.0, 1.0),
             Stretch::MinMax => {
                 let (lo, hi) = finite
                     .iter()
@@ -200,7 +205,10 @@ enum Curve {
 impl Curve {
     fn of(stretch: &Stretch) -> Curve {
         match *stretch {
-            Stretch::MinMax | Stretch::Percentile { .. } | Stretch::ZScale { .. } => Curve::Linear,
+            Stretch::Identity
+            | Stretch::MinMax
+            | Stretch::Percentile { .. }
+            | Stretch::ZScale { .. } => Curve::Linear,
             Stretch::Asinh { softening } => Curve::Asinh {
                 inv_softening: 1.0 / softening,
                 norm: 1.0 / (1.0 / softening).asinh(),
@@ -353,6 +361,17 @@ mod tests {
     fn min_max_is_linear_and_blanks_become_zero() {
         let out = stretched(Stretch::MinMax, &[2.0, f32::NAN, 4.0, 6.0, f32::INFINITY]);
         assert_eq!(out, [0.0, 0.0, 0.5, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn identity_keeps_scaled_values_and_clips_the_rest() {
+        let out = stretched(Stretch::Identity, &[0.25, -0.5, 1.5, f32::NAN, 0.25]);
+        assert_eq!(out, [0.25, 0.0, 1.0, 0.0, 0.25]);
+        // A constant band keeps its level, unlike under the stretches that take their limits
+        // from the band.
+        assert_eq!(stretched(Stretch::Identity, &[0.5; 3]), [0.5; 3]);
+        let parsed: Stretch = toml::from_str("kind = \"identity\"").unwrap();
+        assert_eq!(parsed, Stretch::Identity);
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl From<IoError> for anomalymatch_core::Error {
         match e {
             IoError::Core(e) => e,
             IoError::Io { path, source } => anomalymatch_core::Error::Io { path, source },
-            IoError::Format { path, message } => anomalymatch_core::Error::Image { path, message },
+            IoError::Format { path, message } => anomalymatch_core::Error::Source { path, message },
         }
     }
 }

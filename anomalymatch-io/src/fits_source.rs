@@ -3,6 +3,7 @@
 
 use crate::error::{IoError, Result};
 use crate::fits::{FitsError, FitsImage, FitsReader, Hdu, is_fits_file_name};
+use anomalymatch_core::source::{MAX_ITEM_BYTES, chunk_len, item_file_len};
 use anomalymatch_core::{ImagePayload, ImageSource, SourceImage};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -23,8 +24,8 @@ fn array(image: FitsImage) -> ImagePayload {
 /// The cutout is the file's first image HDU with data: the primary HDU, or the first `IMAGE`
 /// extension behind an empty primary. A 2-D image is one band; a 3-D cube's planes are bands.
 /// Values are physical (`BZERO + BSCALE * stored`, `BLANK` and NaN as NaN), for the loader's
-/// stretch. Names are file names; a file that cannot be read is delivered as unreadable with a
-/// message naming the HDU at fault.
+/// stretch. Names are file names; a file that cannot be read (or is not a regular file of at
+/// most [`MAX_ITEM_BYTES`]) is delivered as unreadable with a message naming the HDU at fault.
 #[derive(Debug, Clone)]
 pub struct FitsFolderSource {
     root: PathBuf,
@@ -47,7 +48,9 @@ impl FitsFolderSource {
                     format!("file name {:?} is not valid UTF-8", entry.file_name()),
                 ));
             };
-            if is_fits_file_name(&name) && entry.path().is_file() {
+            // Anything but a folder is listed, so that a FIFO or device with a FITS name is
+            // counted as unreadable rather than skipped without a word.
+            if is_fits_file_name(&name) && !entry.path().is_dir() {
                 names.push(name);
             }
         }
@@ -82,6 +85,8 @@ impl FitsFolderSource {
 
 /// The first image HDU with data of the file at `path`.
 fn first_image(path: &Path) -> std::result::Result<FitsImage, String> {
+    // A device, FIFO or sparse giant is refused before it is opened, as image files are.
+    item_file_len(path).map_err(|e| e.to_string())?;
     let mut reader = FitsReader::open(path).map_err(|e| e.to_string())?;
     while let Some(hdu) = reader.next_hdu().map_err(|e| e.to_string())? {
         if hdu.is_image() {
@@ -112,6 +117,13 @@ impl ImageSource for FitsFolderSource {
 
     fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {
         let end = self.position.saturating_add(max).min(self.names.len());
+        // A chunk's files stay within the bound a folder's chunk has.
+        let end = self.position
+            + chunk_len(
+                self.names[self.position..end]
+                    .iter()
+                    .map(|name| std::fs::metadata(self.root.join(name)).map_or(0, |m| m.len())),
+            );
         // Files are independent: reading them in parallel hides latency and spreads the
         // conversion (and gzip inflation) over the cores.
         let chunk = self.names[self.position..end]
@@ -160,6 +172,7 @@ pub struct FitsFileSource {
     reader: FitsReader,
     entries: Vec<Entry>,
     skipped: usize,
+    notes: Vec<String>,
     position: usize,
 }
 
@@ -194,11 +207,19 @@ impl FitsFileSource {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
         let entries = name_entries(hdus, &file_name);
+        let notes = if skipped > 0 {
+            vec![format!(
+                "{skipped} HDU(s) with data skipped: tables or other data that are not images"
+            )]
+        } else {
+            Vec::new()
+        };
         Ok(FitsFileSource {
             path,
             reader,
             entries,
             skipped,
+            notes,
             position: 0,
         })
     }
@@ -266,6 +287,10 @@ impl ImageSource for FitsFileSource {
         Some(self.entries.len())
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
     fn skip(&mut self, n: usize) -> anomalymatch_core::Result<usize> {
         // Items are addressed by index: jumping reads nothing.
         let skipped = n.min(self.entries.len() - self.position);
@@ -275,12 +300,26 @@ impl ImageSource for FitsFileSource {
 
     fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {
         let end = self.position.saturating_add(max).min(self.entries.len());
+        // A chunk's data stay within the bound a folder's chunk has.
+        let end = self.position
+            + chunk_len(
+                self.entries[self.position..end]
+                    .iter()
+                    .map(|e| e.hdu.data_bytes),
+            );
         let mut chunk = Vec::with_capacity(end - self.position);
         // In file order, so that a gzip-compressed file is inflated once, front to back.
         for entry in &self.entries[self.position..end] {
-            let payload = match self.reader.read_image(&entry.hdu) {
-                Ok(image) => array(image),
-                Err(e) => ImagePayload::Unreadable(e.to_string()),
+            let payload = if entry.hdu.data_bytes > MAX_ITEM_BYTES {
+                ImagePayload::Unreadable(format!(
+                    "{} bytes of data, more than the {MAX_ITEM_BYTES}-byte limit on one image",
+                    entry.hdu.data_bytes
+                ))
+            } else {
+                match self.reader.read_image(&entry.hdu) {
+                    Ok(image) => array(image),
+                    Err(e) => ImagePayload::Unreadable(e.to_string()),
+                }
             };
             chunk.push(SourceImage {
                 name: entry.name.clone(),

@@ -7,8 +7,10 @@
 
 use crate::encoded::check_image_bytes;
 use crate::error::{IoError, Result};
+use crate::unique::make_unique;
 use anomalymatch_core::Check;
 use anomalymatch_core::config::key;
+use anomalymatch_core::source::{MAX_ITEM_BYTES, chunk_len};
 use anomalymatch_core::{ImageBatch, ImagePayload, ImageSource, SourceImage};
 use hdf5_reader::{
     Dataset, Datatype, H5Type, Hdf5File, OpenOptions, SliceInfo, SliceInfoElem, VarLenKind,
@@ -98,6 +100,19 @@ enum CubeType {
     F64,
 }
 
+/// Bytes of one stored image of a cube (saturating, so that an absurd shape is refused).
+fn image_bytes(kind: CubeType, channels: usize, height: usize, width: usize) -> u64 {
+    let element: u64 = match kind {
+        CubeType::U8 => 1,
+        CubeType::U16 => 2,
+        CubeType::F32 => 4,
+        CubeType::F64 => 8,
+    };
+    [channels, height, width]
+        .iter()
+        .fold(element, |acc, &d| acc.saturating_mul(d as u64))
+}
+
 /// What the images dataset holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Content {
@@ -118,13 +133,16 @@ enum Content {
 /// Encoded images are delivered as files for the loader to decode; uint8 and uint16 cubes as
 /// pixels (value / 255 or / 65535, like 8- and 16-bit image files); float cubes as physical
 /// values for the loader's stretch. Only the rows of the chunk asked for are read. Origins are
-/// `file.h5:dataset[index]`. An element that cannot be read, or whose bytes are not a JPEG, PNG
+/// `file.h5:dataset[index]`; names that occur more than once are made unique as `name[row]`.
+/// Cube images larger than [`MAX_ITEM_BYTES`] are refused at opening, and a chunk's rows stay
+/// within [`MAX_CHUNK_BYTES`](anomalymatch_core::source::MAX_CHUNK_BYTES). An element that cannot be read, or whose bytes are not a JPEG, PNG
 /// or TIFF file, is delivered as unreadable naming its origin.
 pub struct Hdf5Source {
     path: PathBuf,
     images: Dataset,
     images_name: String,
     names: Vec<String>,
+    notes: Vec<String>,
     content: Content,
     position: usize,
 }
@@ -164,11 +182,17 @@ impl Hdf5Source {
             .map_err(|message| IoError::item(&path, &images_name, message))?;
         let count = images.shape().first().copied().unwrap_or(0) as usize;
         let names = read_names(&file, &path, &options.names_dataset, count)?;
+        let mut rows: Vec<(String, usize)> = names.into_iter().zip(0..).collect();
+        let notes: Vec<String> = make_unique(&mut rows, "row")
+            .map_err(|m| IoError::item(&path, &options.names_dataset, m))?
+            .into_iter()
+            .collect();
         Ok(Hdf5Source {
             path,
             images,
             images_name,
-            names,
+            names: rows.into_iter().map(|(name, _)| name).collect(),
+            notes,
             content,
             position: 0,
         })
@@ -254,6 +278,13 @@ impl Hdf5Source {
                             Ok(bytes) if bytes.is_empty() => {
                                 ImagePayload::Unreadable("empty element".to_string())
                             }
+                            Ok(bytes) if bytes.len() as u64 > MAX_ITEM_BYTES => {
+                                ImagePayload::Unreadable(format!(
+                                    "{} bytes, more than the {MAX_ITEM_BYTES}-byte limit on one \
+                                     image",
+                                    bytes.len()
+                                ))
+                            }
                             Ok(bytes) => ImagePayload::Encoded(bytes),
                             Err(e) => ImagePayload::Unreadable(e.to_string()),
                         },
@@ -300,6 +331,10 @@ impl ImageSource for Hdf5Source {
         Some(self.names.len())
     }
 
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+
     fn skip(&mut self, n: usize) -> anomalymatch_core::Result<usize> {
         // Items are addressed by index: jumping reads nothing.
         let skipped = n.min(self.names.len() - self.position);
@@ -308,6 +343,20 @@ impl ImageSource for Hdf5Source {
     }
 
     fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {
+        // A cube's chunk is bounded as a whole, as a folder's is, whatever `max` asks.
+        let max = match self.content {
+            Content::Encoded => max,
+            Content::Cube {
+                kind,
+                channels,
+                height,
+                width,
+                ..
+            } => max.min(chunk_len(std::iter::repeat_n(
+                image_bytes(kind, channels, height, width),
+                max,
+            ))),
+        };
         let end = self.position.saturating_add(max).min(self.names.len());
         if end == self.position {
             return Ok(Vec::new());
@@ -435,6 +484,13 @@ fn content_of(images: &Dataset, layout: CubeLayout) -> std::result::Result<Conte
     let (layout, channels, height, width) = cube_shape(&shape, layout)?;
     if channels == 0 || height == 0 || width == 0 {
         return Err(format!("cube of shape {shape:?} has empty images"));
+    }
+    let bytes = image_bytes(kind, channels, height, width);
+    if bytes > MAX_ITEM_BYTES {
+        return Err(format!(
+            "images of shape {channels}x{height}x{width} take {bytes} bytes each, more than the \
+             {MAX_ITEM_BYTES}-byte limit on one image"
+        ));
     }
     Ok(Content::Cube {
         kind,

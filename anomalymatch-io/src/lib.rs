@@ -23,6 +23,7 @@ pub mod open;
 #[cfg(feature = "parquet")]
 pub mod scores_file;
 mod text;
+mod unique;
 pub mod zip_source;
 
 pub use contact_sheet::{ContactSheet, SheetParams, Tile};

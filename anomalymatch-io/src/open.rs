@@ -49,7 +49,8 @@ impl Check for SourceOptions {
     }
 }
 
-/// Opens `path` as the source `options` describe (by default, as its kind suggests).
+/// Opens `path` as the source `options` describe (by default, as its kind suggests); a source
+/// that holds no image is an error, whatever its kind.
 pub fn open_source(
     path: impl AsRef<Path>,
     options: &SourceOptions,
@@ -72,7 +73,7 @@ pub fn open_source(
             ),
         ));
     }
-    Ok(match format {
+    let source: Box<dyn ImageSource> = match format {
         SourceFormat::ImageFolder => Box::new(FolderSource::open(path)?),
         SourceFormat::FitsFolder => Box::new(FitsFolderSource::open(path)?),
         SourceFormat::Zip => Box::new(ZipSource::open(path)?),
@@ -81,7 +82,19 @@ pub fn open_source(
         SourceFormat::Auto => {
             return Err(IoError::format(path, "no source format could be chosen"));
         }
-    })
+    };
+    // Every kind alike: a job over nothing is a mistake worth stopping for.
+    if source.len_hint() == Some(0) {
+        let notes = source.notes();
+        return Err(IoError::format(
+            path,
+            format!(
+                "holds no image to read (as {format:?}){}",
+                notes.iter().map(|n| format!("; {n}")).collect::<String>()
+            ),
+        ));
+    }
+    Ok(source)
 }
 
 /// A folder's format from the files in it.

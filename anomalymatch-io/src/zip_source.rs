@@ -4,9 +4,10 @@ use crate::encoded::check_image_bytes;
 use crate::error::{IoError, Result};
 use anomalymatch_core::folder::is_image_file_name;
 use anomalymatch_core::source::{MAX_ITEM_BYTES, chunk_len};
-use anomalymatch_core::{ImagePayload, ImageSource, SourceImage};
+use anomalymatch_core::{ImagePayload, ImageSource, SourceImage, printable};
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use zip::ZipArchive;
 
@@ -17,13 +18,16 @@ use zip::ZipArchive;
 /// are skipped and counted ([`ZipSource::skipped`]), as are macOS resource forks under
 /// `__MACOSX/`, which carry image extensions but are not images. A member that cannot be read,
 /// or whose bytes are not a JPEG, PNG or TIFF file, is delivered as unreadable naming
-/// `archive.zip:member`, so the loader counts and names it.
+/// `archive.zip:member`, so the loader counts and names it. An archive that holds two image
+/// members under one name is refused, naming it: zip readers keep one of them, and a label
+/// row could not tell them apart.
 pub struct ZipSource {
     path: PathBuf,
     archive: ZipArchive<BufReader<File>>,
     /// Image members as (name, index in the archive), sorted by name.
     members: Vec<(String, usize)>,
     skipped: usize,
+    notes: Vec<String>,
     position: usize,
 }
 
@@ -60,6 +64,25 @@ impl ZipSource {
                 skipped += 1;
             }
         }
+        let mut notes = Vec::new();
+        if skipped > 0 {
+            notes.push(format!(
+                "{skipped} member(s) skipped: not JPEG, PNG or TIFF files by their extension"
+            ));
+        }
+        let repeated = repeated_image_names(&path, archive.central_directory_start())
+            .map_err(|e| IoError::io(&path, e))?;
+        if let Some(first) = repeated.first() {
+            return Err(IoError::format(
+                &path,
+                format!(
+                    "{} image member name(s) occur more than once (first: {:?}); the copies \
+                     cannot be told apart: zip them again under unique names",
+                    repeated.len(),
+                    printable(first)
+                ),
+            ));
+        }
         // Name order, as for folders, so that the order does not depend on how it was zipped.
         members.sort();
         Ok(ZipSource {
@@ -67,6 +90,7 @@ impl ZipSource {
             archive,
             members,
             skipped,
+            notes,
             position: 0,
         })
     }
@@ -120,6 +144,37 @@ impl ZipSource {
     }
 }
 
+/// Image member names that the central directory starting at `start` lists more than once,
+/// sorted. The zip reader keeps one entry per name, so repeats are only seen by walking the
+/// directory's headers here.
+fn repeated_image_names(path: &Path, start: u64) -> std::io::Result<Vec<String>> {
+    /// Signature and fixed length of a central directory file header.
+    const HEADER: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
+    const FIXED: usize = 46;
+    let mut reader = BufReader::new(File::open(path)?);
+    reader.seek(SeekFrom::Start(start))?;
+    let mut uses: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut head = [0u8; FIXED];
+    // The directory ends where a header no longer starts (the end record, or a damaged tail
+    // the zip reader has already judged).
+    while reader.read_exact(&mut head).is_ok() && head[..4] == HEADER {
+        let field = |at: usize| usize::from(u16::from_le_bytes([head[at], head[at + 1]]));
+        let (name_len, extra, comment) = (field(28), field(30), field(32));
+        let mut name = vec![0; name_len];
+        reader.read_exact(&mut name)?;
+        reader.seek_relative((extra + comment) as i64)?;
+        *uses.entry(name).or_default() += 1;
+    }
+    let mut repeated: Vec<String> = uses
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(name, _)| String::from_utf8_lossy(&name).into_owned())
+        .filter(|name| is_image_file_name(name) && !is_resource_fork(name))
+        .collect();
+    repeated.sort();
+    Ok(repeated)
+}
+
 /// True for the AppleDouble files macOS adds under `__MACOSX/` when it zips a folder.
 fn is_resource_fork(name: &str) -> bool {
     name.starts_with("__MACOSX/") || name.rsplit('/').next().is_some_and(|f| f.starts_with("._"))
@@ -128,6 +183,10 @@ fn is_resource_fork(name: &str) -> bool {
 impl ImageSource for ZipSource {
     fn len_hint(&self) -> Option<usize> {
         Some(self.members.len())
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
     }
 
     fn skip(&mut self, n: usize) -> anomalymatch_core::Result<usize> {

@@ -4,7 +4,7 @@
 use crate::efficientnet::{EfficientNet, EfficientNetConfig, Variant};
 use crate::error::{Error, Result};
 use crate::weights::{load_pretrained, shipped_weights};
-use anomalymatch_core::config::key;
+use anomalymatch_core::config::{check_path, key};
 use anomalymatch_core::{Build, Check, Checked};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
@@ -91,6 +91,7 @@ impl Check for ModelConfig {
             seed: 0,
         });
         network.check_into(prefix, errors);
+        check_path(errors, key(prefix, "weights"), self.weights.as_deref());
         if self.pretrained && self.weight_file().is_none() {
             errors.push(format!(
                 "{}: no ImageNet weights ship for {}; name a .pth or .safetensors file, or set \

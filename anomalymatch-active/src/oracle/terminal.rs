@@ -1,6 +1,8 @@
 //! An interactive oracle: a person answers one key per candidate in a terminal.
 
-use anomalymatch_core::{Answer, Candidate, Error, Label, Oracle, OracleOutcome, Result};
+use anomalymatch_core::{
+    Answer, Candidate, Error, Label, Oracle, OracleOutcome, Result, printable,
+};
 use std::io::{BufRead, Write};
 
 /// Shows rank, file name, score and path of each candidate and reads one key:
@@ -38,9 +40,9 @@ impl<R: BufRead, W: Write> TerminalOracle<R, W> {
             self.output,
             "#{:<4} {:<40} score {:.4}  {}\n  [a]nomaly [n]ormal [s]kip [r]emember [q]uit > ",
             c.rank + 1,
-            c.name,
+            printable(&c.name),
             c.score,
-            path
+            printable(&path)
         )
         .and_then(|_| self.output.flush())
         .map_err(|e| Error::io("<terminal>", e))?;

@@ -9,11 +9,11 @@ use crate::cli::{Common, DataFlags, TopFlag};
 use crate::config::Config;
 use crate::error::Result;
 use crate::outputs;
-use crate::stdout::out;
+use crate::stdout::{out, warning};
 use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_core::fixmatch::TrainData;
 use anomalymatch_core::metrics::top_k_for_fraction;
-use anomalymatch_core::{Label, Ranking, RankingMetrics, UnlabelledPool, score_source};
+use anomalymatch_core::{Label, Ranking, RankingMetrics, UnlabelledPool, printable, score_source};
 use clap::Args;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -55,7 +55,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
     let spec = loader.spec();
     let model = assemble::model(config, spec)?;
     let mut pool = UnlabelledPool::new(
-        assemble::open_source(config, &images)?,
+        assemble::open_source(config, &images, true)?,
         loader.clone(),
         config.data.n_to_load,
     )?;
@@ -101,7 +101,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
 
     let t2 = Instant::now();
     let (mut names, mut scores) = (Vec::new(), Vec::new());
-    let mut source = assemble::open_source(config, &images)?;
+    let mut source = assemble::open_source(config, &images, false)?;
     let report = score_source(
         trainer.ema(),
         &loader,
@@ -129,7 +129,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
         ),
     );
     for f in report.failed.iter().take(5) {
-        eprintln!("warning: unreadable {}: {}", f.origin, f.message);
+        warning!("unreadable {}: {}", f.origin, f.message);
     }
 
     let ranking = Ranking::new(&names, &scores)?;
@@ -149,7 +149,7 @@ fn discover(config: &Config, quiet: bool) -> Result<()> {
         ),
     );
     for (i, r) in ranking.top(10).iter().enumerate() {
-        out!("  #{:<3} {:<32} {:.4}", i + 1, r.name, r.score);
+        out!("  #{:<3} {:<32} {:.4}", i + 1, printable(&r.name), r.score);
     }
     if let Some((path, truth)) = truth {
         report_truth(&path, &truth, &names, &scores, &ranking, top.len())?;

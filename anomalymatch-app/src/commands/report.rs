@@ -13,6 +13,7 @@
 
 use super::benchmark::record::read_lines;
 use crate::error::{AppError, Result};
+use crate::stdout::warning;
 use anomalymatch_core::atomic::write_bytes_atomic;
 use clap::{Args, Parser};
 use serde_json::Value;
@@ -211,7 +212,7 @@ pub fn table(files: &[PathBuf], cycle: Option<u64>) -> Result<String> {
         ));
     }
     if unreadable > 0 {
-        eprintln!("warning: {unreadable} line(s) of the results files could not be read");
+        warning!("{unreadable} line(s) of the results files could not be read");
     }
     Ok(s)
 }

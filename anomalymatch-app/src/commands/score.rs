@@ -10,14 +10,14 @@
 
 use crate::assemble::{self, say};
 use crate::cli::{Common, Flags, ImagesFlag, TopFlag, int, push};
-use crate::config::Override;
+use crate::config::{Config, Override};
 use crate::error::{AppError, Result};
 use crate::outputs;
 use crate::score_run::{RunFolder, RunSpec, Scorer, assemble, sha256_file, source_stamp};
 use crate::shard::Shard;
 use crate::stdout::out;
-use anomalymatch_core::Check;
 use anomalymatch_core::atomic::AtomicGroup;
+use anomalymatch_core::{Check, DataSpec};
 use anomalymatch_models::{from_checkpoint, parse_device};
 use clap::Args;
 use std::path::PathBuf;
@@ -98,14 +98,25 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             info.spec.architecture
         )));
     }
-    // The checkpoint's pixels, whatever the configuration says: scoring must see what training saw.
+    // The checkpoint's pixels: scoring must see what training saw. A setting that asks for
+    // other pixels cannot be honoured, and is refused rather than ignored.
+    let asked = pixel_conflicts(&config, &info.data);
+    if !asked.is_empty() {
+        return Err(AppError::Usage(format!(
+            "{}: the checkpoint decodes images as it was trained ({}), but {}; drop the \
+             setting, or score with a checkpoint trained that way",
+            checkpoint.display(),
+            info.data,
+            asked.join(", ")
+        )));
+    }
     let loader = config
         .data
         .clone()
         .with_spec(info.data)
         .check()?
         .build(())?;
-    let mut source = assemble::open_source(&config, &images)?;
+    let mut source = assemble::open_source(&config, &images, true)?;
     check_fits(&loader, source.as_mut(), &checkpoint)?;
     // Shards of one run write side by side; each locks only its own part of the folder.
     let part = (shard != Shard::WHOLE).then(|| format!("shard-{}-of-{}", shard.index, shard.count));
@@ -248,4 +259,25 @@ fn check_fits(
         )));
     }
     Ok(())
+}
+
+/// The `[data]` pixel keys set away from their preset's value (so asked for by the user) to
+/// something other than what the checkpoint was trained with, as `key = value` lines.
+fn pixel_conflicts(config: &Config, trained: &DataSpec) -> Vec<String> {
+    let asked = config.data.spec();
+    let preset = Config::of_preset(config.preset).data.spec();
+    let mut conflicts = Vec::new();
+    if asked.size != preset.size && asked.size != trained.size {
+        conflicts.push(format!("data.size = {} was asked", asked.size));
+    }
+    if asked.channels != preset.channels && asked.channels != trained.channels {
+        conflicts.push(format!("data.channels = {} was asked", asked.channels));
+    }
+    if asked.stretch != preset.stretch && asked.stretch != trained.stretch {
+        conflicts.push(format!("data.stretch = {:?} was asked", asked.stretch));
+    }
+    if asked.crop != preset.crop && asked.crop != trained.crop {
+        conflicts.push(format!("data.crop = {} was asked", asked.crop));
+    }
+    conflicts
 }

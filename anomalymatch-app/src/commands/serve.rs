@@ -14,6 +14,7 @@ use crate::error::{AppError, Result};
 use crate::serve::images::{Display, LARGE};
 use crate::serve::state::{Progress, Served, Shared};
 use crate::serve::token::new_token;
+use crate::stdout::warning;
 use anomalymatch_core::Check;
 use clap::Args;
 use std::collections::HashMap;
@@ -70,8 +71,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 args.bind
             )));
         }
-        eprintln!(
-            "warning: serving on {}, reachable from other machines; anyone with the URL's \
+        warning!(
+            "serving on {}, reachable from other machines; anyone with the URL's \
              token can label",
             args.bind
         );
@@ -116,7 +117,7 @@ pub fn open(
         .build(())?
         .whole_frame();
     let display = Display::new(
-        assemble::open_source(config, &images)?,
+        assemble::open_source(config, &images, false)?,
         display_loader,
         &images,
     );

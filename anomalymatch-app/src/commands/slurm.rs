@@ -6,7 +6,7 @@
 use super::score::{ScoreArgs, absolute};
 use crate::assemble::{self, say};
 use crate::error::{AppError, Result};
-use crate::stdout::out;
+use crate::stdout::{out, warning};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -103,21 +103,21 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
         script_safe(what, &path.display().to_string())?;
     }
     let n = args.shards;
-    let items = assemble::open_source(&config, &images)?
+    let items = assemble::open_source(&config, &images, true)?
         .len_hint()
         .unwrap_or(0);
     let parts = items.div_ceil(config.score.part_size.max(1));
     if n > parts {
-        eprintln!(
-            "warning: --shards {n} but {items} image(s) make only {parts} part(s) of \
+        warning!(
+            "--shards {n} but {items} image(s) make only {parts} part(s) of \
              score.part_size {}: {} array task(s) will have nothing to score",
             config.score.part_size,
             n - parts
         );
     }
     if n > SLURM_MAX_ARRAY_SIZE {
-        eprintln!(
-            "warning: --shards {n} writes --array=0-{}, above Slurm's default MaxArraySize \
+        warning!(
+            "--shards {n} writes --array=0-{}, above Slurm's default MaxArraySize \
              ({SLURM_MAX_ARRAY_SIZE}); sbatch refuses it unless the cluster raised that limit",
             n - 1
         );

@@ -87,7 +87,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     trainer.set_checkpoint_every(&run.checkpoint(), config.output.checkpoint_every);
     let mut pool = UnlabelledPool::new(
-        assemble::open_source(&config, &images)?,
+        assemble::open_source(&config, &images, true)?,
         loader,
         config.data.n_to_load,
     )?;

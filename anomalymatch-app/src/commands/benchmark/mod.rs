@@ -11,7 +11,7 @@
 //! finished run is appended to a results file that `anomalymatch report` makes tables of
 //! ([`record`]).
 
-use crate::stdout::out;
+use crate::stdout::{out, warning};
 pub mod baselines;
 mod isolation_forest;
 pub mod record;
@@ -22,7 +22,7 @@ use crate::config::{Config, Override, PROTOCOL};
 use crate::error::{AppError, Result};
 use anomalymatch_active::session::{CycleReport, SessionObserver};
 use anomalymatch_active::{Session, SessionConfig, SimulatedExpert, by_name};
-use anomalymatch_core::{ClassTable, FolderSource, Label, RankingMetrics, UnlabelledPool};
+use anomalymatch_core::{FolderSource, Label, RankingMetrics, UnlabelledPool};
 use clap::Args;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -224,14 +224,16 @@ fn read_data(config: &Config) -> Result<Data> {
             images.display()
         )));
     }
-    let table = ClassTable::read(&classes)?;
+    let table = assemble::read_classes(&classes)?;
     let truth_cfg = &config.truth;
     let by_name = table.labels(&truth_cfg.anomaly_class, &truth_cfg.drop_classes);
+    // In file order, each file once (a file listed twice was named by `read_classes`).
+    let mut seen = std::collections::HashSet::new();
     let names: Vec<String> = table
         .rows()
         .iter()
         .map(|(f, _)| f.clone())
-        .filter(|f| by_name.contains_key(f))
+        .filter(|f| by_name.contains_key(f) && seen.insert(f.clone()))
         .collect();
     let truth: Vec<bool> = names.iter().map(|n| by_name[n] == Label::Anomaly).collect();
     let anomalies = truth.iter().filter(|&&t| t).count();
@@ -403,10 +405,11 @@ impl SessionObserver for Recorder<'_> {
                 self.keep(saved);
                 self.metrics = Some(v);
             }
-            Err(e) => eprintln!(
-                "warning: seed {}, cycle {cycle}: {e}: the pool has no {} left; the data set is \
+            Err(e) => warning!(
+                "seed {}, cycle {cycle}: {e}: the pool has no {} left; the data set is \
                  too small for this many cycles",
-                self.seed, self.config.truth.anomaly_class
+                self.seed,
+                self.config.truth.anomaly_class
             ),
         }
     }

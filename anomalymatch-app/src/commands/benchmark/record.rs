@@ -15,7 +15,7 @@
 
 use crate::config::Config;
 use crate::error::{AppError, Result};
-use crate::stdout::out;
+use crate::stdout::{out, warning};
 use anomalymatch_core::atomic::{write_atomic, write_bytes_atomic};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -253,8 +253,8 @@ impl Results {
     pub fn open(path: &Path) -> Result<Self> {
         let (lines, bad) = read_lines(path)?;
         if bad > 0 {
-            eprintln!(
-                "warning: {}: {bad} line(s) are not JSON objects and are ignored",
+            warning!(
+                "{}: {bad} line(s) are not JSON objects and are ignored",
                 path.display()
             );
         }
