@@ -1,7 +1,8 @@
 //! Framing: which centred window of each frame the model sees. A fixed crop keeps the same
 //! share of every frame. `auto` sizes the window per image around its central object, found
 //! as source extractors do (the connected region above the sky's noise that holds the centre)
-//! and measured as photometry does (the radius that holds 90% of its light).
+//! and measured as photometry does (the radius that holds 90% of its light); it steps aside,
+//! keeping the whole frame, where the object reaches past the frame's edges.
 //! Surveys cut out objects at one pixel scale, so the same galaxy may fill a tenth of one
 //! frame and all of another; a fixed crop suits only one of them.
 
@@ -13,7 +14,7 @@ pub enum Crop {
     /// The same share of each side for every image: 1 keeps the whole frame.
     Share(f32),
     /// Per image, a window that holds the central object with a margin (the whole frame when
-    /// no object stands out at the centre). Written `"auto"`.
+    /// no object stands out at the centre, or when it fills the frame). Written `"auto"`.
     Auto,
 }
 
@@ -100,6 +101,9 @@ const MARGIN: f32 = 1.5;
 /// The least share of each side an automatic window keeps, so that a point-like object still
 /// comes with some surroundings and enough source pixels to resize.
 pub const MIN_AUTO_SHARE: f32 = 0.2;
+/// How much brighter than the darkest corner every edge of the frame must be, as a share of
+/// the central peak's contrast, for the object to be taken as filling the frame.
+const EDGE_LIGHT: f32 = 0.1;
 /// The least noise assumed, in units of the full range: half an 8-bit step, so that a
 /// perfectly flat (synthetic) sky does not make every faint pixel an object.
 const NOISE_FLOOR: f32 = 0.5 / 255.0;
@@ -155,6 +159,9 @@ pub(crate) fn auto_share(
     let Some(seed) = seed.filter(|&s| cells[s] > threshold) else {
         return 1.0;
     };
+    if fills_frame(&cells, gw, gh, ring, cells[seed]) {
+        return 1.0;
+    }
     let mut inside = vec![false; gw * gh];
     inside[seed] = true;
     let mut stack = vec![seed];
@@ -195,6 +202,44 @@ pub(crate) fn auto_share(
         + block as f32 / 2.0;
     let half_side = width.min(height) as f32 / 2.0;
     (MARGIN * r90 / half_side).clamp(MIN_AUTO_SHARE, 1.0)
+}
+
+/// True when the central object reaches past the frame's edges: all four edges (each the
+/// median of its strip of the ring) are brighter than the darkest corner by more than
+/// [`EDGE_LIGHT`] of the peak's contrast, as a profile falling from the centre makes them. The
+/// ring is then the object's wings, no sky to measure against, and framing steps aside rather
+/// than cut to the core. Medians make it blind to noise; taking the faintest edge and corner
+/// makes it blind to a bright neighbour's glare, which lifts one side.
+fn fills_frame(cells: &[f32], gw: usize, gh: usize, ring: usize, peak: f32) -> bool {
+    if gw <= 2 * ring || gh <= 2 * ring {
+        return false;
+    }
+    let level = |xs: std::ops::Range<usize>, ys: std::ops::Range<usize>| {
+        let mut values: Vec<f32> = ys
+            .flat_map(|y| xs.clone().map(move |x| cells[y * gw + x]))
+            .collect();
+        median(&mut values)
+    };
+    let (inner_x, inner_y) = (ring..gw - ring, ring..gh - ring);
+    let (low_x, high_x) = (0..ring, gw - ring..gw);
+    let (low_y, high_y) = (0..ring, gh - ring..gh);
+    let edge = [
+        level(inner_x.clone(), low_y.clone()),
+        level(inner_x, high_y.clone()),
+        level(low_x.clone(), inner_y.clone()),
+        level(high_x.clone(), inner_y),
+    ]
+    .into_iter()
+    .fold(f32::INFINITY, f32::min);
+    let corner = [
+        level(low_x.clone(), low_y.clone()),
+        level(high_x.clone(), low_y),
+        level(low_x, high_y.clone()),
+        level(high_x, high_y),
+    ]
+    .into_iter()
+    .fold(f32::INFINITY, f32::min);
+    edge - corner > EDGE_LIGHT * (peak - corner)
 }
 
 /// The median of `values` (reordered); 0 for none.
@@ -251,6 +296,30 @@ mod tests {
             &frame(side, &[(c, c, 10.0, 0.8), (20.0, 20.0, 4.0, 0.9)], 4),
         );
         assert!((star - small).abs() < 0.05, "{small} {star}");
+    }
+
+    #[test]
+    fn an_object_larger_than_the_frame_keeps_the_frame_and_glare_from_one_side_does_not() {
+        for side in [32, 64, 96] {
+            let c = side as f32 / 2.0;
+            // Wider objects must never get a tighter window than narrower ones.
+            for sigma in [0.35, 0.5, 0.7, 1.0] {
+                let blob = (c, c, sigma * side as f32, 0.8);
+                let kept = share(side, &frame(side, &[blob], 7));
+                assert_eq!(kept, 1.0, "side {side}, sigma {sigma} of the side");
+            }
+        }
+        // A compact object beside a bright star just outside the frame, whose glare lifts one
+        // side of the ring: still framed as without the star.
+        let side = 200;
+        let c = side as f32 / 2.0;
+        let alone = share(side, &frame(side, &[(c, c, 8.0, 0.8)], 8));
+        let glare = share(
+            side,
+            &frame(side, &[(c, c, 8.0, 0.8), (-60.0, c, 40.0, 0.9)], 8),
+        );
+        assert!(alone < 0.5, "{alone}");
+        assert!(glare < 0.6, "{alone} {glare}");
     }
 
     #[test]
