@@ -53,7 +53,7 @@ fn bench(c: &mut Criterion) {
     for (label, overlap) in [("overlapped", true), ("sequential", false)] {
         let input = ModelInput {
             in_channels: 3,
-            num_classes: 2,
+            num_classes: Label::CLASSES,
             seed: 7,
         };
         let model = ModelConfig::default()

@@ -20,7 +20,7 @@ const SIZE: usize = 96;
 
 fn model() -> EfficientNet {
     EfficientNetConfig::lite0()
-        .with_num_classes(2)
+        .with_num_classes(anomalymatch::core::Label::CLASSES)
         .check()
         .unwrap()
         .build(&Device::Cpu)

@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // [model], [augment] and [train]: the backbone, its two views, and the trainer around them.
     let input = ModelInput {
         in_channels: spec.channels.channels(),
-        num_classes: 2,
+        num_classes: anomalymatch::core::Label::CLASSES,
         seed: 42,
     };
     let model = ModelConfig::default().check()?.build(input)?;

@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let pool = UnlabelledPool::new(source, data.build(())?, data.n_to_load)?;
     let input = ModelInput {
         in_channels: spec.channels.channels(),
-        num_classes: 2,
+        num_classes: anomalymatch::core::Label::CLASSES,
         seed: 7,
     };
     let model = ModelConfig::default().check()?.build(input)?;

@@ -80,7 +80,7 @@ fn main() -> Result<(), Failure> {
     for size in [64, 96] {
         let input = ModelInput {
             in_channels: 3,
-            num_classes: 2,
+            num_classes: anomalymatch::core::Label::CLASSES,
             seed: 0,
         };
         let config = ModelConfig {

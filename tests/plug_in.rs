@@ -71,7 +71,7 @@ impl Classifier for TinyClassifier {
         ModelSpec {
             architecture: "tiny".into(),
             in_channels: 1,
-            num_classes: 2,
+            num_classes: anomalymatch::core::Label::CLASSES,
         }
     }
 

@@ -201,7 +201,7 @@ pub fn preview<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
 pub fn model(config: &Config, spec: DataSpec) -> Result<EfficientNet> {
     let input = ModelInput {
         in_channels: spec.channels.channels(),
-        num_classes: 2,
+        num_classes: Label::CLASSES,
         seed: config.seed,
     };
     let model = config.model.clone().check()?.build(input)?;

@@ -16,6 +16,10 @@ pub enum Label {
 }
 
 impl Label {
+    /// Classes a classifier tells apart: normal (index 0) and anomaly (index 1). Every network
+    /// head and probability row has this many outputs.
+    pub const CLASSES: usize = 2;
+
     /// The class index the classifier is trained on: 0 for normal, 1 for anomaly, `None` when unknown.
     pub fn class_index(self) -> Option<u32> {
         match self {

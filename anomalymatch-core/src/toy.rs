@@ -64,7 +64,7 @@ impl Classifier for MaxMeanClassifier {
         ModelSpec {
             architecture: "toy-max-mean".into(),
             in_channels: 1,
-            num_classes: 2,
+            num_classes: crate::Label::CLASSES,
         }
     }
 

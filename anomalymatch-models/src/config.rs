@@ -5,7 +5,7 @@ use crate::efficientnet::{EfficientNet, EfficientNetConfig, Variant};
 use crate::error::{Error, Result};
 use crate::weights::{load_pretrained, shipped_weights};
 use anomalymatch_core::config::{check_path, key};
-use anomalymatch_core::{Build, Check, Checked};
+use anomalymatch_core::{Build, Check, Checked, Label};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -87,7 +87,7 @@ impl Check for ModelConfig {
         // One source for the ranges: the network's own check, on the fields this section sets.
         let network = self.network(ModelInput {
             in_channels: 3,
-            num_classes: 2,
+            num_classes: Label::CLASSES,
             seed: 0,
         });
         network.check_into(prefix, errors);

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::ops;
 use crate::ops::{Activation, Conv};
 use anomalymatch_core::config::{check_below, check_range, key};
-use anomalymatch_core::{Build, Check, Checked, Classifier, ModelSpec, NamedVar, VarRole};
+use anomalymatch_core::{Build, Check, Checked, Classifier, Label, ModelSpec, NamedVar, VarRole};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -216,7 +216,7 @@ impl EfficientNetConfig {
         Self {
             variant,
             in_channels: 3,
-            num_classes: 2,
+            num_classes: Label::CLASSES,
             dropout: variant.params().dropout,
             drop_connect: 0.2,
             bn_momentum: 0.01,

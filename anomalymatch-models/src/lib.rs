@@ -10,7 +10,7 @@
 //! let scratch = EfficientNetConfig::lite0().with_in_channels(5).check()?.build(&device)?;
 //! // The `[model]` section's default: ImageNet Lite0 shipped in `weights/`, stem adapted to
 //! // one band, a fresh 2-class head.
-//! let input = ModelInput { in_channels: 1, num_classes: 2, seed: 0 };
+//! let input = ModelInput { in_channels: 1, num_classes: anomalymatch_core::Label::CLASSES, seed: 0 };
 //! let pretrained = ModelConfig::default().check()?.build(input)?;
 //! # let _ = (scratch.spec(), pretrained.spec());
 //! # Ok(())
