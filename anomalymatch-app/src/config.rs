@@ -162,6 +162,12 @@ impl Default for BenchmarkConfig {
 /// The `queries` entry for the protocol's own expert.
 pub const PROTOCOL: &str = "protocol";
 
+/// The baselines' names, as `--baseline` and `benchmark.baselines` take them.
+pub const BASELINES: [&str; 4] = ["probe", "knn", "iforest", SUPERVISED];
+
+/// The baseline that fine-tunes the network without the unlabelled images.
+pub const SUPERVISED: &str = "supervised";
+
 impl Check for Config {
     fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
         self.data.check_into(&key(prefix, "data"), errors);
@@ -196,11 +202,11 @@ impl Check for Config {
             }
         }
         for name in &b.baselines {
-            if !crate::commands::benchmark::baselines::NAMES.contains(&name.as_str()) {
+            if !BASELINES.contains(&name.as_str()) {
                 errors.push(format!(
                     "{}: unknown baseline {name:?}; expected one of {}",
                     k("baselines"),
-                    crate::commands::benchmark::baselines::NAMES.join(", ")
+                    BASELINES.join(", ")
                 ));
             }
         }

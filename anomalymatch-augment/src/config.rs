@@ -11,10 +11,10 @@ use anomalymatch_core::config::key;
 use anomalymatch_core::{Build, Check, Checked};
 use serde::{Deserialize, Serialize};
 
-/// The augmentation presets.
+/// The augmentation presets (key `augment.preset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Preset {
+pub enum AugmentPreset {
     /// FixMatch as published: left-right flips and shifts; RandAugment over its 14 ops;
     /// Cutout filled with grey.
     Fixmatch,
@@ -28,7 +28,7 @@ pub enum Preset {
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
     /// The preset the other keys adjust.
-    pub preset: Preset,
+    pub preset: AugmentPreset,
     /// Largest weak-view shift as a share of the side.
     pub translate: f32,
     /// RandAugment operations per strong view.
@@ -41,7 +41,7 @@ impl Default for AugmentConfig {
     /// FixMatch's settings.
     fn default() -> Self {
         AugmentConfig {
-            preset: Preset::Fixmatch,
+            preset: AugmentPreset::Fixmatch,
             translate: 0.125,
             strong_ops: 3,
             cutout: 0.5,
@@ -54,12 +54,12 @@ impl AugmentConfig {
     /// are stated).
     fn views(&self) -> Result<(WeakAugment, RandAugment), AugmentError> {
         let (weak, ops, fill) = match self.preset {
-            Preset::Fixmatch => (
+            AugmentPreset::Fixmatch => (
                 WeakConfig::fixmatch(),
                 Op::FIXMATCH.into_iter().map(OpSpec::fixmatch).collect(),
                 CutoutFill::FixMatchGrey,
             ),
-            Preset::Astro => (WeakConfig::astro(), astro_ops(), CutoutFill::ChannelMean),
+            AugmentPreset::Astro => (WeakConfig::astro(), astro_ops(), CutoutFill::ChannelMean),
         };
         let weak = WeakAugment::new(WeakConfig {
             max_shift: self.translate,
@@ -109,16 +109,26 @@ mod tests {
 
     #[test]
     fn defaults_build_fixmatch_and_keys_are_named() {
+        // The defaults are FixMatch as published, and `astro` changes what its docs say.
         let built = AugmentConfig::default().check().unwrap().build(()).unwrap();
-        assert_eq!(built, FixMatchAugmenter::fixmatch());
+        let published = FixMatchAugmenter::new(
+            WeakAugment::new(WeakConfig::fixmatch()).unwrap(),
+            RandAugment::fixmatch(),
+        );
+        assert_eq!(built, published);
         let astro = AugmentConfig {
-            preset: Preset::Astro,
+            preset: AugmentPreset::Astro,
             ..AugmentConfig::default()
         };
-        assert_eq!(
-            astro.check().unwrap().build(()).unwrap(),
-            FixMatchAugmenter::astro()
+        let cutout = Cutout {
+            max_fraction: 0.5,
+            fill: CutoutFill::ChannelMean,
+        };
+        let documented = FixMatchAugmenter::new(
+            WeakAugment::new(WeakConfig::astro()).unwrap(),
+            RandAugment::new(astro_ops(), 3, Some(cutout)).unwrap(),
         );
+        assert_eq!(astro.check().unwrap().build(()).unwrap(), documented);
         let mut errors = Vec::new();
         AugmentConfig {
             translate: 0.9,

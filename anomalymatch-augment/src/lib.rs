@@ -25,7 +25,7 @@ pub mod presets;
 pub mod randaugment;
 pub mod weak;
 
-pub use config::{AugmentConfig, Preset};
+pub use config::{AugmentConfig, AugmentPreset};
 pub use cutout::{Cutout, CutoutFill};
 pub use error::{AugmentError, Result};
 pub use ops::{Op, OpSpec};

@@ -1,10 +1,10 @@
 //! Ready-made augmenters: FixMatch's, and one for sky images.
 
-use crate::cutout::{Cutout, CutoutFill};
+use crate::config::{AugmentConfig, AugmentPreset};
 use crate::ops::{Op, OpSpec};
 use crate::randaugment::RandAugment;
-use crate::weak::{WeakAugment, WeakConfig};
-use anomalymatch_core::{Augmenter, ImageBatch};
+use crate::weak::WeakAugment;
+use anomalymatch_core::{Augmenter, Check, ImageBatch};
 
 /// The ops of the `astro` strong view.
 ///
@@ -52,35 +52,29 @@ impl FixMatchAugmenter {
 
     /// FixMatch as published: [`WeakConfig::fixmatch`] and [`RandAugment::fixmatch`].
     pub fn fixmatch() -> Self {
-        FixMatchAugmenter {
-            weak: fixed_weak(WeakConfig::fixmatch()),
-            strong: RandAugment::fixmatch(),
-        }
+        Self::preset(AugmentPreset::Fixmatch)
     }
 
     /// For sky images: [`WeakConfig::astro`] (adds top-bottom flips and quarter turns), and a
     /// strong view of 3 ops from [`astro_ops`] then Cutout filled with each band's mean (close to
     /// the sky background) rather than grey.
     pub fn astro() -> Self {
-        let cutout = Cutout {
-            max_fraction: 0.5,
-            fill: CutoutFill::ChannelMean,
-        };
-        FixMatchAugmenter {
-            weak: fixed_weak(WeakConfig::astro()),
-            strong: fixed_strong(astro_ops(), 3, Some(cutout)),
-        }
+        Self::preset(AugmentPreset::Astro)
     }
-}
 
-/// A preset's weak view; presets are checked by the tests, so failure here is a bug.
-fn fixed_weak(config: WeakConfig) -> WeakAugment {
-    WeakAugment::new(config).expect("preset weak view is valid")
-}
-
-/// A preset's strong view; presets are checked by the tests, so failure here is a bug.
-fn fixed_strong(ops: Vec<OpSpec>, n: usize, cutout: Option<Cutout>) -> RandAugment {
-    RandAugment::new(ops, n, cutout).expect("preset strong view is valid")
+    /// A preset with the `[augment]` section's defaults, built by that section: the one place
+    /// a preset's views are spelled out. The defaults are checked by the tests, so failure
+    /// here is a bug.
+    fn preset(preset: AugmentPreset) -> Self {
+        AugmentConfig {
+            preset,
+            ..AugmentConfig::default()
+        }
+        .check()
+        .expect("a preset with default settings is valid")
+        .build(())
+        .expect("a preset with default settings builds")
+    }
 }
 
 impl Augmenter for FixMatchAugmenter {

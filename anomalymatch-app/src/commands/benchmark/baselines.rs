@@ -30,12 +30,6 @@ use ndarray::{Array1, Array2, Axis};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// The baselines' names, as `--baseline` and `benchmark.baselines` take them.
-pub const NAMES: [&str; 4] = ["probe", "knn", "iforest", SUPERVISED];
-
-/// The baseline that fine-tunes the network without the unlabelled images.
-pub const SUPERVISED: &str = "supervised";
-
 /// The configuration of the `supervised` baseline: no unlabelled image in a step.
 pub fn supervised(config: &Config) -> Config {
     let mut c = config.clone();

@@ -18,7 +18,7 @@ pub mod record;
 
 use crate::assemble;
 use crate::cli::{Common, CyclesFlag, Flags, TrainingFlags, int, path, push, text};
-use crate::config::{Config, Override, PROTOCOL};
+use crate::config::{Config, Override, PROTOCOL, SUPERVISED};
 use crate::error::{AppError, Result};
 use anomalymatch_active::session::{CycleReport, SessionObserver};
 use anomalymatch_active::{Session, SessionConfig, SimulatedExpert, by_name};
@@ -140,7 +140,7 @@ fn benchmark(config: &Config, quiet: bool) -> Result<()> {
     for &seed in &b.seeds {
         let start = start_labels(&data, seed, b.start_anomalies, b.start_normals);
         for (k, name) in b.baselines.iter().enumerate() {
-            let lines = if name == baselines::SUPERVISED {
+            let lines = if name == SUPERVISED {
                 let run = Run::new(&baselines::supervised(config), seed, name, true)?;
                 results.measure(&run, || run_one(&data, &start, &run, PROTOCOL, quiet))?
             } else {
