@@ -1,26 +1,32 @@
-//! Converts a PyTorch EfficientNet state dict (`.pth`, including the legacy pre-1.6 layout)
-//! into safetensors with the same tensor names.
+//! Reading PyTorch weights: converts the ImageNet-pretrained EfficientNet-Lite0 state dict in
+//! `../shared/weights` to safetensors in a temporary folder and loads it into a network.
+//! (Users convert their own files with `anomalymatch weights convert IN.pth OUT.safetensors`.)
 //!
-//! `cargo run --release --example convert_weights -- IN.pth OUT.safetensors`
+//! `cargo run --release --example convert_weights`
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use anomalymatch::core::{Check, Label};
+use anomalymatch::models::weights::convert_to_safetensors;
+use anomalymatch::models::{EfficientNet, EfficientNetConfig, Variant, load_pretrained};
+use candle_core::Device;
+use std::path::Path;
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [input, output] = args.as_slice() else {
-        eprintln!("usage: convert_weights IN.pth OUT.safetensors");
-        return ExitCode::from(2);
-    };
-    let (input, output) = (PathBuf::from(input), PathBuf::from(output));
-    match anomalymatch_models::weights::convert_to_safetensors(&input, &output) {
-        Ok(n) => {
-            println!("{}: {n} tensors written", output.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let pth = Path::new("../shared/weights/efficientnet-lite0-57934424.pth");
+    if !pth.is_file() {
+        println!("skipping: {} not found", pth.display());
+        return Ok(());
     }
+    let dir = tempfile::tempdir()?;
+    let safetensors = dir.path().join("lite0.safetensors");
+    let n = convert_to_safetensors(pth, &safetensors)?;
+    println!("{}: {n} tensors written", safetensors.display());
+    let mut config = EfficientNetConfig::new(Variant::Lite0);
+    config.num_classes = Label::CLASSES;
+    let network: EfficientNet = config.check()?.build(&Device::Cpu)?;
+    let report = load_pretrained(&network, &safetensors)?;
+    println!(
+        "{} variables loaded into Lite0; ImageNet's 1,000-class head replaced: {}",
+        report.loaded, report.head_reset
+    );
+    Ok(())
 }

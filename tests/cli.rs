@@ -389,3 +389,45 @@ fn bad_input_gets_one_line_and_the_right_exit_code() {
     );
     assert!(!out.join("scores.parquet").exists());
 }
+
+#[test]
+fn weights_convert_writes_a_file_model_weights_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/weights/efficientnet-lite0.safetensors"
+    );
+    let pth = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/weights/efficientnet-lite0-57934424.pth"
+    );
+    let input = if std::path::Path::new(pth).is_file() {
+        pth
+    } else {
+        eprintln!("note: {pth} not found; converting the shipped safetensors instead");
+        shipped
+    };
+    let output = dir.path().join("lite0.safetensors");
+    let stdout = ok(&["weights", "convert", input, s(&output)]);
+    assert!(stdout.contains("tensors written"), "{stdout}");
+    // The converted file is what `model.weights` takes: a one-step training run loads it.
+    let weights = format!("model.weights={:?}", s(&output));
+    ok(&[
+        "train",
+        "--quiet",
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--set",
+        &weights,
+        "--out",
+        s(&dir.path().join("run")),
+    ]);
+    let missing = dir.path().join("missing.pth");
+    fails(
+        &["weights", "convert", s(&missing), s(&output)],
+        1,
+        &["missing.pth"],
+    );
+}

@@ -3,7 +3,7 @@
 use crate::commands::{
     benchmark::BenchmarkArgs, config::ConfigArgs, discover::DiscoverArgs, label::LabelArgs,
     merge::MergeArgs, report::ReportArgs, score::ScoreArgs, serve::ServeArgs, slurm::SlurmArgs,
-    train::TrainArgs,
+    train::TrainArgs, weights::WeightsArgs,
 };
 use crate::config::Override;
 use crate::error::Result;
@@ -46,6 +46,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Print the default configuration, or check a configuration file.
     Config(ConfigArgs),
+    /// Convert weight files: `weights convert IN.pth OUT.safetensors` for `model.weights`.
+    Weights(WeightsArgs),
 }
 
 /// A group of flags, each overriding one configuration key when given.

@@ -11,6 +11,7 @@ pub mod score;
 pub mod serve;
 pub mod slurm;
 pub mod train;
+pub mod weights;
 
 use crate::cli::{Command, Common, Flags};
 use crate::config::{Config, load};
@@ -30,6 +31,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Benchmark(a) => benchmark::run(a),
         Command::Report(a) => report::run(a),
         Command::Config(a) => config::run(a),
+        Command::Weights(a) => weights::run(a),
     }
 }
 
