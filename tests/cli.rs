@@ -412,18 +412,7 @@ fn weights_convert_writes_a_file_model_weights_reads() {
     assert!(stdout.contains("tensors written"), "{stdout}");
     // The converted file is what `model.weights` takes: a one-step training run loads it.
     let weights = format!("model.weights={:?}", s(&output));
-    ok(&[
-        "train",
-        "--quiet",
-        "--size",
-        "32",
-        "--iters",
-        "1",
-        "--set",
-        &weights,
-        "--out",
-        s(&dir.path().join("run")),
-    ]);
+    common::quick_checkpoint(dir.path(), &["--set", &weights]);
     let missing = dir.path().join("missing.pth");
     fails(
         &["weights", "convert", s(&missing), s(&output)],

@@ -150,7 +150,7 @@ fn wait_for_holder(dir: &Path) -> String {
 #[test]
 fn a_second_writer_of_a_folder_or_session_is_refused_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     let mut first = long_train(&out);
     let holder = wait_for_holder(&out);
@@ -255,23 +255,6 @@ fn cleanup_removes_only_our_temporary_files_that_nobody_writes() {
     holder.wait().unwrap();
 }
 
-/// A one-iteration checkpoint at 32 pixels in `dir`.
-fn quick_checkpoint(dir: &Path) -> std::path::PathBuf {
-    let out = dir.join("trained");
-    let train = [
-        "train",
-        "--quiet",
-        "--size",
-        "32",
-        "--iters",
-        "1",
-        "--out",
-        s(&out),
-    ];
-    common::ok(&train);
-    out.join("checkpoint.safetensors")
-}
-
 /// `score` arguments over `images` with `checkpoint` into `out`, with the default settings.
 fn plain_score_args<'a>(images: &'a Path, checkpoint: &'a Path, out: &'a Path) -> Vec<&'a str> {
     let (images, checkpoint, out) = (s(images), s(checkpoint), s(out));
@@ -298,7 +281,7 @@ fn score_args<'a>(images: &'a Path, checkpoint: &'a Path, out: &'a Path) -> Vec<
 fn a_resumed_score_whose_images_were_renamed_starts_over_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let (images, _) = common::mini_copy(dir.path());
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     let args = score_args(&images, &checkpoint, &out);
     // Stop a run once it has finished a part, as a crash would.
@@ -340,7 +323,7 @@ fn a_resumed_score_whose_images_were_renamed_starts_over_and_says_why() {
 fn shards_scored_from_different_listings_are_not_merged() {
     let dir = tempfile::tempdir().unwrap();
     let (images, _) = common::mini_copy(dir.path());
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     let args = score_args(&images, &checkpoint, &out);
     common::ok(&[&args[..], &["--shard", "0/2"]].concat());
@@ -528,7 +511,7 @@ fn devices_fifos_and_huge_files_are_refused_before_reading() {
     let fifo = images.join("fifo.jpeg");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.is_ok_and(|s| s.success()), "mkfifo");
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     let args = plain_score_args(&images, &checkpoint, &out);
     let Some((code, stderr, peak_kb)) = with_peak_memory(&args) else {
@@ -572,7 +555,7 @@ fn a_zip_of_huge_members_is_read_within_one_chunk_budget() {
     if !python(&script) {
         return;
     }
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     let args = plain_score_args(&zip, &checkpoint, &out);
     let (code, stderr, peak_kb) = with_peak_memory(&args).unwrap();
@@ -639,7 +622,7 @@ fn a_cutout() -> std::path::PathBuf {
 #[test]
 fn repeated_names_are_told_apart_and_printed_names_cannot_drive_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
 
     // A zip with one image member name twice.
@@ -704,7 +687,7 @@ fn repeated_names_are_told_apart_and_printed_names_cannot_drive_the_terminal() {
 #[test]
 fn empty_sources_empty_paths_and_an_output_inside_the_images_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     let zip = dir.path().join("empty.zip");
     let h5 = dir.path().join("empty.h5");
@@ -754,7 +737,7 @@ fn empty_sources_empty_paths_and_an_output_inside_the_images_are_refused() {
 #[test]
 fn score_refuses_pixel_settings_its_checkpoint_was_not_trained_with() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     let images = Path::new(common::MINI).join("images");
     for (set, named) in [
@@ -775,7 +758,7 @@ fn score_refuses_pixel_settings_its_checkpoint_was_not_trained_with() {
 #[test]
 fn errors_that_are_not_about_decoding_do_not_say_so() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     let zip = dir.path().join("broken.zip");
     std::fs::write(&zip, b"PK but nothing more").unwrap();
@@ -803,7 +786,7 @@ fn errors_that_are_not_about_decoding_do_not_say_so() {
 #[test]
 fn fits_fifos_and_oversized_hdf5_images_are_refused_before_reading() {
     let dir = tempfile::tempdir().unwrap();
-    let checkpoint = quick_checkpoint(dir.path());
+    let checkpoint = common::quick_checkpoint(dir.path(), &[]);
     let out = dir.path().join("o");
     // A FIFO named like a FITS file is counted as unreadable, not skipped unseen or read.
     let fits = dir.path().join("fits");

@@ -305,9 +305,7 @@ pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Checked<Confi
     let mut config = Config::deserialize(toml::Value::Table(table.clone()))
         .map_err(|e| AppError::Usage(e.message().to_string()))?;
     for o in overrides {
-        let effective = toml::Table::try_from(&config)
-            .map_err(|e| AppError::Failed(format!("cannot write the configuration: {e}")))?;
-        insert(&mut table, &o.key, o.value.clone(), &effective)
+        insert(&mut table, &o.key, o.value.clone(), &config)
             .map_err(|m| AppError::Usage(format!("{}: {m}", o.origin)))?;
         config = Config::deserialize(toml::Value::Table(table.clone()))
             .map_err(|e| AppError::Usage(format!("{} ({}): {}", o.origin, o.key, e.message())))?;
@@ -349,27 +347,24 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 }
 
 /// Sets the dotted `key` in `table`, creating tables on the way. A section that picks its
-/// variant by a `kind` key (`data.stretch`) keeps the kind in force (`effective`, the whole
+/// variant by a `kind` key (`data.stretch`) keeps the kind in force in `config` (the
 /// configuration so far) when only a parameter is set, and drops the old variant's parameters
 /// when the kind itself changes.
 fn insert(
     table: &mut toml::Table,
     key: &str,
     value: toml::Value,
-    effective: &toml::Table,
+    config: &Config,
 ) -> std::result::Result<(), String> {
     let parts: Vec<&str> = key.split('.').collect();
     let (last, path) = parts.split_last().ok_or_else(|| "empty key".to_string())?;
     let mut t = table;
-    let mut known = Some(effective);
-    for part in path {
-        known = known
-            .and_then(|k| k.get(*part))
-            .and_then(toml::Value::as_table);
+    for (depth, part) in path.iter().enumerate() {
         let next = t.entry(part.to_string()).or_insert_with(|| {
+            // Only a section the user's text lacks needs the kind in force.
             let mut fresh = toml::Table::new();
-            if let Some(kind) = known.and_then(|k| k.get(KIND)) {
-                fresh.insert(KIND.to_string(), kind.clone());
+            if let Some(kind) = kind_in_force(config, &path[..=depth]) {
+                fresh.insert(KIND.to_string(), kind);
             }
             toml::Value::Table(fresh)
         });
@@ -382,6 +377,16 @@ fn insert(
     }
     t.insert(last.to_string(), value);
     Ok(())
+}
+
+/// The `kind` of the section at `path` in `config`, where that section has one.
+fn kind_in_force(config: &Config, path: &[&str]) -> Option<toml::Value> {
+    let whole = toml::Table::try_from(config).ok()?;
+    let mut section = &whole;
+    for part in path {
+        section = section.get(*part)?.as_table()?;
+    }
+    section.get(KIND).cloned()
 }
 
 /// The key that picks a section's variant.

@@ -2,7 +2,7 @@
 //! row would then label both.
 
 use anomalymatch_core::printable;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Renames every copy of a name that occurs more than once in `items` (name, row in the file)
 /// to `name[place]`, as FITS HDUs without a unique `EXTNAME` are named, so that each copy can
@@ -32,9 +32,9 @@ pub(crate) fn make_unique(
             copies += 1;
         }
     }
-    let mut seen = HashMap::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(items.len());
     for (name, _) in items.iter() {
-        if seen.insert(name.as_str(), ()).is_some() {
+        if !seen.insert(name.as_str()) {
             return Err(format!(
                 "{what} name {:?} occurs twice even after repeated names were made unique",
                 printable(name)

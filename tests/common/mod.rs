@@ -131,3 +131,21 @@ pub fn write_fits(
     bytes.resize(bytes.len().div_ceil(2880) * 2880, 0);
     std::fs::write(path, bytes).unwrap();
 }
+
+/// A one-iteration checkpoint at 32 pixels in `dir/trained`, with `extra` arguments to `train`.
+pub fn quick_checkpoint(dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let out = dir.join("trained");
+    let mut train = vec![
+        "train",
+        "--quiet",
+        "--size",
+        "32",
+        "--iters",
+        "1",
+        "--out",
+        s(&out),
+    ];
+    train.extend_from_slice(extra);
+    ok(&train);
+    out.join("checkpoint.safetensors")
+}

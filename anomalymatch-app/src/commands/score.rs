@@ -262,22 +262,37 @@ fn check_fits(
 }
 
 /// The `[data]` pixel keys set away from their preset's value (so asked for by the user) to
-/// something other than what the checkpoint was trained with, as `key = value` lines.
+/// something other than what the checkpoint was trained with, as `key = value was asked`.
 fn pixel_conflicts(config: &Config, trained: &DataSpec) -> Vec<String> {
     let asked = config.data.spec();
     let preset = Config::of_preset(config.preset).data.spec();
-    let mut conflicts = Vec::new();
-    if asked.size != preset.size && asked.size != trained.size {
-        conflicts.push(format!("data.size = {} was asked", asked.size));
+    fn refused<T: PartialEq>(asked: T, preset: T, trained: T) -> bool {
+        asked != preset && asked != trained
     }
-    if asked.channels != preset.channels && asked.channels != trained.channels {
-        conflicts.push(format!("data.channels = {} was asked", asked.channels));
-    }
-    if asked.stretch != preset.stretch && asked.stretch != trained.stretch {
-        conflicts.push(format!("data.stretch = {:?} was asked", asked.stretch));
-    }
-    if asked.crop != preset.crop && asked.crop != trained.crop {
-        conflicts.push(format!("data.crop = {} was asked", asked.crop));
-    }
-    conflicts
+    [
+        (
+            "data.size",
+            refused(asked.size, preset.size, trained.size),
+            asked.size.to_string(),
+        ),
+        (
+            "data.channels",
+            refused(asked.channels, preset.channels, trained.channels),
+            asked.channels.to_string(),
+        ),
+        (
+            "data.stretch",
+            refused(asked.stretch, preset.stretch, trained.stretch),
+            format!("{:?}", asked.stretch),
+        ),
+        (
+            "data.crop",
+            refused(asked.crop, preset.crop, trained.crop),
+            asked.crop.to_string(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, refused, _)| *refused)
+    .map(|(key, _, value)| format!("{key} = {value} was asked"))
+    .collect()
 }
