@@ -9,6 +9,7 @@ pub use anomalymatch_active as active;
 pub use anomalymatch_augment as augment;
 pub use anomalymatch_core as core;
 pub use anomalymatch_io as io;
+pub use anomalymatch_jobs as jobs;
 pub use anomalymatch_models as models;
 
 pub mod allocator;

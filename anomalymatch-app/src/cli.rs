@@ -5,8 +5,8 @@ use crate::commands::{
     merge::MergeArgs, report::ReportArgs, score::ScoreArgs, serve::ServeArgs, slurm::SlurmArgs,
     train::TrainArgs, weights::WeightsArgs,
 };
-use crate::config::Override;
-use crate::error::Result;
+use anomalymatch_jobs::Result;
+use anomalymatch_jobs::config::Override;
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 

@@ -7,16 +7,10 @@
 //! one line on stderr; the exit code is 0 on success, 2 for a usage error (command line or
 //! configuration) and 1 for any other failure.
 
-mod assemble;
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod error;
-mod outputs;
-pub mod preset;
-mod score_run;
 pub mod serve;
-mod shard;
 mod stdout;
 
 use clap::Parser;
@@ -35,8 +29,11 @@ pub fn run() -> ExitCode {
     match commands::run(cli.command).and_then(|()| stdout::finish()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", anomalymatch_core::printable(&e.one_line()));
-            e.exit_code()
+            eprintln!(
+                "error: {}",
+                anomalymatch_core::printable(&error::one_line(&e))
+            );
+            error::exit_code(&e)
         }
     }
 }

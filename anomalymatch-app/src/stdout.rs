@@ -7,8 +7,8 @@
 //! job's files matter more than its chatter. Any other failure (a full disk behind `>`) is
 //! kept and reported by [`finish`] once the job is done, as a one-line error.
 
-use crate::error::{AppError, Result};
 use anomalymatch_core::printable;
+use anomalymatch_jobs::{JobError, Report, Result};
 use std::io::Write;
 use std::sync::Mutex;
 
@@ -40,7 +40,7 @@ pub fn write(text: std::fmt::Arguments) {
 pub fn finish() -> Result<()> {
     let state = STATE.lock().unwrap_or_else(|e| e.into_inner());
     match &state.1 {
-        Some(e) => Err(AppError::Failed(format!("standard output: {e}"))),
+        Some(e) => Err(JobError::Failed(format!("standard output: {e}"))),
         None => Ok(()),
     }
 }
@@ -69,3 +69,39 @@ macro_rules! warning {
     };
 }
 pub(crate) use warning;
+
+/// The terminal as a job's report: chatter on standard output unless quiet, warnings on
+/// standard error always, and progress bars where asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Console {
+    /// No chatter.
+    pub quiet: bool,
+    /// Progress bars.
+    pub bars: bool,
+}
+
+impl Console {
+    /// Chatter and bars, or neither when `quiet`.
+    pub fn new(quiet: bool) -> Self {
+        Console {
+            quiet,
+            bars: !quiet,
+        }
+    }
+}
+
+impl Report for Console {
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            out!("{line}");
+        }
+    }
+
+    fn warn(&self, line: &str) {
+        warning!("{line}");
+    }
+
+    fn progress(&self) -> bool {
+        self.bars
+    }
+}

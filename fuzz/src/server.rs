@@ -1,6 +1,6 @@
 //! A served session built once per process, and one request sent through its router.
 
-use anomalymatch_app::config::{Override, load};
+use anomalymatch_jobs::{Override, load};
 use anomalymatch_app::serve::{routes, state::Shared};
 use axum::body::Body;
 use axum::http::{Method, Request, header};

@@ -1,9 +1,9 @@
 //! `anomalymatch config`: prints the default configuration with a comment on every key, or
 //! checks a file (`config check FILE`).
 
-use crate::config::{DEFAULT_TOML, load};
-use crate::error::Result;
 use crate::stdout::out;
+use anomalymatch_jobs::Result;
+use anomalymatch_jobs::config::{DEFAULT_TOML, load};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 

@@ -1,18 +1,15 @@
-//! `anomalymatch label`: the active-learning session. Train, score the pool window, show the
-//! chosen candidates to the expert, journal every answer the moment it is given, retrain, and
-//! repeat. Stop at any point (`q` at the terminal, Ctrl-C, a crash) and run the same command
-//! again to resume where it stopped. The session lives in `OUT/session`; at the end its labels
-//! are written merged over the user's label file (which is never touched) to
-//! `OUT/session/labeled_data.csv`, and the remember list to `OUT/session/remembered.csv`.
+//! `anomalymatch label` ([`anomalymatch_jobs::label`]): the active-learning session at the
+//! terminal. Train, score the pool window, show the chosen candidates to the expert, journal
+//! every answer the moment it is given, retrain, and repeat. Stop at any point (`q` at the
+//! terminal, Ctrl-C, a crash) and run the same command again to resume where it stopped; a
+//! line per cycle says what the expert found.
 
-use crate::assemble::{self, say};
 use crate::cli::{Common, CyclesFlag, DataFlags, Flags, int, push, text};
-use crate::config::{Config, Override};
-use crate::error::{AppError, Result};
-use crate::stdout::out;
+use crate::stdout::{Console, out};
+use anomalymatch_active::SessionEnd;
 use anomalymatch_active::session::{CycleReport, SessionObserver};
-use anomalymatch_active::{FileOracle, OracleSpec, SessionEnd, SimulatedExpert, TerminalOracle};
-use anomalymatch_core::{Check, Oracle};
+use anomalymatch_jobs::label::label;
+use anomalymatch_jobs::{Override, Result};
 use clap::Args;
 
 /// Arguments of `label`.
@@ -65,77 +62,19 @@ impl Flags for LabelArgs {
 /// Runs `label`.
 pub fn run(args: LabelArgs) -> Result<()> {
     let config = super::configure(&args.common, &[&args.data, &args])?;
-    label(&config, args.common.quiet)
-}
-
-fn label(config: &Config, quiet: bool) -> Result<()> {
-    let (images, labels_path) = assemble::images_and_labels(config)?;
-    let session_dir = config.output.dir.join("session");
-    let export = session_dir.join("labeled_data.csv");
-    // Everything that can be wrong is checked before the first training step.
-    let mut oracle = oracle(config, &images)?;
-    let strategy = config.active.clone().check()?.build(())?;
-    if let Some(user) = &labels_path
-        && user.canonicalize().ok() == export.canonicalize().ok()
-        && export.exists()
-    {
-        return Err(AppError::Usage(format!(
-            "{}: the session exports its labels there, over your file; keep your labels \
-             elsewhere or use another --out",
-            user.display()
-        )));
-    }
-    let mut session = assemble::session(config, &images, labels_path.as_deref(), quiet, !quiet)?;
-    say(
-        quiet,
-        format!(
-            "session {}: {} of {} cycles done, {} labels",
-            session_dir.display(),
-            session.cycles_done(),
-            config.active.cycles,
-            session.labels().len()
-        ),
-    );
-    let end = session.run(strategy.as_ref(), oracle.as_mut(), &mut Printer)?;
-    let merge = session.export_labels(labels_path.as_deref(), &export)?;
-    let remembered = session_dir.join("remembered.csv");
-    session.export_remembered(&remembered)?;
+    let l = label(&config, &Console::new(args.common.quiet), &mut Printer)?;
     out!(
         "{}: wrote {} ({} added, {} changed) and {}",
-        match end {
+        match l.end {
             SessionEnd::Finished => "finished",
             SessionEnd::Stopped => "stopped; run the same command again to resume",
         },
-        export.display(),
-        merge.added,
-        merge.changed,
-        remembered.display()
+        l.export.display(),
+        l.added,
+        l.changed,
+        l.remembered.display()
     );
     Ok(())
-}
-
-/// The oracle `active.oracle` names, checked before any work: a missing answers file or ground
-/// truth is an error now rather than after training.
-fn oracle(config: &Config, images: &std::path::Path) -> Result<Box<dyn Oracle>> {
-    let spec: OracleSpec = config.active.oracle.parse().map_err(AppError::Usage)?;
-    Ok(match spec {
-        OracleSpec::Terminal => Box::new(TerminalOracle::stdio()),
-        OracleSpec::File(path) => {
-            if !path.is_file() {
-                return Err(AppError::Failed(format!(
-                    "{}: no such answers file (active.oracle)",
-                    path.display()
-                )));
-            }
-            Box::new(FileOracle::new(path))
-        }
-        OracleSpec::Simulated => {
-            let (_, truth) = assemble::truth(&config.truth, images)?.ok_or_else(|| {
-                AppError::Usage("the simulated oracle needs ground truth: set truth.classes".into())
-            })?;
-            Box::new(SimulatedExpert::new(truth))
-        }
-    })
 }
 
 /// Prints a line per finished cycle.

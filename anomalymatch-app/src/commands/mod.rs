@@ -14,9 +14,7 @@ pub mod train;
 pub mod weights;
 
 use crate::cli::{Command, Common, Flags};
-use crate::config::{Config, load};
-use crate::error::Result;
-use anomalymatch_core::Checked;
+use anomalymatch_jobs::{Result, Settings, load};
 
 /// Runs one subcommand.
 pub fn run(command: Command) -> Result<()> {
@@ -37,6 +35,6 @@ pub fn run(command: Command) -> Result<()> {
 
 /// The checked configuration of a job: the file of `--config`, then the job's flags, then
 /// `--set`.
-pub fn configure(common: &Common, groups: &[&dyn Flags]) -> Result<Checked<Config>> {
+pub fn configure(common: &Common, groups: &[&dyn Flags]) -> Result<Settings> {
     load(common.config.as_deref(), &common.overrides(groups)?)
 }

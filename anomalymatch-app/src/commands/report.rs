@@ -11,10 +11,10 @@
 //! from the files the block names (relative to the document), so that the document's tables
 //! are always those files' figures.
 
-use super::benchmark::record::read_lines;
-use crate::error::{AppError, Result};
 use crate::stdout::warning;
 use anomalymatch_core::atomic::write_bytes_atomic;
+use anomalymatch_jobs::benchmark::record::read_lines;
+use anomalymatch_jobs::{JobError, Result};
 use clap::{Args, Parser};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -51,7 +51,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         Some(doc) => regenerate(doc),
         None => {
             if args.files.is_empty() {
-                return Err(AppError::Usage(
+                return Err(JobError::Usage(
                     "report: name at least one results file, or --readme FILE".into(),
                 ));
             }
@@ -63,7 +63,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
 
 /// Rewrites every report block of `doc`, atomically.
 fn regenerate(doc: &Path) -> Result<()> {
-    let failed = |e: &dyn std::fmt::Display| AppError::Failed(format!("{}: {e}", doc.display()));
+    let failed = |e: &dyn std::fmt::Display| JobError::Failed(format!("{}: {e}", doc.display()));
     let text = std::fs::read_to_string(doc).map_err(|e| failed(&e))?;
     let base = doc.parent().unwrap_or(Path::new("."));
     let mut out = String::new();
@@ -128,7 +128,7 @@ pub fn table(files: &[PathBuf], cycle: Option<u64>) -> Result<String> {
     let mut unreadable = 0;
     for f in files {
         if !f.is_file() {
-            return Err(AppError::Failed(format!(
+            return Err(JobError::Failed(format!(
                 "{}: no such results file",
                 f.display()
             )));
@@ -235,7 +235,7 @@ fn setting(l: &Value) -> String {
         ),
     }
     if let Some(q) = l.get("query").and_then(Value::as_str)
-        && q != crate::config::PROTOCOL
+        && q != anomalymatch_jobs::config::PROTOCOL
     {
         parts.push(format!("query `{q}`"));
     }

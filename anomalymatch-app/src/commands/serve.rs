@@ -7,15 +7,14 @@
 //! The server binds 127.0.0.1 unless told otherwise (`--bind ADDR --allow-remote`, with a
 //! warning), and every request must carry the random token of the printed URL.
 
-use crate::assemble::{self, say};
 use crate::cli::{Common, DataFlags, Flags, push, text};
-use crate::config::{Config, Override};
-use crate::error::{AppError, Result};
 use crate::serve::images::{Display, LARGE};
 use crate::serve::state::{Progress, Served, Shared};
 use crate::serve::token::new_token;
-use crate::stdout::warning;
+use crate::stdout::{Console, warning};
 use anomalymatch_core::Check;
+use anomalymatch_jobs::components;
+use anomalymatch_jobs::{JobError, Override, Report, Result, Settings, Silent};
 use clap::Args;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -65,7 +64,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let config = super::configure(&args.common, &[&args.data, &args])?;
     if !args.bind.is_loopback() {
         if !args.allow_remote {
-            return Err(AppError::Usage(format!(
+            return Err(JobError::Usage(format!(
                 "--bind {}: other machines could reach the session; add --allow-remote if \
                  that is what you want",
                 args.bind
@@ -85,7 +84,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     // Bind before the slow part, so a taken port fails at once.
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = std::net::TcpListener::bind(addr)
-        .map_err(|e| AppError::Failed(format!("cannot listen on {addr}: {e}")))?;
+        .map_err(|e| JobError::Failed(format!("cannot listen on {addr}: {e}")))?;
     let port = listener.local_addr().map_or(args.port, |a| a.port());
     let local_only = args.bind.is_loopback();
     let shared = open(&config, args.common.quiet, from_file, port, local_only)?;
@@ -95,19 +94,21 @@ pub fn run(args: ServeArgs) -> Result<()> {
 /// Opens the session as `label` does, and the display's own reader of the same images: what
 /// the router serves (the fuzz target of the request handlers opens it the same way).
 pub fn open(
-    config: &Config,
+    config: &Settings,
     quiet: bool,
     from_file: Option<Vec<(String, f32)>>,
     port: u16,
     local_only: bool,
 ) -> Result<Arc<Shared>> {
-    let (images, labels_path) = assemble::images_and_labels(config)?;
+    let (images, labels_path) = components::images_and_labels(config)?;
     let session_dir = config.output.dir.join("session");
-    let query = config.active.clone().check()?.query.clone();
-    let session = assemble::session(config, &images, labels_path.as_deref(), quiet, false)?;
+    let query = config.active.query.clone();
+    // The page shows its own progress: no bars on the terminal.
+    let report = Console { quiet, bars: false };
+    let session = components::session(config, &images, labels_path.as_deref(), &report)?;
     let spec = session.trainer().data_spec();
-    let display_loader = config
-        .data
+    // The display's pixels are a new value of the section: checked as such.
+    let display_loader = (*config.data)
         .clone()
         .with_spec(anomalymatch_core::DataSpec {
             size: spec.size.max(LARGE),
@@ -117,19 +118,16 @@ pub fn open(
         .build(())?
         .whole_frame();
     let display = Display::new(
-        assemble::open_source(config, &images, false)?,
+        components::open_source(config, &images, &Silent)?,
         display_loader,
         &images,
     );
-    say(
-        quiet,
-        format!(
-            "session {}: cycle {}, {} labels",
-            session_dir.display(),
-            session.cycles_done(),
-            session.labels().len()
-        ),
-    );
+    report.say(&format!(
+        "session {}: cycle {}, {} labels",
+        session_dir.display(),
+        session.cycles_done(),
+        session.labels().len()
+    ));
     let (progress, _) = tokio::sync::watch::channel(Progress::default());
     Ok(Arc::new(Shared {
         token: new_token(),
@@ -153,7 +151,7 @@ pub fn open(
 
 /// The candidates of a `score` run's `top_candidates.csv` (`rank,filename,score`).
 fn read_candidates(path: &Path) -> Result<Vec<(String, f32)>> {
-    let failed = |why: String| AppError::Failed(format!("{}: {why}", path.display()));
+    let failed = |why: String| JobError::Failed(format!("{}: {why}", path.display()));
     let mut reader = csv::Reader::from_path(path).map_err(|e| failed(e.to_string()))?;
     let headers = reader.headers().map_err(|e| failed(e.to_string()))?.clone();
     let column = |name: &str| {

@@ -3,10 +3,12 @@
 //! (`--dependency=afterok`). It writes, in `OUT/slurm/`, the resolved configuration, the two
 //! batch scripts and `submit.sh`; with `--submit` it submits them with `sbatch` itself.
 
-use super::score::{ScoreArgs, absolute};
-use crate::assemble::{self, say};
-use crate::error::{AppError, Result};
-use crate::stdout::{out, warning};
+use super::score::ScoreArgs;
+use crate::stdout::{Console, out, warning};
+use anomalymatch_jobs::Report;
+use anomalymatch_jobs::components;
+use anomalymatch_jobs::score::absolute;
+use anomalymatch_jobs::{JobError, Result};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,21 +64,22 @@ pub fn run(args: SlurmArgs) -> Result<()> {
 fn score(args: SlurmScoreArgs) -> Result<()> {
     let s = &args.score;
     if s.shard.is_some() {
-        return Err(AppError::Usage(
+        return Err(JobError::Usage(
             "--shard: each array task takes its own shard; give --shards N instead".into(),
         ));
     }
     if args.shards == 0 || args.shards > 100_000 {
-        return Err(AppError::Usage(format!(
+        return Err(JobError::Usage(format!(
             "--shards {}: must be between 1 and 100000",
             args.shards
         )));
     }
     let head = directives(&args)?;
-    let mut config = super::configure(&s.common, &[s])?.into_inner();
-    let quiet = s.common.quiet;
+    let settings = super::configure(&s.common, &[s])?;
+    let report = Console::new(s.common.quiet);
     // Every path absolute: the tasks run in whatever folder Slurm starts them in.
-    let images = absolute(&assemble::images_and_labels(&config)?.0)?;
+    let images = absolute(&components::images_and_labels(&settings)?.0)?;
+    let mut config = settings.to_config();
     config.data.images = Some(images.clone());
     config.data.labels = None;
     config.output.dir = absolute(&config.output.dir)?;
@@ -87,13 +90,13 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
             .unwrap_or_else(|| out.join("checkpoint.safetensors")),
     )?;
     if !checkpoint.is_file() {
-        return Err(AppError::Failed(format!(
+        return Err(JobError::Failed(format!(
             "{}: no such checkpoint",
             checkpoint.display()
         )));
     }
     let exe = std::env::current_exe()
-        .map_err(|e| AppError::Failed(format!("cannot find this program: {e}")))?;
+        .map_err(|e| JobError::Failed(format!("cannot find this program: {e}")))?;
     for (what, path) in [
         ("this program's path", &exe),
         ("output.dir", &out),
@@ -103,7 +106,7 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
         script_safe(what, &path.display().to_string())?;
     }
     let n = args.shards;
-    let items = assemble::open_source(&config, &images, true)?
+    let items = components::open_source(&settings, &images, &report)?
         .len_hint()
         .unwrap_or(0);
     let parts = items.div_ceil(config.score.part_size.max(1));
@@ -162,16 +165,13 @@ fn score(args: SlurmScoreArgs) -> Result<()> {
             quote(&merge_script)
         ),
     )?;
-    say(
-        quiet,
-        format!(
-            "wrote {}, {}, {} and {}",
-            config_path.display(),
-            score_script.display(),
-            merge_script.display(),
-            submit.display()
-        ),
-    );
+    report.say(&format!(
+        "wrote {}, {}, {} and {}",
+        config_path.display(),
+        score_script.display(),
+        merge_script.display(),
+        submit.display()
+    ));
     if !args.submit {
         out!("submit with: bash {}", quote(&submit));
         return Ok(());
@@ -237,8 +237,8 @@ fn directives(args: &SlurmScoreArgs) -> Result<String> {
 }
 
 /// A usage error naming the option and the value (escaped: it may hold control characters).
-fn option_error(option: &str, value: &str, expected: &str) -> AppError {
-    AppError::Usage(format!(
+fn option_error(option: &str, value: &str, expected: &str) -> JobError {
+    JobError::Usage(format!(
         "{option} {}: expected {expected}",
         value.escape_debug()
     ))
@@ -275,7 +275,7 @@ fn is_slurm_size(m: &str) -> bool {
 /// start a new shell line there) or a double quote (it would end the quoted `#SBATCH` path).
 fn script_safe(what: &str, value: &str) -> Result<()> {
     if value.chars().any(|c| c.is_control() || c == '"') {
-        return Err(AppError::Usage(format!(
+        return Err(JobError::Usage(format!(
             "{what} {}: a path written into a Slurm script cannot hold control characters or '\"'",
             value.escape_debug()
         )));
@@ -299,9 +299,9 @@ fn sbatch(args: &[&std::ffi::OsStr]) -> Result<String> {
         .arg("--parsable")
         .args(args)
         .output()
-        .map_err(|e| AppError::Failed(format!("sbatch: {e} (is Slurm installed here?)")))?;
+        .map_err(|e| JobError::Failed(format!("sbatch: {e} (is Slurm installed here?)")))?;
     if !out.status.success() {
-        return Err(AppError::Failed(format!(
+        return Err(JobError::Failed(format!(
             "sbatch failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
@@ -315,7 +315,7 @@ fn sbatch(args: &[&std::ffi::OsStr]) -> Result<String> {
         .unwrap_or_default()
         .to_string();
     if id.is_empty() {
-        return Err(AppError::Failed("sbatch printed no job id".into()));
+        return Err(JobError::Failed("sbatch printed no job id".into()));
     }
     Ok(id)
 }
@@ -330,8 +330,8 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn fail(path: &Path, e: impl std::fmt::Display) -> AppError {
-    AppError::Failed(format!("{}: {e}", path.display()))
+fn fail(path: &Path, e: impl std::fmt::Display) -> JobError {
+    JobError::Failed(format!("{}: {e}", path.display()))
 }
 
 /// The scripts' folder of a run writing to `out`.

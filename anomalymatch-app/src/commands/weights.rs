@@ -1,8 +1,8 @@
 //! `anomalymatch weights convert IN OUT`: a PyTorch EfficientNet state dict (`.pth`, including
 //! the legacy pre-1.6 layout) to safetensors with the same tensor names, for `model.weights`.
 
-use crate::assemble::say;
-use crate::error::Result;
+use crate::stdout::Console;
+use anomalymatch_jobs::{Report, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -39,7 +39,7 @@ pub fn run(args: WeightsArgs) -> Result<()> {
             quiet,
         } => {
             let n = anomalymatch_models::weights::convert_to_safetensors(&input, &output)?;
-            say(quiet, format!("{}: {n} tensors written", output.display()));
+            Console::new(quiet).say(&format!("{}: {n} tensors written", output.display()));
         }
     }
     Ok(())

@@ -24,7 +24,8 @@ pub mod routes;
 pub mod state;
 pub mod token;
 
-use crate::error::{AppError, Result};
+use crate::stdout::Console;
+use anomalymatch_jobs::{JobError, Report, Result};
 use state::Shared;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -33,19 +34,19 @@ use std::sync::Arc;
 /// Serves `shared` on `listener` until Ctrl-C or SIGTERM: loads the current window (so that every
 /// request finds it), prints the page's URL with its token, and starts scoring.
 pub fn run(listener: std::net::TcpListener, shared: Arc<Shared>, quiet: bool) -> Result<()> {
-    crate::assemble::say(quiet, "loading the pool window");
+    Console::new(quiet).say("loading the pool window");
     shared.served().session.load_window()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| AppError::Failed(format!("cannot start the server's runtime: {e}")))?;
+        .map_err(|e| JobError::Failed(format!("cannot start the server's runtime: {e}")))?;
     let addr: SocketAddr = listener
         .local_addr()
-        .map_err(|e| AppError::Failed(format!("cannot read the bound address: {e}")))?;
+        .map_err(|e| JobError::Failed(format!("cannot read the bound address: {e}")))?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| AppError::Failed(format!("{addr}: {e}")))?;
+        .map_err(|e| JobError::Failed(format!("{addr}: {e}")))?;
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
@@ -63,10 +64,10 @@ pub fn run(listener: std::net::TcpListener, shared: Arc<Shared>, quiet: bool) ->
         shared.token
     );
     let _ = std::io::stdout().flush();
-    jobs::start(&shared, jobs::Job::Score).map_err(AppError::Failed)?;
+    jobs::start(&shared, jobs::Job::Score).map_err(JobError::Failed)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| AppError::Failed(format!("{addr}: {e}")))?;
+            .map_err(|e| JobError::Failed(format!("{addr}: {e}")))?;
         listen::serve(listener, routes::router(shared)).await;
         Ok(())
     })

@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
-/// The session a server drives, over the trainer of every job ([`crate::assemble::Trainer`]).
+/// The session a server drives, over the trainer of every job ([`anomalymatch_jobs::components::Trainer`]).
 pub type ServedSession = Session<EfficientNet, FixMatchAugmenter>;
 
 /// The session and what the page shows of it.

@@ -2,7 +2,7 @@
 //! application's own (`[truth]`, `[output]`, `[benchmark]`). A command-line flag overrides
 //! its key; `--set KEY=VALUE` overrides any key.
 
-use crate::error::{AppError, Result};
+use crate::error::{JobError, Result};
 use crate::preset::Preset;
 use anomalymatch_active::ActiveConfig;
 use anomalymatch_augment::AugmentConfig;
@@ -168,40 +168,155 @@ pub const BASELINES: [&str; 4] = ["probe", "knn", "iforest", SUPERVISED];
 /// The baseline that fine-tunes the network without the unlabelled images.
 pub const SUPERVISED: &str = "supervised";
 
-impl Check for Config {
+/// The checked configuration: every section checked once, when it is made ([`Settings::new`],
+/// [`load`]), and handed out only checked, so that nothing downstream checks it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The starting point the other keys applied on top of.
+    pub preset: Preset,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Images, labels and decoding (core).
+    pub data: Checked<DataConfig>,
+    /// How image paths are read (io).
+    pub source: Checked<SourceOptions>,
+    /// The backbone (models).
+    pub model: Checked<ModelConfig>,
+    /// Weak and strong views (augment).
+    pub augment: Checked<AugmentConfig>,
+    /// FixMatch (core).
+    pub train: Checked<TrainConfig>,
+    /// Scoring (core).
+    pub score: Checked<ScoreConfig>,
+    /// Active learning (active).
+    pub active: Checked<ActiveConfig>,
+    /// Ground truth.
+    pub truth: Checked<TruthConfig>,
+    /// Where results go.
+    pub output: Checked<OutputConfig>,
+    /// The GZ1-merger protocol.
+    pub benchmark: Checked<BenchmarkConfig>,
+}
+
+impl Settings {
+    /// Checks every section of `config` once; the error lists every bad key of every section.
+    pub fn new(config: Config) -> anomalymatch_core::Result<Settings> {
+        let mut errors = Vec::new();
+        fn part<T: Check>(section: T, at: &str, errors: &mut Vec<String>) -> Option<Checked<T>> {
+            match section.check_at(at) {
+                Ok(checked) => Some(checked),
+                Err(anomalymatch_core::Error::Config(problems)) => {
+                    errors.extend(problems);
+                    None
+                }
+                Err(other) => {
+                    errors.push(other.to_string());
+                    None
+                }
+            }
+        }
+        let data = part(config.data, "data", &mut errors);
+        let source = part(config.source, "source", &mut errors);
+        let model = part(config.model, "model", &mut errors);
+        let augment = part(config.augment, "augment", &mut errors);
+        let train = part(config.train, "train", &mut errors);
+        let score = part(config.score, "score", &mut errors);
+        let active = part(config.active, "active", &mut errors);
+        let truth = part(config.truth, "truth", &mut errors);
+        let output = part(config.output, "output", &mut errors);
+        let benchmark = part(config.benchmark, "benchmark", &mut errors);
+        match (
+            data, source, model, augment, train, score, active, truth, output, benchmark,
+        ) {
+            (
+                Some(data),
+                Some(source),
+                Some(model),
+                Some(augment),
+                Some(train),
+                Some(score),
+                Some(active),
+                Some(truth),
+                Some(output),
+                Some(benchmark),
+            ) if errors.is_empty() => Ok(Settings {
+                preset: config.preset,
+                seed: config.seed,
+                data,
+                source,
+                model,
+                augment,
+                train,
+                score,
+                active,
+                truth,
+                output,
+                benchmark,
+            }),
+            _ => Err(anomalymatch_core::Error::Config(errors)),
+        }
+    }
+
+    /// The plain configuration these settings were checked from, to record or print it.
+    pub fn to_config(&self) -> Config {
+        Config {
+            preset: self.preset,
+            seed: self.seed,
+            data: (*self.data).clone(),
+            source: (*self.source).clone(),
+            model: (*self.model).clone(),
+            augment: (*self.augment).clone(),
+            train: (*self.train).clone(),
+            score: (*self.score).clone(),
+            active: (*self.active).clone(),
+            truth: (*self.truth).clone(),
+            output: (*self.output).clone(),
+            benchmark: (*self.benchmark).clone(),
+        }
+    }
+
+    /// These settings with `edit` applied to the plain configuration, checked again.
+    pub fn edited(&self, edit: impl FnOnce(&mut Config)) -> Result<Settings> {
+        let mut config = self.to_config();
+        edit(&mut config);
+        Ok(Settings::new(config)?)
+    }
+}
+
+impl Check for TruthConfig {
     fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
-        self.data.check_into(&key(prefix, "data"), errors);
-        self.source.check_into(&key(prefix, "source"), errors);
-        self.model.check_into(&key(prefix, "model"), errors);
-        self.augment.check_into(&key(prefix, "augment"), errors);
-        self.train.check_into(&key(prefix, "train"), errors);
-        self.score.check_into(&key(prefix, "score"), errors);
-        self.active.check_into(&key(prefix, "active"), errors);
-        check_path(
-            errors,
-            key(&key(prefix, "truth"), "classes"),
-            self.truth.classes.as_deref(),
-        );
-        check_path(
-            errors,
-            key(&key(prefix, "output"), "dir"),
-            Some(&self.output.dir),
-        );
-        let b = &self.benchmark;
-        let k = |name| key(&key(prefix, "benchmark"), name);
-        check_path(errors, k("data"), Some(&b.data));
-        check_path(errors, k("results"), b.results.as_deref());
-        if b.seeds.is_empty() {
+        check_path(errors, key(prefix, "classes"), self.classes.as_deref());
+        if self.anomaly_class.trim().is_empty() {
+            errors.push(format!(
+                "{}: must name a class",
+                key(prefix, "anomaly_class")
+            ));
+        }
+    }
+}
+
+impl Check for OutputConfig {
+    fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
+        check_path(errors, key(prefix, "dir"), Some(&self.dir));
+    }
+}
+
+impl Check for BenchmarkConfig {
+    fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
+        let k = |name| key(prefix, name);
+        check_path(errors, k("data"), Some(&self.data));
+        check_path(errors, k("results"), self.results.as_deref());
+        if self.seeds.is_empty() {
             errors.push(format!("{}: name at least one seed", k("seeds")));
         }
-        for q in &b.queries {
+        for q in &self.queries {
             if q != PROTOCOL
                 && let Err(e) = anomalymatch_active::by_name(q)
             {
                 errors.push(format!("{}: {e}", k("queries")));
             }
         }
-        for name in &b.baselines {
+        for name in &self.baselines {
             if !BASELINES.contains(&name.as_str()) {
                 errors.push(format!(
                     "{}: unknown baseline {name:?}; expected one of {}",
@@ -213,24 +328,18 @@ impl Check for Config {
         check_range(
             errors,
             k("start_anomalies"),
-            b.start_anomalies,
+            self.start_anomalies,
             1,
             1_000_000,
         );
-        check_range(errors, k("start_normals"), b.start_normals, 1, 1_000_000);
+        check_range(errors, k("start_normals"), self.start_normals, 1, 1_000_000);
         check_range(
             errors,
             k("expert_per_class"),
-            b.expert_per_class,
+            self.expert_per_class,
             1,
             1_000_000,
         );
-        if self.truth.anomaly_class.trim().is_empty() {
-            errors.push(format!(
-                "{}: must name a class",
-                key(&key(prefix, "truth"), "anomaly_class")
-            ));
-        }
     }
 }
 
@@ -260,7 +369,7 @@ impl Override {
     pub fn parse_set(text: &str) -> Result<Self> {
         let (k, v) = text
             .split_once('=')
-            .ok_or_else(|| AppError::Usage(format!("--set {text:?}: expected KEY=VALUE")))?;
+            .ok_or_else(|| JobError::Usage(format!("--set {text:?}: expected KEY=VALUE")))?;
         let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
             .ok()
             .and_then(|mut t| t.remove("v"))
@@ -271,58 +380,99 @@ impl Override {
 
 /// Reads the configuration: the defaults, the preset's keys, the file if one is given, then
 /// the overrides in order; and checks it. Errors name the file and line, the flag, or the key.
-pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Checked<Config>> {
-    let file_table = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::InvalidData {
-                    AppError::Usage(format!(
-                        "{}: not UTF-8 text; a configuration is a TOML file",
-                        path.display()
-                    ))
-                } else {
-                    AppError::Failed(format!("{}: {e}", path.display()))
-                }
-            })?;
-            // Parsed once as the typed config, so that unknown keys and bad types are reported
-            // with their line, then kept as a table for the overrides.
-            toml::from_str::<Config>(&text).map_err(|e| toml_error(path, &text, &e))?;
-            toml::from_str::<toml::Table>(&text).map_err(|e| toml_error(path, &text, &e))?
+///
+/// The file is parsed once, into a table laid over the preset's whole configuration (so every
+/// section's `kind` is in force); the overrides are set in that table, which is deserialized
+/// once and checked once. Only when that fails is the work retraced, to name the file's line
+/// or the override at fault.
+pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Settings> {
+    let file = match file {
+        Some(path) => Some((path, read_text(path)?)),
+        None => None,
+    };
+    let file_table = match &file {
+        Some((path, text)) => {
+            toml::from_str::<toml::Table>(text).map_err(|e| toml_error(path, text, &e))?
         }
         None => toml::Table::new(),
     };
     let preset = match overrides.iter().rev().find(|o| o.key == "preset") {
         Some(o) => Preset::deserialize(o.value.clone())
-            .map_err(|e| AppError::Usage(format!("{}: {}", o.origin, e.message())))?,
-        None => {
-            Config::deserialize(toml::Value::Table(file_table.clone()))
-                .map_err(|e| AppError::Usage(e.message().to_string()))?
-                .preset
-        }
+            .map_err(|e| JobError::Usage(format!("{}: {}", o.origin, e.message())))?,
+        None => match (file_table.get("preset"), &file) {
+            (Some(v), Some((path, _))) => Preset::deserialize(v.clone()).map_err(|e| {
+                JobError::Usage(format!("{}: preset: {}", path.display(), e.message()))
+            })?,
+            _ => Preset::default(),
+        },
     };
-    let mut table = preset.table();
-    merge(&mut table, file_table);
-    let mut config = Config::deserialize(toml::Value::Table(table.clone()))
-        .map_err(|e| AppError::Usage(e.message().to_string()))?;
+    let base = toml::Table::try_from(Config::of_preset(preset))
+        .map_err(|e| JobError::Failed(format!("the {preset:?} preset: {e}")))?;
+    let mut table = base.clone();
+    merge(&mut table, file_table.clone());
     for o in overrides {
-        insert(&mut table, &o.key, o.value.clone(), &config)
-            .map_err(|m| AppError::Usage(format!("{}: {m}", o.origin)))?;
-        config = Config::deserialize(toml::Value::Table(table.clone()))
-            .map_err(|e| AppError::Usage(format!("{} ({}): {}", o.origin, o.key, e.message())))?;
+        insert(&mut table, &o.key, o.value.clone())
+            .map_err(|m| JobError::Usage(format!("{}: {m}", o.origin)))?;
     }
-    config.check().map_err(|e| {
-        let origin = file.map_or(String::new(), |p| format!("{}: ", p.display()));
+    let config = match Config::deserialize(toml::Value::Table(table)) {
+        Ok(config) => config,
+        Err(e) => return Err(blame(file.as_ref(), base, file_table, overrides, &e)),
+    };
+    Settings::new(config).map_err(|e| {
+        let origin = file
+            .as_ref()
+            .map_or(String::new(), |(p, _)| format!("{}: ", p.display()));
         match e {
             anomalymatch_core::Error::Config(problems) => {
-                AppError::Usage(format!("{origin}{}", problems.join("; ")))
+                JobError::Usage(format!("{origin}{}", problems.join("; ")))
             }
-            other => AppError::from(other),
+            other => JobError::from(other),
         }
     })
 }
 
+/// The text of a configuration file.
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            JobError::Usage(format!(
+                "{}: not UTF-8 text; a configuration is a TOML file",
+                path.display()
+            ))
+        } else {
+            JobError::io(path, e)
+        }
+    })
+}
+
+/// Names what made a configuration unreadable: the file's line (an unknown key, a bad type)
+/// or the first override after which it no longer reads.
+fn blame(
+    file: Option<&(&Path, String)>,
+    base: toml::Table,
+    file_table: toml::Table,
+    overrides: &[Override],
+    error: &toml::de::Error,
+) -> JobError {
+    if let Some((path, text)) = file
+        && let Err(e) = toml::from_str::<Config>(text)
+    {
+        return toml_error(path, text, &e);
+    }
+    let mut table = base;
+    merge(&mut table, file_table);
+    for o in overrides {
+        // Every insert succeeded once already.
+        let _ = insert(&mut table, &o.key, o.value.clone());
+        if let Err(e) = Config::deserialize(toml::Value::Table(table.clone())) {
+            return JobError::Usage(format!("{} ({}): {}", o.origin, o.key, e.message()));
+        }
+    }
+    JobError::Usage(error.message().to_string())
+}
+
 /// `path:line: message` for a TOML error (`path: message` when it has no place in the text).
-fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> AppError {
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> JobError {
     let place = match e.span() {
         Some(s) => format!(
             "{}:{}",
@@ -331,14 +481,19 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> AppError {
         ),
         None => path.display().to_string(),
     };
-    AppError::Usage(format!("{place}: {}", e.message().trim()))
+    JobError::Usage(format!("{place}: {}", e.message().trim()))
 }
 
-/// Lays `over` on `base`, section by section.
+/// Lays `over` on `base`, section by section. A section whose `kind` changes is replaced
+/// whole: the old variant's parameters do not belong to the new one.
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
         match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (Some(toml::Value::Table(b)), toml::Value::Table(o))
+                if o.get(KIND).is_none_or(|kind| b.get(KIND) == Some(kind)) =>
+            {
+                merge(b, o)
+            }
             (_, v) => {
                 base.insert(k, v);
             }
@@ -346,29 +501,20 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-/// Sets the dotted `key` in `table`, creating tables on the way. A section that picks its
-/// variant by a `kind` key (`data.stretch`) keeps the kind in force in `config` (the
-/// configuration so far) when only a parameter is set, and drops the old variant's parameters
-/// when the kind itself changes.
+/// Sets the dotted `key` in `table`, creating sections on the way. Setting a section's `kind`
+/// to another variant drops the old variant's parameters.
 fn insert(
     table: &mut toml::Table,
     key: &str,
     value: toml::Value,
-    config: &Config,
 ) -> std::result::Result<(), String> {
     let parts: Vec<&str> = key.split('.').collect();
     let (last, path) = parts.split_last().ok_or_else(|| "empty key".to_string())?;
     let mut t = table;
-    for (depth, part) in path.iter().enumerate() {
-        let next = t.entry(part.to_string()).or_insert_with(|| {
-            // Only a section the user's text lacks needs the kind in force.
-            let mut fresh = toml::Table::new();
-            if let Some(kind) = kind_in_force(config, &path[..=depth]) {
-                fresh.insert(KIND.to_string(), kind);
-            }
-            toml::Value::Table(fresh)
-        });
-        t = next
+    for part in path {
+        t = t
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             .as_table_mut()
             .ok_or_else(|| format!("{part} is not a section"))?;
     }
@@ -377,16 +523,6 @@ fn insert(
     }
     t.insert(last.to_string(), value);
     Ok(())
-}
-
-/// The `kind` of the section at `path` in `config`, where that section has one.
-fn kind_in_force(config: &Config, path: &[&str]) -> Option<toml::Value> {
-    let whole = toml::Table::try_from(config).ok()?;
-    let mut section = &whole;
-    for part in path {
-        section = section.get(*part)?.as_table()?;
-    }
-    section.get(KIND).cloned()
 }
 
 /// The key that picks a section's variant.
@@ -451,7 +587,7 @@ mod tests {
 
         std::fs::write(&file, "[train]\nlr = 0.03\nlearning_rate = 1\n").unwrap();
         let e = load(Some(&file), &[]).unwrap_err();
-        assert!(matches!(e, AppError::Usage(_)));
+        assert!(e.is_usage());
         let msg = e.to_string();
         assert!(
             msg.contains("c.toml:3:") && msg.contains("learning_rate"),
@@ -472,7 +608,7 @@ mod tests {
         assert!(e.to_string().contains("train.lr: must be > 0"), "{e}");
 
         let e = load(Some(&dir.path().join("missing.toml")), &[]).unwrap_err();
-        assert!(matches!(e, AppError::Failed(_)) && e.to_string().contains("missing.toml"));
+        assert!(!e.is_usage() && e.to_string().contains("missing.toml"));
     }
 
     #[test]

@@ -2,14 +2,14 @@
 //! shares (images, labels, model, trainer, ground truth), each built by the crate that owns its
 //! section.
 
-use crate::config::{Config, TruthConfig};
-use crate::error::{AppError, Result};
-use crate::stdout::{out, warning};
+use crate::config::{Settings, TruthConfig};
+use crate::error::{JobError, Result};
+use crate::report::Report;
 use anomalymatch_active::{Session, SessionConfig};
 use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::{
-    Check, ClassTable, DataSpec, FailedImage, FixMatch, ImageLoader, ImageSource, Label,
-    LabelTable, LabelledSet, UnlabelledPool, lock::FolderLock,
+    ClassTable, DataSpec, FailedImage, FixMatch, ImageLoader, ImageSource, Label, LabelTable,
+    LabelledSet, UnlabelledPool, lock::FolderLock,
 };
 use anomalymatch_models::{EfficientNet, ModelInput};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -21,24 +21,17 @@ pub type Trainer = FixMatch<EfficientNet, FixMatchAugmenter>;
 /// The built-in data set (`data/gz1-demo`), used when no images are named.
 pub const BUILT_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/gz1-demo");
 
-/// Prints a line of chatter unless the job is quiet.
-pub fn say(quiet: bool, line: impl AsRef<str>) {
-    if !quiet {
-        out!("{}", line.as_ref());
-    }
-}
-
 /// Makes the output folder ready before any work: created if needed, refused with a clear
 /// error if it cannot be written or another process writes it, locked for this job (the whole
 /// folder, or with `part` one part of a job whose parts share it, such as a scoring shard),
 /// and rid of temporary files that stopped runs left there. The lock lasts as long as the
 /// returned guard.
-pub fn prepare_output(dir: &Path, part: Option<&str>, quiet: bool) -> Result<FolderLock> {
+pub fn prepare_output(dir: &Path, part: Option<&str>, report: &dyn Report) -> Result<FolderLock> {
     let failed = |e: std::io::Error| {
-        AppError::Failed(format!(
-            "{}: cannot write the output folder: {e}",
-            dir.display()
-        ))
+        JobError::io(
+            dir,
+            std::io::Error::new(e.kind(), format!("cannot write the output folder: {e}")),
+        )
     };
     std::fs::create_dir_all(dir).map_err(failed)?;
     let probe = dir.join(format!(".anomalymatch-probe.{}.tmp", std::process::id()));
@@ -50,13 +43,10 @@ pub fn prepare_output(dir: &Path, part: Option<&str>, quiet: bool) -> Result<Fol
     };
     let stale = anomalymatch_core::atomic::remove_stale_temps(dir)?;
     if stale > 0 {
-        say(
-            quiet,
-            format!(
-                "removed {stale} temporary file(s) a stopped run left in {}",
-                dir.display()
-            ),
-        );
+        report.say(&format!(
+            "removed {stale} temporary file(s) a stopped run left in {}",
+            dir.display()
+        ));
     }
     Ok(lock)
 }
@@ -64,14 +54,14 @@ pub fn prepare_output(dir: &Path, part: Option<&str>, quiet: bool) -> Result<Fol
 /// The images and starting labels a job reads: the configured ones, or the built-in data set
 /// when no images are named. An output folder that is the images folder is refused: the next
 /// run would read the contact sheets written there as images.
-pub fn images_and_labels(config: &Config) -> Result<(PathBuf, Option<PathBuf>)> {
+pub fn images_and_labels(config: &Settings) -> Result<(PathBuf, Option<PathBuf>)> {
     match (&config.data.images, &config.data.labels) {
         (Some(images), labels) => {
             let out = &config.output.dir;
             if let (Ok(a), Ok(b)) = (images.canonicalize(), out.canonicalize())
                 && a == b
             {
-                return Err(AppError::Usage(format!(
+                return Err(JobError::Usage(format!(
                     "output.dir ({}) is the images folder: the contact sheets written there \
                      would be read as images; choose another --out",
                     out.display()
@@ -83,44 +73,48 @@ pub fn images_and_labels(config: &Config) -> Result<(PathBuf, Option<PathBuf>)> 
             let root = Path::new(BUILT_IN);
             Ok((root.join("images"), Some(root.join("labeled_data.csv"))))
         }
-        (None, Some(_)) => Err(AppError::Usage(
+        (None, Some(_)) => Err(JobError::Usage(
             "data.labels is set but data.images is not: name the images (--images DIR)".into(),
         )),
     }
 }
 
 /// Opens the images at `path` as the `[source]` section says, or fails naming the path before
-/// any work. With `tell`, what the source says about its reading (skipped members, renamed
-/// duplicates) is printed as warnings; a job that opens the same source again passes false.
-pub fn open_source(config: &Config, path: &Path, tell: bool) -> Result<Box<dyn ImageSource>> {
+/// any work. What the source says about its reading (skipped members, renamed duplicates)
+/// goes to `report` as warnings; a job that opens the same source again passes [`Silent`].
+///
+/// [`Silent`]: crate::report::Silent
+pub fn open_source(
+    config: &Settings,
+    path: &Path,
+    report: &dyn Report,
+) -> Result<Box<dyn ImageSource>> {
     let source = anomalymatch_io::open_source(path, &config.source)?;
-    if tell {
-        for note in source.notes() {
-            warning!("{}: {note}", path.display());
-        }
+    for note in source.notes() {
+        report.warn(&format!("{}: {note}", path.display()));
     }
     Ok(source)
 }
 
 /// The loader the `[data]` section builds.
-pub fn loader(config: &Config) -> Result<ImageLoader> {
-    Ok(config.data.clone().check()?.build(())?)
+pub fn loader(config: &Settings) -> Result<ImageLoader> {
+    Ok(config.data.build(())?)
 }
 
 /// The starting labels of a label file, by name.
 /// Rows that list a file again with another label are counted and named on stderr (the last
 /// row wins, as in the original).
-pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Label>> {
+pub fn read_labels(path: &Path, report: &dyn Report) -> Result<BTreeMap<String, Label>> {
     let table = LabelTable::read(path)?;
     let conflicts = &table.read_report().conflicts;
     if !conflicts.is_empty() {
-        warning!(
+        report.warn(&format!(
             "{}: {} file(s) listed more than once with different labels, the last \
              row wins: {}",
             path.display(),
             conflicts.len(),
             preview(conflicts.iter().map(String::as_str))
-        );
+        ));
     }
     Ok(table
         .rows()
@@ -131,16 +125,16 @@ pub fn read_labels(path: &Path) -> Result<BTreeMap<String, Label>> {
 
 /// A class file; files it lists more than once with different classes are counted and named
 /// on stderr (the last row wins, as in label files).
-pub fn read_classes(path: &Path) -> Result<ClassTable> {
+pub fn read_classes(path: &Path, report: &dyn Report) -> Result<ClassTable> {
     let table = ClassTable::read(path)?;
     let conflicts = table.conflicts();
     if !conflicts.is_empty() {
-        warning!(
+        report.warn(&format!(
             "{}: {} file(s) listed more than once with different classes, the last row wins: {}",
             path.display(),
             conflicts.len(),
             preview(conflicts.iter().map(String::as_str))
-        );
+        ));
     }
     Ok(table)
 }
@@ -159,29 +153,29 @@ pub fn known(labels: &BTreeMap<String, Label>) -> Vec<String> {
 pub fn labelled_set(
     pool: &mut UnlabelledPool,
     labels: &BTreeMap<String, Label>,
-    quiet: bool,
+    report: &dyn Report,
 ) -> Result<LabelledSet> {
-    let (loaded, missing) = pool.load_named(&known(labels), !quiet)?;
-    warn_unusable(&missing, &loaded.report.failed);
+    let (loaded, missing) = pool.load_named(&known(labels), report.progress())?;
+    warn_unusable(&missing, &loaded.report.failed, report);
     let set_labels = loaded.names.iter().map(|n| labels[n]).collect();
     Ok(LabelledSet::new(loaded.names, set_labels, loaded.images)?)
 }
 
 /// Prints the labelled names that could not be used: the count, then up to five names.
-pub fn warn_unusable(missing: &[String], failed: &[FailedImage]) {
+pub fn warn_unusable(missing: &[String], failed: &[FailedImage], report: &dyn Report) {
     if !missing.is_empty() {
-        warning!(
+        report.warn(&format!(
             "{} labelled image(s) not found, left out: {}",
             missing.len(),
             preview(missing.iter().map(String::as_str))
-        );
+        ));
     }
     if !failed.is_empty() {
-        warning!(
+        report.warn(&format!(
             "{} labelled image(s) unreadable, left out: {}",
             failed.len(),
             preview(failed.iter().map(|f| f.origin.as_str()))
-        );
+        ));
     }
 }
 
@@ -198,13 +192,13 @@ pub fn preview<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
 
 /// The network the `[model]` section builds, for images of `spec`, once the run is known to
 /// fit it and the machine ([`check_resources`]).
-pub fn model(config: &Config, spec: DataSpec) -> Result<EfficientNet> {
+pub fn model(config: &Settings, spec: DataSpec) -> Result<EfficientNet> {
     let input = ModelInput {
         in_channels: spec.channels.channels(),
         num_classes: Label::CLASSES,
         seed: config.seed,
     };
-    let model = config.model.clone().check()?.build(input)?;
+    let model = config.model.build(input)?;
     check_resources(config, &model, spec)?;
     Ok(model)
 }
@@ -217,10 +211,10 @@ const STEP_BYTES_PER_PIXEL: f64 = 2400.0;
 /// Refuses, before any work, an image size the network cannot take and a run that would not
 /// fit in memory: the unlabelled window plus one training step, estimated from the
 /// configuration, against the memory available now.
-fn check_resources(config: &Config, model: &EfficientNet, spec: DataSpec) -> Result<()> {
+fn check_resources(config: &Settings, model: &EfficientNet, spec: DataSpec) -> Result<()> {
     let min = model.min_input_size();
     if spec.size < min {
-        return Err(AppError::Usage(format!(
+        return Err(JobError::Usage(format!(
             "data.size = {}: {} needs images of at least {min} pixels",
             spec.size, config.model.architecture
         )));
@@ -236,7 +230,7 @@ fn check_resources(config: &Config, model: &EfficientNet, spec: DataSpec) -> Res
         && need > available
     {
         let gb = |b: f64| b / 1e9;
-        return Err(AppError::Usage(format!(
+        return Err(JobError::Usage(format!(
             "data.size = {} with data.n_to_load = {} and train.batch_size = {} would need about \
              {:.1} GB ({:.1} GB of images, {:.1} GB per training step), but {:.1} GB is \
              available; lower one of them",
@@ -262,47 +256,43 @@ fn available_memory() -> Option<f64> {
 
 /// The FixMatch trainer of the `[train]` and `[augment]` sections around `model`.
 pub fn trainer(
-    config: &Config,
+    config: &Settings,
     model: EfficientNet,
     spec: DataSpec,
-    quiet: bool,
+    progress: bool,
 ) -> Result<Trainer> {
-    let augmenter = config.augment.clone().check()?.build(())?;
-    let mut trainer = config
-        .train
-        .clone()
-        .check()?
-        .build((model, augmenter, spec, config.seed))?;
-    trainer.set_progress(!quiet);
+    let augmenter = config.augment.build(())?;
+    let mut trainer = config.train.build((model, augmenter, spec, config.seed))?;
+    trainer.set_progress(progress);
     Ok(trainer)
 }
 
 /// The labelling session in `OUT/session` over the configured images, starting labels,
-/// model and trainer, as `label` and `serve` open it (`progress`: bars while loading and
-/// training; `quiet`: no chatter); labelled names it cannot use are warned about.
+/// model and trainer, as `label` and `serve` open it; labelled names it cannot use are
+/// warned about.
 pub fn session(
-    config: &Config,
+    config: &Settings,
     images: &Path,
     labels: Option<&Path>,
-    quiet: bool,
-    progress: bool,
+    report: &dyn Report,
 ) -> Result<Session<EfficientNet, FixMatchAugmenter>> {
+    let progress = report.progress();
     let start = match labels {
-        Some(p) => read_labels(p)?,
+        Some(p) => read_labels(p, report)?,
         None => BTreeMap::new(),
     };
     let dir = config.output.dir.join("session");
     // Refused here, before the images load, when another process has the session; the
     // session takes the lock for itself when it opens.
-    drop(prepare_output(&dir, None, quiet)?);
+    drop(prepare_output(&dir, None, report)?);
     let loader = loader(config)?;
     let spec = loader.spec();
     let pool = UnlabelledPool::new(
-        open_source(config, images, true)?,
+        open_source(config, images, report)?,
         loader,
         config.data.n_to_load,
     )?;
-    let trainer = trainer(config, model(config, spec)?, spec, !progress)?;
+    let trainer = trainer(config, model(config, spec)?, spec, progress)?;
     let session_config = SessionConfig {
         cycles: config.active.cycles,
         iterations: config.train.iterations,
@@ -315,7 +305,7 @@ pub fn session(
     };
     let session = Session::open(&dir, session_config, trainer, pool, start)?;
     let r = session.labelled_report();
-    warn_unusable(&r.missing, &r.unreadable);
+    warn_unusable(&r.missing, &r.unreadable, report);
     Ok(session)
 }
 
@@ -324,6 +314,7 @@ pub fn session(
 pub fn truth(
     truth: &TruthConfig,
     images: &Path,
+    report: &dyn Report,
 ) -> Result<Option<(PathBuf, HashMap<String, Label>)>> {
     let path = match &truth.classes {
         Some(p) => p.clone(),
@@ -332,10 +323,10 @@ pub fn truth(
             _ => return Ok(None),
         },
     };
-    let table = read_classes(&path)?;
+    let table = read_classes(&path, report)?;
     let labels = table.labels(&truth.anomaly_class, &truth.drop_classes);
     if !labels.values().any(|&l| l == Label::Anomaly) {
-        return Err(AppError::Failed(format!(
+        return Err(JobError::Failed(format!(
             "{}: no image of class {:?} (truth.anomaly_class)",
             path.display(),
             truth.anomaly_class

@@ -2,7 +2,7 @@
 //! [`AtomicGroup`] so that a failed run replaces none of the previous outputs.
 
 use crate::error::Result;
-use crate::stdout::warning;
+use crate::report::Report;
 use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_core::score::Ranked;
 use anomalymatch_core::{Check, ImageLoader, ImageSource, Ranking};
@@ -17,26 +17,27 @@ pub fn top_candidates(
     top: &Ranking,
     loader: &ImageLoader,
     source: &mut dyn ImageSource,
+    report: &dyn Report,
 ) -> Result<Vec<PathBuf>> {
     let (csv, sheet) = (
         out.join("top_candidates.csv"),
         out.join("top_candidates.png"),
     );
     ranking_csv(group, &csv, top)?;
-    contact_sheet(group, &sheet, top.entries(), loader, source)?;
+    contact_sheet(group, &sheet, top.entries(), loader, source, report)?;
     Ok(vec![csv, sheet])
 }
 
-/// Prints how many images were unreadable and names the first five.
-pub fn warn_unreadable(unreadable: &[anomalymatch_core::FailedImage]) {
+/// Warns of the first five unreadable images, and of how many more there are.
+pub fn warn_unreadable(unreadable: &[anomalymatch_core::FailedImage], report: &dyn Report) {
     for f in unreadable.iter().take(5) {
-        warning!("unreadable {}: {}", f.origin, f.message);
+        report.warn(&format!("unreadable {}: {}", f.origin, f.message));
     }
     if unreadable.len() > 5 {
-        warning!(
+        report.warn(&format!(
             "{} more unreadable image(s), listed in the score file's metadata",
             unreadable.len() - 5
-        );
+        ));
     }
 }
 
@@ -53,13 +54,16 @@ pub fn contact_sheet(
     top: &[Ranked],
     loader: &ImageLoader,
     source: &mut dyn ImageSource,
+    report: &dyn Report,
 ) -> Result<()> {
     let names: Vec<String> = top.iter().map(|r| r.name.clone()).collect();
     let (loaded, missing) =
         anomalymatch_core::pool::load_named(&loader.whole_frame(), source, &names, false)?;
     let gone = missing.len() + loaded.report.failed.len();
     if gone > 0 {
-        warning!("{gone} top candidate(s) could not be read again for the contact sheet");
+        report.warn(&format!(
+            "{gone} top candidate(s) could not be read again for the contact sheet"
+        ));
     }
     let mut tiles = Vec::with_capacity(top.len());
     for (rank, r) in top.iter().enumerate() {

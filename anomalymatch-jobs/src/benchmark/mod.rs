@@ -1,120 +1,32 @@
-//! `anomalymatch benchmark`: the GZ1-merger protocol of `BENCHMARKS.md`, run through the same
-//! labelling session users run. Per seed: a seeded start of labelled anomalies and normals,
-//! then cycles of training, scoring the whole unlabelled pool (metrics on the pool), and a
-//! simulated expert. With `protocol` the expert labels the highest-scored true normals and
-//! true anomalies (it knows the truth when it picks); with a query strategy's name it labels
-//! that strategy's picks, as a real expert would. One JSON line per cycle goes to stdout, then
-//! a summary table per query. Baselines on frozen embeddings (`--baseline`) run through the
-//! same protocol and get tables of their own.
+//! The GZ1-merger protocol of `BENCHMARKS.md`, run through the same labelling session users
+//! run. Per seed: a seeded start of labelled anomalies and normals, then cycles of training,
+//! scoring the whole unlabelled pool (metrics on the pool), and a simulated expert. With
+//! `protocol` the expert labels the highest-scored true normals and true anomalies (it knows
+//! the truth when it picks); with a query strategy's name it labels that strategy's picks, as
+//! a real expert would. Each finished cycle gives one JSON line. Baselines ([`baselines`]) run
+//! through the same protocol.
 //!
 //! Nothing measured is lost: a killed run resumes from its last finished cycle, and every
-//! finished run is appended to a results file that `anomalymatch report` makes tables of
-//! ([`record`]).
+//! finished run is appended to a results file ([`record`]).
 
-use crate::stdout::{out, warning};
 pub mod baselines;
 mod isolation_forest;
 pub mod record;
 
-use crate::assemble;
-use crate::cli::{Common, CyclesFlag, Flags, TrainingFlags, int, path, push, text};
-use crate::config::{Config, Override, PROTOCOL, SUPERVISED};
-use crate::error::{AppError, Result};
+use crate::components;
+use crate::config::{PROTOCOL, SUPERVISED, Settings};
+use crate::error::{JobError, Result};
+use crate::report::Report;
+use serde_json::Value;
 use anomalymatch_active::session::{CycleReport, SessionObserver};
 use anomalymatch_active::{Session, SessionConfig, SimulatedExpert, by_name};
 use anomalymatch_core::{FolderSource, Label, RankingMetrics, UnlabelledPool};
-use clap::Args;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use record::{Results, RunFolder};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
-
-/// Arguments of `benchmark`.
-#[derive(Debug, Args)]
-pub struct BenchmarkArgs {
-    /// Shared flags.
-    #[command(flatten)]
-    pub common: Common,
-    /// Folder with images/ and classes.csv [key: benchmark.data].
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    /// Seeds, e.g. 42,43,44 [key: benchmark.seeds].
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub seeds: Vec<u64>,
-    /// `protocol` or a query strategy; repeat to compare [key: benchmark.queries].
-    #[arg(long, value_name = "QUERY")]
-    pub query: Vec<String>,
-    /// A baseline: `probe`, `knn` or `iforest` on frozen embeddings, or `supervised` (the
-    /// network trained without the unlabelled images); repeat for more
-    /// [key: benchmark.baselines].
-    #[arg(long, value_name = "NAME")]
-    pub baseline: Vec<String>,
-    /// Size and iterations per cycle.
-    #[command(flatten)]
-    pub training: TrainingFlags,
-    /// Cycles per run.
-    #[command(flatten)]
-    pub cycles: CyclesFlag,
-    /// The anomaly class [key: truth.anomaly_class].
-    #[arg(long, value_name = "CLASS")]
-    pub anomaly_class: Option<String>,
-    /// File each finished run appends its lines to [key: benchmark.results; default:
-    /// OUT/benchmark/results.jsonl].
-    #[arg(long, value_name = "FILE")]
-    pub results: Option<PathBuf>,
-}
-
-impl Flags for BenchmarkArgs {
-    fn overrides(&self, all: &mut Vec<Override>) {
-        push(
-            all,
-            "benchmark.data",
-            self.data.as_deref().map(path),
-            "--data",
-        );
-        let list = |v: Vec<toml::Value>| (!v.is_empty()).then_some(toml::Value::Array(v));
-        push(
-            all,
-            "benchmark.seeds",
-            list(self.seeds.iter().map(|&s| int(s)).collect()),
-            "--seeds",
-        );
-        push(
-            all,
-            "benchmark.queries",
-            list(self.query.iter().map(|q| text(q)).collect()),
-            "--query",
-        );
-        push(
-            all,
-            "benchmark.baselines",
-            list(self.baseline.iter().map(|q| text(q)).collect()),
-            "--baseline",
-        );
-        self.training.overrides(all);
-        self.cycles.overrides(all);
-        push(
-            all,
-            "truth.anomaly_class",
-            self.anomaly_class.as_deref().map(text),
-            "--anomaly-class",
-        );
-        push(
-            all,
-            "benchmark.results",
-            self.results.as_deref().map(path),
-            "--results",
-        );
-    }
-}
-
-/// Runs `benchmark`.
-pub fn run(args: BenchmarkArgs) -> Result<()> {
-    let config = super::configure(&args.common, &[&args])?;
-    benchmark(&config, args.common.quiet)
-}
 
 /// The protocol's data: image names in class-file order and which are anomalies.
 pub struct Data {
@@ -124,73 +36,107 @@ pub struct Data {
     by_name: HashMap<String, Label>,
 }
 
-fn benchmark(config: &Config, quiet: bool) -> Result<()> {
-    let data = read_data(config)?;
-    let _lock = assemble::prepare_output(&config.output.dir, None, quiet)?;
+/// The lines of every run, per seed, of one query or baseline.
+#[derive(Debug)]
+pub struct Runs {
+    /// The query (`protocol` or a strategy) or the baseline.
+    pub name: String,
+    /// Per seed, the lines of its cycles.
+    pub seeds: Vec<Vec<Value>>,
+}
+
+/// What a benchmark measured.
+#[derive(Debug)]
+pub struct Measured {
+    /// The baselines' runs, in `benchmark.baselines` order.
+    pub baselines: Vec<Runs>,
+    /// The queries' runs, in `benchmark.queries` order.
+    pub queries: Vec<Runs>,
+}
+
+/// Runs the protocol as `config` says: every seed, baseline and query. Each cycle's line goes
+/// to `on_line` as it finishes (or as the results file holds it); every finished run is
+/// appended to the results file, its lines naming `command`, what started the benchmark.
+pub fn benchmark(
+    config: &Settings,
+    command: &str,
+    report: &dyn Report,
+    on_line: &mut dyn FnMut(&Value),
+) -> Result<Measured> {
+    let data = read_data(config, report)?;
+    let _lock = components::prepare_output(&config.output.dir, None, report)?;
     let b = &config.benchmark;
     let results_path = b
         .results
         .clone()
         .unwrap_or_else(|| config.output.dir.join("benchmark").join("results.jsonl"));
-    let mut results = Results::open(&results_path)?;
-    let mut summary: Vec<Vec<Vec<serde_json::Value>>> = vec![Vec::new(); b.queries.len()];
-    let mut baseline_summary: Vec<Vec<Vec<serde_json::Value>>> =
-        vec![Vec::new(); b.baselines.len()];
+    let mut results = Results::open(&results_path, command, report)?;
+    let runs = |names: &[String]| -> Vec<Runs> {
+        names
+            .iter()
+            .map(|name| Runs {
+                name: name.clone(),
+                seeds: Vec::new(),
+            })
+            .collect()
+    };
+    let mut measured = Measured {
+        baselines: runs(&b.baselines),
+        queries: runs(&b.queries),
+    };
     let mut embeddings = None;
     for &seed in &b.seeds {
         let start = start_labels(&data, seed, b.start_anomalies, b.start_normals);
-        for (k, name) in b.baselines.iter().enumerate() {
+        for baseline in &mut measured.baselines {
+            let name = baseline.name.as_str();
             let lines = if name == SUPERVISED {
-                let run = Run::new(&baselines::supervised(config), seed, name, true)?;
-                results.measure(&run, || run_one(&data, &start, &run, PROTOCOL, quiet))?
+                let run = Run::new(&baselines::supervised(config)?, seed, name, true)?;
+                results.measure(&run, on_line, |on_line| {
+                    run_one(&data, &start, &run, PROTOCOL, report, on_line)
+                })?
             } else {
                 let run = Run::new(config, seed, name, true)?;
-                results.measure(&run, || {
+                results.measure(&run, on_line, |on_line| {
                     // The embeddings do not depend on the seed: the backbone is the
                     // pretrained one. Computed once, and only when a baseline must run.
                     if embeddings.is_none() {
-                        embeddings = Some(baselines::embed(config, &data, quiet)?);
+                        embeddings = Some(baselines::embed(config, &data, report)?);
                     }
                     let x = embeddings.as_ref().ok_or_else(|| {
-                        AppError::Failed("baseline embeddings: not computed".into())
+                        JobError::Failed("baseline embeddings: not computed".into())
                     })?;
-                    baselines::run(name, x, &data, &start, config, seed)
+                    baselines::run(name, x, &data, &start, config, seed, on_line)
                 })?
             };
-            baseline_summary[k].push(lines);
+            baseline.seeds.push(lines);
         }
-        for (q, query) in b.queries.iter().enumerate() {
-            let run = Run::new(config, seed, query, false)?;
-            summary[q].push(results.measure(&run, || run_one(&data, &start, &run, query, quiet))?);
+        for query in &mut measured.queries {
+            let run = Run::new(config, seed, &query.name, false)?;
+            let lines = results.measure(&run, on_line, |on_line| {
+                run_one(&data, &start, &run, &query.name, report, on_line)
+            })?;
+            query.seeds.push(lines);
         }
     }
-    for (name, runs) in b.baselines.iter().zip(&baseline_summary) {
-        out!("\n--baseline {name}");
-        print_summary(runs);
-    }
-    for (query, runs) in b.queries.iter().zip(&summary) {
-        out!("\n--query {query}");
-        print_summary(runs);
-    }
-    Ok(())
+    Ok(measured)
 }
 
 /// One run of the protocol: a seed and a query or baseline under the configuration.
 pub struct Run {
     /// The configuration with the run's seed.
-    config: Config,
+    config: Settings,
     /// The query, or `baseline:NAME`: names the run's folder.
     name: String,
     /// What decides its numbers ([`record::identity`]).
-    identity: serde_json::Value,
+    identity: Value,
     /// Its id in the results file.
     id: String,
     /// The keys it changes from its preset.
-    changed: BTreeMap<String, serde_json::Value>,
+    changed: BTreeMap<String, Value>,
 }
 
 impl Run {
-    fn new(config: &Config, seed: u64, name: &str, baseline: bool) -> Result<Self> {
+    fn new(config: &Settings, seed: u64, name: &str, baseline: bool) -> Result<Self> {
         let mut config = config.clone();
         config.seed = seed;
         let name = if baseline {
@@ -198,10 +144,11 @@ impl Run {
         } else {
             name.to_string()
         };
-        let identity = record::identity(&config)?;
+        let plain = config.to_config();
+        let identity = record::identity(&plain)?;
         Ok(Run {
             id: record::run_id(&identity, seed, &name),
-            changed: record::changed(&config)?,
+            changed: record::changed(&plain)?,
             identity,
             config,
             name,
@@ -210,7 +157,7 @@ impl Run {
 }
 
 /// Reads the class file and checks, before any work, that the protocol can run on it.
-fn read_data(config: &Config) -> Result<Data> {
+fn read_data(config: &Settings, report: &dyn Report) -> Result<Data> {
     let root = &config.benchmark.data;
     let images = root.join("images");
     let classes = config
@@ -219,12 +166,12 @@ fn read_data(config: &Config) -> Result<Data> {
         .clone()
         .unwrap_or_else(|| root.join("classes.csv"));
     if !images.is_dir() {
-        return Err(AppError::Failed(format!(
+        return Err(JobError::Failed(format!(
             "{}: no such folder (benchmark.data must hold images/ and classes.csv)",
             images.display()
         )));
     }
-    let table = assemble::read_classes(&classes)?;
+    let table = components::read_classes(&classes, report)?;
     let truth_cfg = &config.truth;
     let by_name = table.labels(&truth_cfg.anomaly_class, &truth_cfg.drop_classes);
     // In file order, each file once (a file listed twice was named by `read_classes`).
@@ -240,7 +187,7 @@ fn read_data(config: &Config) -> Result<Data> {
     let normals = truth.len() - anomalies;
     let b = &config.benchmark;
     if anomalies <= b.start_anomalies || normals <= b.start_normals {
-        return Err(AppError::Failed(format!(
+        return Err(JobError::Failed(format!(
             "{}: {anomalies} image(s) of class {:?} and {normals} other(s); the protocol labels \
              {} anomalies and {} normals at the start (benchmark.start_anomalies, \
              start_normals) and needs more of each left in the pool",
@@ -288,8 +235,9 @@ fn run_one(
     start: &BTreeMap<String, Label>,
     run: &Run,
     query: &str,
-    quiet: bool,
-) -> Result<Vec<serde_json::Value>> {
+    report: &dyn Report,
+    on_line: &mut dyn FnMut(&Value),
+) -> Result<Vec<Value>> {
     let started = Instant::now();
     let config = &run.config;
     let seed = config.seed;
@@ -300,18 +248,16 @@ fn run_one(
     let folder = RunFolder::open(&dir, &run.identity)?;
     let cycles = config.active.cycles;
     let resumed = !folder.lines.is_empty();
-    for l in folder.lines.iter().take(cycles) {
-        out!("{l}");
-    }
+    folder.lines.iter().take(cycles).for_each(&mut *on_line);
     if folder.lines.len() >= cycles {
         return Ok(folder.lines[..cycles].to_vec());
     }
-    let loader = assemble::loader(config)?;
+    let loader = components::loader(config)?;
     let spec = loader.spec();
     let source = FolderSource::with_names(&data.images, data.names.clone())?;
     let pool = UnlabelledPool::new(Box::new(source), loader, data.names.len())?;
-    let model = assemble::model(config, spec)?;
-    let trainer = assemble::trainer(config, model, spec, quiet)?;
+    let model = components::model(config, spec)?;
+    let trainer = components::trainer(config, model, spec, report.progress())?;
     let protocol = query == PROTOCOL;
     let session_config = SessionConfig {
         cycles,
@@ -326,7 +272,7 @@ fn run_one(
         score_views: config.score.views,
         ensemble: config.active.ensemble,
         seed,
-        show_progress: !quiet,
+        show_progress: report.progress(),
     };
     let strategy = by_name(if protocol { "top" } else { query })?;
     let mut expert = SimulatedExpert::new(data.by_name.clone());
@@ -338,6 +284,8 @@ fn run_one(
     expert = expert.with_answered(session.answered_in(session.cycles_done()));
     let mut observer = Recorder {
         config,
+        report,
+        on_line,
         seed,
         query,
         baseline: run.name.strip_prefix("baseline:"),
@@ -360,7 +308,10 @@ fn run_one(
 /// Computes the pool metrics when the pool is scored, keeps them in the run's folder, and
 /// prints and keeps a JSON line per finished cycle.
 struct Recorder<'a> {
-    config: &'a Config,
+    config: &'a Settings,
+    report: &'a dyn Report,
+    /// Where each finished cycle's line goes.
+    on_line: &'a mut dyn FnMut(&Value),
     seed: u64,
     query: &'a str,
     /// The baseline the run measures, if it is one.
@@ -368,14 +319,14 @@ struct Recorder<'a> {
     truth: &'a HashMap<String, Label>,
     start_anomalies: usize,
     /// The scored cycle's metrics, until it finishes.
-    metrics: Option<serde_json::Value>,
+    metrics: Option<Value>,
     folder: RunFolder,
     /// Seconds the run spent in earlier processes.
     seconds_before: f64,
     /// Whether this process took up a run an earlier one began.
     resumed: bool,
     /// The first error of keeping the record: the session's hooks cannot return one.
-    error: Option<AppError>,
+    error: Option<JobError>,
     /// When this process took the run up: its seconds so far go in each line.
     started: Instant,
 }
@@ -405,12 +356,11 @@ impl SessionObserver for Recorder<'_> {
                 self.keep(saved);
                 self.metrics = Some(v);
             }
-            Err(e) => warning!(
+            Err(e) => self.report.warn(&format!(
                 "seed {}, cycle {cycle}: {e}: the pool has no {} left; the data set is \
                  too small for this many cycles",
-                self.seed,
-                self.config.truth.anomaly_class
-            ),
+                self.seed, self.config.truth.anomaly_class
+            )),
         }
     }
 
@@ -439,43 +389,8 @@ impl SessionObserver for Recorder<'_> {
         if let Some(name) = self.baseline {
             line["baseline"] = name.into();
         }
-        out!("{line}");
+        (self.on_line)(&line);
         let kept = self.folder.finish_cycle(line);
         self.keep(kept);
-    }
-}
-
-fn print_summary(runs: &[Vec<serde_json::Value>]) {
-    let cycles = runs.iter().map(Vec::len).max().unwrap_or(0);
-    out!(
-        "\n| cycle | AUROC | AUPRC | precision top 1% | anomalies found | train s | score s | seconds \
-         so far | runs |"
-    );
-    out!("|---|---|---|---|---|---|---|---|---|");
-    for c in 0..cycles {
-        let values = |key: &str| -> Vec<f64> {
-            runs.iter()
-                .filter_map(|r| r.get(c)?.get(key)?.as_f64())
-                .collect()
-        };
-        let stat = |key: &str| {
-            let v = values(key);
-            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let sd =
-                (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
-            format!("{mean:.3} ± {sd:.3}")
-        };
-        out!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            c + 1,
-            stat("auroc"),
-            stat("auprc"),
-            stat("p_at_1pct"),
-            stat("found"),
-            stat("train_s"),
-            stat("score_s"),
-            stat("seed_s"),
-            values("auroc").len()
-        );
     }
 }

@@ -4,7 +4,7 @@
 //! start at the same items however the run is sharded, each image is scored in the same batch
 //! as in a single run, and merged shards give exactly its scores.
 
-use crate::error::{AppError, Result};
+use crate::error::{JobError, Result};
 use std::ops::Range;
 use std::str::FromStr;
 
@@ -51,11 +51,11 @@ impl std::fmt::Display for Shard {
 }
 
 impl FromStr for Shard {
-    type Err = AppError;
+    type Err = JobError;
 
     /// `I/N` with `0 <= I < N`; errors name the `--shard` option.
     fn from_str(s: &str) -> Result<Shard> {
-        let bad = |why: &str| AppError::Usage(format!("--shard {s}: {why}"));
+        let bad = |why: &str| JobError::Usage(format!("--shard {s}: {why}"));
         let (i, n) = s
             .split_once('/')
             .ok_or_else(|| bad("expected I/N, e.g. 0/4 for the first of four shards"))?;
@@ -110,7 +110,7 @@ mod tests {
         );
         for bad in ["5/4", "4/4", "1/0", "x/2", "3", "-1/2"] {
             let e = bad.parse::<Shard>().unwrap_err();
-            assert!(matches!(e, AppError::Usage(_)));
+            assert!(matches!(e, JobError::Usage(_)));
             assert!(e.to_string().starts_with("--shard "), "{e}");
         }
     }

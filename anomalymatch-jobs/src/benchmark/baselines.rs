@@ -15,10 +15,10 @@
 
 use super::Data;
 use super::isolation_forest::IsolationForest;
-use crate::assemble;
-use crate::config::Config;
-use crate::error::{AppError, Result};
-use crate::stdout::out;
+use crate::components;
+use crate::config::Settings;
+use crate::error::{JobError, Result};
+use crate::report::Report;
 use anomalymatch_core::score::embed_all;
 use anomalymatch_core::{FolderSource, Label, RankingMetrics};
 use linfa::prelude::*;
@@ -31,10 +31,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The configuration of the `supervised` baseline: no unlabelled image in a step.
-pub fn supervised(config: &Config) -> Config {
-    let mut c = config.clone();
-    c.train.uratio = 0;
-    c
+pub fn supervised(config: &Settings) -> Result<Settings> {
+    config.edited(|c| c.train.uratio = 0)
 }
 
 /// Principal components kept for the isolation forest: random axis splits in 1,280 mostly
@@ -45,35 +43,35 @@ const COMPONENTS: usize = 32;
 const PROBE_ALPHA: f64 = 1.0;
 
 /// Standardised embeddings of every protocol image, in `data.names` order.
-pub fn embed(config: &Config, data: &Data, quiet: bool) -> Result<Array2<f64>> {
-    let loader = assemble::loader(config)?;
-    let model = assemble::model(config, loader.spec())?;
+pub fn embed(config: &Settings, data: &Data, report: &dyn Report) -> Result<Array2<f64>> {
+    let loader = components::loader(config)?;
+    let model = components::model(config, loader.spec())?;
     let mut source = FolderSource::with_names(&data.images, data.names.clone())?;
     let mut rows: Vec<f64> = Vec::new();
     let mut dim = 0;
-    let report = loader.for_each_chunk(&mut source, !quiet, |chunk| {
+    let loaded = loader.for_each_chunk(&mut source, report.progress(), |chunk| {
         if let Some(e) = embed_all(&model, &chunk.images, config.score.batch_size)? {
             dim = e.dim();
             rows.extend((0..e.len()).flat_map(|i| e.row(i).iter().map(|&v| f64::from(v))));
         }
         Ok(())
     })?;
-    if let Some(f) = report.failed.first() {
-        return Err(AppError::Failed(format!(
+    if let Some(f) = loaded.failed.first() {
+        return Err(JobError::Failed(format!(
             "{}: {} (the baselines need every image; {} unreadable)",
             f.origin,
             f.message,
-            report.failed.len()
+            loaded.failed.len()
         )));
     }
     if dim == 0 {
-        return Err(AppError::Failed(format!(
+        return Err(JobError::Failed(format!(
             "{}: the backbone gives no embedding for the baselines",
             config.model.architecture
         )));
     }
     let mut x = Array2::from_shape_vec((rows.len() / dim, dim), rows)
-        .map_err(|e| AppError::Failed(format!("embeddings: {e}")))?;
+        .map_err(|e| JobError::Failed(format!("embeddings: {e}")))?;
     let mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(dim));
     let sd = x.std_axis(Axis(0), 0.0).mapv(|s| s.max(1e-9));
     x -= &mean;
@@ -88,8 +86,9 @@ pub fn run(
     x: &Array2<f64>,
     data: &Data,
     start: &BTreeMap<String, Label>,
-    config: &Config,
+    config: &Settings,
     seed: u64,
+    on_line: &mut dyn FnMut(&serde_json::Value),
 ) -> Result<Vec<serde_json::Value>> {
     let index: BTreeMap<&str, usize> = data
         .names
@@ -141,7 +140,7 @@ pub fn run(
             "found": found, "queried_anomalies": taken[1],
             "labelled_anomalies": config.benchmark.start_anomalies + found,
         });
-        out!("{line}");
+        on_line(&line);
         lines.push(line);
     }
     Ok(lines)
@@ -154,7 +153,7 @@ fn fit_and_score(
     labelled: &BTreeMap<usize, bool>,
     pool: &[usize],
 ) -> Result<Vec<f32>> {
-    let failed = |e: &dyn std::fmt::Display| AppError::Failed(format!("baseline {name}: {e}"));
+    let failed = |e: &dyn std::fmt::Display| JobError::Failed(format!("baseline {name}: {e}"));
     let points = x.select(Axis(0), pool);
     match name {
         "probe" => {
@@ -203,7 +202,7 @@ fn forest(x: &Array2<f64>, seed: u64) -> Result<(Vec<Vec<f64>>, IsolationForest)
     let components = COMPONENTS.min(x.ncols()).min(x.nrows());
     let pca = Pca::params(components)
         .fit(&DatasetBase::from(x.clone()))
-        .map_err(|e| AppError::Failed(format!("baseline iforest: {e}")))?;
+        .map_err(|e| JobError::Failed(format!("baseline iforest: {e}")))?;
     let reduced: Array2<f64> = pca.predict(x);
     let reduced: Vec<Vec<f64>> = reduced.rows().into_iter().map(|r| r.to_vec()).collect();
     let rows: Vec<&[f64]> = reduced.iter().map(Vec::as_slice).collect();

@@ -14,8 +14,8 @@
 //! committed results file carries finished runs across machines.
 
 use crate::config::Config;
-use crate::error::{AppError, Result};
-use crate::stdout::{out, warning};
+use crate::error::{JobError, Result};
+use crate::report::Report;
 use anomalymatch_core::atomic::{write_atomic, write_bytes_atomic};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -41,7 +41,7 @@ const NOT_IDENTITY: [&str; 6] = [
 /// The configuration that decides a run's numbers, as a JSON object.
 pub fn identity(config: &Config) -> Result<Value> {
     let mut v = serde_json::to_value(config)
-        .map_err(|e| AppError::Failed(format!("benchmark configuration: {e}")))?;
+        .map_err(|e| JobError::Failed(format!("benchmark configuration: {e}")))?;
     for key in NOT_IDENTITY.iter().chain(&["benchmark.results"]) {
         remove(&mut v, key);
     }
@@ -85,10 +85,11 @@ pub fn run_id(identity: &Value, seed: u64, query: &str) -> String {
         .collect()
 }
 
-/// The command line of this process, as the results file names it.
-pub fn command_line() -> String {
-    let args: Vec<String> = std::env::args().skip(1).map(|a| quote(&a)).collect();
-    format!("anomalymatch {}", args.join(" "))
+/// A command line as the results file names it: `program` and its `args`, each quoted as a
+/// shell word where it needs to be.
+pub fn command_line(program: &str, args: impl IntoIterator<Item = String>) -> String {
+    let args: Vec<String> = args.into_iter().map(|a| quote(&a)).collect();
+    format!("{program} {}", args.join(" "))
 }
 
 /// `a` as a shell word: quoted when it holds anything but plain characters.
@@ -147,7 +148,7 @@ impl RunFolder {
     /// without `run.json` holds no finished cycle and starts afresh.
     pub fn open(dir: &Path, identity: &Value) -> Result<Self> {
         let failed =
-            |p: &Path, e: &dyn std::fmt::Display| AppError::Failed(format!("{}: {e}", p.display()));
+            |p: &Path, e: &dyn std::fmt::Display| JobError::Failed(format!("{}: {e}", p.display()));
         let record = dir.join("run.json");
         match std::fs::read(&record) {
             Ok(bytes) => {
@@ -157,7 +158,7 @@ impl RunFolder {
                         .into_iter()
                         .map(|(k, (was, _))| format!("{k} was {was}"))
                         .collect();
-                    return Err(AppError::Usage(format!(
+                    return Err(JobError::Usage(format!(
                         "{}: this folder holds a run of another configuration ({}); give \
                          another --out, or remove the folder to start it afresh",
                         dir.display(),
@@ -229,7 +230,7 @@ pub fn read_lines(path: &Path) -> Result<(Vec<Value>, usize)> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(AppError::Failed(format!("{}: {e}", path.display()))),
+        Err(e) => return Err(JobError::io(path, e)),
     };
     let mut lines = Vec::new();
     let mut bad = 0;
@@ -246,21 +247,25 @@ pub fn read_lines(path: &Path) -> Result<(Vec<Value>, usize)> {
 pub struct Results {
     path: PathBuf,
     lines: Vec<Value>,
+    /// The command line each appended line names.
+    command: String,
 }
 
 impl Results {
-    /// Reads the results file at `path` (empty when it does not exist yet).
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Reads the results file at `path` (empty when it does not exist yet); lines appended
+    /// name `command`, what made them.
+    pub fn open(path: &Path, command: &str, report: &dyn Report) -> Result<Self> {
         let (lines, bad) = read_lines(path)?;
         if bad > 0 {
-            warning!(
+            report.warn(&format!(
                 "{}: {bad} line(s) are not JSON objects and are ignored",
                 path.display()
-            );
+            ));
         }
         Ok(Results {
             path: path.into(),
             lines,
+            command: command.into(),
         })
     }
 
@@ -280,21 +285,20 @@ impl Results {
         (lines.len() == cycles).then_some(lines)
     }
 
-    /// The lines of `run`: taken from the file when it holds them all, printed as the run
-    /// would have printed them; otherwise made by `measure` and appended.
+    /// The lines of `run`: taken from the file when it holds them all, passed to `on_line`
+    /// as the run would have passed them; otherwise made by `measure` and appended.
     pub fn measure(
         &mut self,
         run: &super::Run,
-        measure: impl FnOnce() -> Result<Vec<Value>>,
+        on_line: &mut dyn FnMut(&Value),
+        measure: impl FnOnce(&mut dyn FnMut(&Value)) -> Result<Vec<Value>>,
     ) -> Result<Vec<Value>> {
         let cycles = run.config.active.cycles;
         if let Some(lines) = self.finished(&run.id, cycles) {
-            for l in &lines {
-                out!("{l}");
-            }
+            lines.iter().for_each(&mut *on_line);
             return Ok(lines);
         }
-        let lines = measure()?;
+        let lines = measure(on_line)?;
         self.append(&lines, &run.id, &run.changed)?;
         Ok(lines)
     }
@@ -307,7 +311,7 @@ impl Results {
         id: &str,
         changed: &BTreeMap<String, Value>,
     ) -> Result<()> {
-        let command = command_line();
+        let command = &self.command;
         let mut block = String::new();
         let mut added = Vec::new();
         for l in lines {
@@ -334,7 +338,7 @@ impl Results {
         if block.is_empty() {
             return Ok(());
         }
-        let failed = |e: std::io::Error| AppError::Failed(format!("{}: {e}", self.path.display()));
+        let failed = |e: std::io::Error| JobError::io(&self.path, e);
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(failed)?;
         }
@@ -411,7 +415,7 @@ mod tests {
     fn results_append_once_per_run_and_cycle_and_skip_torn_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results/r.jsonl");
-        let mut r = Results::open(&path).unwrap();
+        let mut r = Results::open(&path, "anomalymatch benchmark", &crate::Silent).unwrap();
         let lines = [
             json!({"cycle": 1, "auroc": 0.6}),
             json!({"cycle": 2, "auroc": 0.7}),
@@ -433,7 +437,7 @@ mod tests {
         let (read, bad) = read_lines(&path).unwrap();
         assert_eq!((read.len(), bad), (3, 1));
         assert_eq!(
-            Results::open(&path)
+            Results::open(&path, "", &crate::Silent)
                 .unwrap()
                 .finished("abc", 3)
                 .unwrap()
@@ -442,6 +446,7 @@ mod tests {
         );
         assert_eq!(read[0]["changed"]["train.lr"], 0.01);
         assert_eq!(read[0]["commit"], COMMIT);
+        assert_eq!(read[0]["command"], "anomalymatch benchmark");
     }
 
     #[test]
@@ -450,5 +455,7 @@ mod tests {
         assert_eq!(quote("train.lr=0.01"), "train.lr=0.01");
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's"), r"'it'\''s'");
+        let line = command_line("anomalymatch", ["benchmark".into(), "a b".into()]);
+        assert_eq!(line, "anomalymatch benchmark 'a b'");
     }
 }

@@ -4,9 +4,9 @@
 //! the parts that match and scores only the others; at the end the parts are assembled into one
 //! score file, so a resumed run ends with the same bytes as an uninterrupted one.
 
-use crate::error::{AppError, Result};
+use crate::error::{JobError, Result};
+use crate::report::Report;
 use crate::shard::Shard;
-use crate::stdout::warning;
 use anomalymatch_core::atomic::{AtomicGroup, remove_stale_temps, write_atomic};
 use anomalymatch_core::pipeline::pipelined;
 use anomalymatch_core::score::{Views, embed_all};
@@ -129,11 +129,11 @@ impl RunSpec {
 
 /// SHA-256 of a file, in hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| failed(path, e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| JobError::io(path, e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(|e| failed(path, e))?;
+        let n = file.read(&mut buf).map_err(|e| JobError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -148,7 +148,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// Size and modification time of a file; `None` for a folder.
 pub fn source_stamp(path: &Path) -> Result<Option<(u64, u64)>> {
-    let meta = std::fs::metadata(path).map_err(|e| failed(path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| JobError::io(path, e))?;
     if meta.is_dir() {
         return Ok(None);
     }
@@ -158,10 +158,6 @@ pub fn source_stamp(path: &Path) -> Result<Option<(u64, u64)>> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
     Ok(Some((meta.len(), modified)))
-}
-
-fn failed(path: &Path, e: impl std::fmt::Display) -> AppError {
-    AppError::Failed(format!("{}: {e}", path.display()))
 }
 
 /// The folder of one run's finished parts.
@@ -175,7 +171,7 @@ impl RunFolder {
     /// Opens `dir` for `spec`: its parts are kept when it belongs to the same run, and
     /// removed otherwise (another checkpoint, source or setting would score differently).
     /// Returns the folder and how many parts it already holds.
-    pub fn open(dir: &Path, spec: &RunSpec) -> Result<(RunFolder, usize)> {
+    pub fn open(dir: &Path, spec: &RunSpec, report: &dyn Report) -> Result<(RunFolder, usize)> {
         let run_json = dir.join("run.json");
         let same = std::fs::read(&run_json)
             .ok()
@@ -187,18 +183,19 @@ impl RunFolder {
                 .ok()
                 .and_then(|b| serde_json::from_slice::<RunSpec>(&b).ok());
             if let Some(old) = old {
-                warning!(
+                report.warn(&format!(
                     "{} changed since the stopped run in {}; scoring from the start",
                     old.differences(spec).join(", "),
                     dir.display()
-                );
+                ));
             }
-            std::fs::remove_dir_all(dir).map_err(|e| failed(dir, e))?;
+            std::fs::remove_dir_all(dir).map_err(|e| JobError::io(dir, e))?;
         }
-        std::fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| JobError::io(dir, e))?;
         remove_stale_temps(dir)?;
         if !same {
-            let text = serde_json::to_vec_pretty(spec).map_err(|e| failed(&run_json, e))?;
+            let text = serde_json::to_vec_pretty(spec)
+                .map_err(|e| JobError::Failed(format!("{}: {e}", run_json.display())))?;
             write_atomic(&run_json, |w| std::io::Write::write_all(w, &text))?;
         }
         let folder = RunFolder {
@@ -240,7 +237,7 @@ impl RunFolder {
 
     /// Removes the folder once its parts are assembled.
     pub fn remove(self) -> Result<()> {
-        std::fs::remove_dir_all(&self.dir).map_err(|e| failed(&self.dir, e))
+        std::fs::remove_dir_all(&self.dir).map_err(|e| JobError::io(&self.dir, e))
     }
 }
 
@@ -261,7 +258,7 @@ pub fn file_metadata(
     let mut metadata = BTreeMap::from([
         (
             RUN_KEY.to_string(),
-            serde_json::to_string(spec).map_err(|e| AppError::Failed(e.to_string()))?,
+            serde_json::to_string(spec).map_err(|e| JobError::Failed(e.to_string()))?,
         ),
         (
             FAILED_KEY.to_string(),
@@ -278,7 +275,7 @@ pub fn file_metadata(
 pub fn read_metadata(file: &ScoresFile, path: &Path) -> Result<(RunSpec, Vec<FailedImage>)> {
     let metadata = file.metadata();
     let bad = |what: &str| {
-        AppError::Failed(format!(
+        JobError::Failed(format!(
             "{}: {what}: not a score file of anomalymatch",
             path.display()
         ))
@@ -482,7 +479,7 @@ pub fn assemble(
             let mut writer = ScoresWriter::new(w, dim, path)?;
             for (file, p) in &files {
                 if file.embedding_dim() != dim && !file.is_empty() {
-                    return Err(AppError::Failed(format!(
+                    return Err(JobError::Failed(format!(
                         "{}: embeddings differ from the other parts",
                         p.display()
                     )));
