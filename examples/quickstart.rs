@@ -9,8 +9,8 @@
 use anomalymatch::augment::AugmentConfig;
 use anomalymatch::core::fixmatch::TrainData;
 use anomalymatch::core::{
-    Check, DataConfig, FolderSource, LabelTable, LabelledSet, Ranking, TrainConfig, UnlabelledPool,
-    Views, anomaly_scores,
+    Check, DataConfig, FolderSource, LabelTable, LabelledSet, Ranking, ScoreConfig, Scorer,
+    TrainConfig, UnlabelledPool,
 };
 use anomalymatch::models::{ModelConfig, ModelInput};
 use std::error::Error;
@@ -70,7 +70,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     })?;
 
     // Scores come from the EMA model; the ranking puts the most anomalous first.
-    let scores = anomaly_scores(trainer.ema(), &window.images, 128, Views::Single)?;
+    let scorer = Scorer::new(trainer.ema(), ScoreConfig::default().options(false));
+    let scores = scorer.scores(&window.images)?;
     let ranking = Ranking::new(&window.names, &scores)?;
     for (i, r) in ranking.top(5).iter().enumerate() {
         println!("#{} {} {:.3}", i + 1, r.name, r.score);

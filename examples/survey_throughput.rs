@@ -10,7 +10,7 @@
 //! written by the io crate's `make_bench_inputs.py` (numpy, h5py, astropy, Pillow) into a
 //! temporary folder. Each source is read once to warm the page cache before it is timed.
 
-use anomalymatch::core::{Check, Crop, DataConfig, ImageLoader, Views, score_source};
+use anomalymatch::core::{Check, Crop, DataConfig, ImageLoader, ScoreOptions, Scorer, Views};
 use anomalymatch::io::{SourceFormat, SourceOptions, open_source};
 use anomalymatch::models::{ModelConfig, ModelInput};
 use std::path::Path;
@@ -110,18 +110,21 @@ fn main() -> Result<(), Failure> {
             let decode = report.loaded as f64 / t.elapsed().as_secs_f64();
             source.rewind()?;
             let t = Instant::now();
-            let report = score_source(
-                model,
-                &loader,
-                source.as_mut(),
-                256,
-                Views::Single,
-                false,
-                |_, _| Ok(()),
-            )?;
-            let scored = report.loaded as f64 / t.elapsed().as_secs_f64();
-            if !report.failed.is_empty() {
-                return Err(format!("{label}: {} images failed", report.failed.len()).into());
+            let options = ScoreOptions {
+                batch_size: 256,
+                views: Views::Single,
+                embeddings: false,
+                progress: false,
+            };
+            let (mut loaded, mut failed) = (0, 0);
+            Scorer::new(model, options).stream(&loader, source.as_mut(), None, |chunk| {
+                loaded += chunk.names.len();
+                failed += chunk.failed.len();
+                Ok(())
+            })?;
+            let scored = loaded as f64 / t.elapsed().as_secs_f64();
+            if failed > 0 {
+                return Err(format!("{label}: {failed} images failed").into());
             }
             row.push(format!("{decode:.0} | {scored:.0}"));
         }

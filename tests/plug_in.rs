@@ -8,10 +8,18 @@ use anomalymatch::core::toy::toy_images;
 use anomalymatch::core::{
     Answer, Augmenter, Candidate, ChannelMode, Check, Classifier, DataSpec, ImageBatch,
     ImagePayload, ImageSource, Label, Oracle, OracleOutcome, QueryInput, QueryStrategy, Result,
-    SourceImage, Stretch, TrainConfig, Views, anomaly_scores,
+    ScoreOptions, Scorer, SourceImage, Stretch, TrainConfig, Views,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{RngExt, SeedableRng};
+
+/// How the tests score: 64 images per pass, one view.
+const SCORING: ScoreOptions = ScoreOptions {
+    batch_size: 64,
+    views: Views::Single,
+    embeddings: false,
+    progress: false,
+};
 
 /// The pixels of [`make_images`]: one band.
 const SPEC: DataSpec = DataSpec {
@@ -219,7 +227,7 @@ fn fixmatch_trains_a_downstream_classifier_and_the_loop_pieces_fit() {
         .build((TinyClassifier::new(), FlipNoise, SPEC, 7))
         .unwrap();
     let before = auroc(
-        &anomaly_scores(trainer.ema(), &pool, 64, Views::Single).unwrap(),
+        &Scorer::new(trainer.ema(), SCORING).scores(&pool).unwrap(),
         &pool_truth,
     );
     let mut steps = Vec::new();
@@ -234,7 +242,7 @@ fn fixmatch_trains_a_downstream_classifier_and_the_loop_pieces_fit() {
     assert!(steps.iter().all(|m| m.loss.is_finite()));
     assert!(steps.last().unwrap().sup_loss < steps[0].sup_loss);
 
-    let scores = anomaly_scores(trainer.ema(), &pool, 64, Views::Single).unwrap();
+    let scores = Scorer::new(trainer.ema(), SCORING).scores(&pool).unwrap();
     let after = auroc(&scores, &pool_truth);
     assert!(
         after > 0.95 && after > before,

@@ -25,12 +25,13 @@ use anomalymatch_core::atomic::write_atomic;
 use anomalymatch_core::atomic::write_bytes_atomic;
 use anomalymatch_core::fixmatch::{FixMatch, StepMetrics, TrainData};
 use anomalymatch_core::lock::FolderLock;
-use anomalymatch_core::score::{Views, anomaly_scores, embed_all};
+use anomalymatch_core::score::Views;
 use anomalymatch_core::{
     Answer, Augmenter, Candidate, Classifier, Embeddings, FailedImage, ImageBatch, Label,
     LabelTable, LabelledSet, MergeReport, Oracle, OracleOutcome, QueryInput, QueryStrategy,
     UnlabelledPool,
 };
+use anomalymatch_core::{ScoreOptions, Scorer};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -62,6 +63,18 @@ pub struct SessionConfig {
 
 fn one() -> usize {
     1
+}
+
+impl SessionConfig {
+    /// How the session scores images it holds: its batch and views, no bar.
+    pub fn score_options(&self) -> ScoreOptions {
+        ScoreOptions {
+            batch_size: self.score_batch,
+            views: self.score_views,
+            embeddings: false,
+            progress: false,
+        }
+    }
 }
 
 /// The file name of an EMA snapshot (see the module's list of files) starts with this.
@@ -613,8 +626,8 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
     /// The anomaly scores of `images`: the current EMA model's, averaged with those of the
     /// models that ended the previous cycles, up to [`SessionConfig::ensemble`] in all.
     fn scores(&self, images: &ImageBatch) -> Result<Vec<f32>> {
-        let (batch, views) = (self.config.score_batch, self.config.score_views);
-        let mut sum = anomaly_scores(self.trainer.ema(), images, batch, views)?;
+        let options = self.config.score_options();
+        let mut sum = Scorer::new(self.trainer.ema(), options).scores(images)?;
         let keep = self.config.ensemble - 1;
         if keep == 0 {
             return Ok(sum);
@@ -626,7 +639,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
             model.load(path)?;
             for (s, t) in sum
                 .iter_mut()
-                .zip(anomaly_scores(&model, images, batch, views)?)
+                .zip(Scorer::new(&model, options).scores(images)?)
             {
                 *s += t;
             }
@@ -660,13 +673,13 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
     ) -> Result<(Vec<String>, Vec<f32>)> {
         let model = self.trainer.ema();
         let window = self.pool.window();
-        let batch = self.config.score_batch;
         let mut scores = window_scores.to_vec();
         scores.extend(self.score_labelled()?);
         let mut labels = vec![Label::Unknown; window.names.len()];
         labels.extend_from_slice(self.labelled.labels());
         let embeddings = if strategy.needs_embeddings() {
-            both_embeddings(model, &window.images, self.labelled.images(), batch)?
+            let scorer = Scorer::new(model, self.config.score_options());
+            both_embeddings(&scorer, &window.images, self.labelled.images())?
         } else {
             None
         };
@@ -868,15 +881,11 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
 /// Embeddings of the window followed by those of the labelled images, or `None` when the
 /// model has none.
 fn both_embeddings<C: Classifier>(
-    model: &C,
+    scorer: &Scorer<'_, C>,
     window: &ImageBatch,
     labelled: &ImageBatch,
-    batch: usize,
 ) -> Result<Option<Embeddings>> {
-    let (Some(a), Some(b)) = (
-        embed_all(model, window, batch)?,
-        embed_all(model, labelled, batch)?,
-    ) else {
+    let (Some(a), Some(b)) = (scorer.embeddings(window)?, scorer.embeddings(labelled)?) else {
         return Ok(None);
     };
     let mut data = Vec::with_capacity((a.len() + b.len()) * a.dim());

@@ -7,11 +7,10 @@ use anomalymatch_active::session::{
     CycleReport, Session, SessionConfig, SessionEnd, SessionObserver,
 };
 use anomalymatch_active::{SimulatedExpert, by_name};
-use anomalymatch_core::score::anomaly_scores;
 use anomalymatch_core::toy::{MaxMeanClassifier, MemorySource, toy_images};
 use anomalymatch_core::{
     Answer, Candidate, ChannelMode, Check, Classifier, DataConfig, IdentityAugmenter, Label,
-    LabelTable, Oracle, OracleOutcome, TrainConfig, UnlabelledPool, Views,
+    LabelTable, Oracle, OracleOutcome, ScoreOptions, Scorer, TrainConfig, UnlabelledPool, Views,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -285,12 +284,20 @@ fn an_ensemble_averages_the_models_that_ended_the_previous_cycles() {
     );
     // The scores are the mean of the current EMA model's and the previous cycle's.
     let images = &s.window().images;
-    let current = anomaly_scores(s.trainer().ema(), images, 64, Views::Single).unwrap();
+    let options = ScoreOptions {
+        batch_size: 64,
+        views: Views::Single,
+        embeddings: false,
+        progress: false,
+    };
+    let current = Scorer::new(s.trainer().ema(), options)
+        .scores(images)
+        .unwrap();
     let previous = s.trainer().ema().duplicate().unwrap();
     previous
         .load(&dir.path().join("ema-step-24.safetensors"))
         .unwrap();
-    let before = anomaly_scores(&previous, images, 64, Views::Single).unwrap();
+    let before = Scorer::new(&previous, options).scores(images).unwrap();
     assert_ne!(current, before, "the two models should differ");
     let got = s.score_window().unwrap();
     for ((g, c), b) in got.iter().zip(&current).zip(&before) {

@@ -90,6 +90,18 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Says which files a job wrote: `wrote a, b and c`.
+    pub fn wrote(&self, paths: &[std::path::PathBuf]) {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        let list = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => names.concat(),
+        };
+        self.say(&format!("wrote {list}"));
+    }
+}
+
 impl Report for Console {
     fn say(&self, line: &str) {
         if !self.quiet {

@@ -35,6 +35,7 @@ pub mod query;
 mod resample;
 pub mod rng;
 pub mod score;
+pub mod scorer;
 pub mod source;
 pub mod stretch;
 #[cfg(any(test, feature = "toy"))]
@@ -61,7 +62,8 @@ pub use pool::UnlabelledPool;
 pub use printable::printable;
 pub use progress::Progress;
 pub use query::{Embeddings, QueryInput, QueryStrategy};
-pub use score::{Ranking, ScoreConfig, Views, anomaly_scores, score_source};
+pub use score::{Ranking, ScoreConfig, Views};
+pub use scorer::{ScoreOptions, ScoredChunk, Scorer};
 pub use source::{ImagePayload, ImageSource, SourceImage};
 pub use stretch::Stretch;
 pub use train_config::{Schedule, TrainConfig};

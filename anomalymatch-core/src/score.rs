@@ -1,13 +1,8 @@
-//! Anomaly scores: the softmax probability of `anomaly` from a (normally the EMA) model, and
-//! rankings of named images by score.
+//! The `[score]` section, the views whose scores are averaged, and rankings of named images
+//! by score; the scoring itself is [`crate::scorer`]'s.
 
-use crate::classifier::Classifier;
 use crate::config::{Check, check_range, key};
 use crate::error::{Error, Result};
-use crate::image::ImageBatch;
-use crate::loader::{ImageLoader, LoadReport};
-use crate::query::Embeddings;
-use crate::source::ImageSource;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -57,7 +52,7 @@ impl Views {
 
     /// View `k` of images `[N, C, H, W]` (square). Flips: identity, left-right, up-down, both;
     /// dihedral: `k % 4` quarter turns, mirrored left-right when `k >= 4`.
-    fn apply(self, x: &Tensor, k: usize) -> Result<Tensor> {
+    pub(crate) fn apply(self, x: &Tensor, k: usize) -> Result<Tensor> {
         // Reversing the columns (dim 3) mirrors left-right; reversing the rows (dim 2), up-down.
         let (columns, rows) = (3, 2);
         match self {
@@ -107,6 +102,18 @@ impl Default for ScoreConfig {
     }
 }
 
+impl ScoreConfig {
+    /// The scorer's options this section gives, with a progress bar or not.
+    pub fn options(&self, progress: bool) -> crate::scorer::ScoreOptions {
+        crate::scorer::ScoreOptions {
+            batch_size: self.batch_size,
+            views: self.views,
+            embeddings: self.embeddings,
+            progress,
+        }
+    }
+}
+
 impl Check for ScoreConfig {
     fn check_into(&self, prefix: &str, errors: &mut Vec<String>) {
         check_range(
@@ -125,95 +132,6 @@ impl Check for ScoreConfig {
             10_000_000,
         );
     }
-}
-
-/// Softmax probability of class 1 (`anomaly`) for every image, in eval mode, averaged over
-/// `views` of it, `batch_size` images per forward pass so memory stays bounded.
-pub fn anomaly_scores<C: Classifier + ?Sized>(
-    model: &C,
-    images: &ImageBatch,
-    batch_size: usize,
-    views: Views,
-) -> Result<Vec<f32>> {
-    let mut scores = Vec::with_capacity(images.len());
-    for chunk in chunks(images.len(), batch_size)? {
-        let idx: Vec<usize> = chunk.collect();
-        let x = images.select(&idx)?.to_tensor(model.device())?;
-        let mut sum = vec![0.0f32; idx.len()];
-        for k in 0..views.count() {
-            let logits = model.forward_t(&views.apply(&x, k)?, false)?;
-            if logits.dim(1)? < 2 {
-                return Err(Error::Shape(format!(
-                    "scoring needs at least 2 classes, model gives {}",
-                    logits.dim(1)?
-                )));
-            }
-            let p = candle_nn::ops::softmax_last_dim(&logits)?
-                .narrow(1, 1, 1)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            sum.iter_mut().zip(p).for_each(|(s, p)| *s += p);
-        }
-        let n = views.count() as f32;
-        scores.extend(sum.into_iter().map(|s| s / n));
-    }
-    Ok(scores)
-}
-
-/// Scores every image of `source` as it streams past: chunks are decoded by `loader` and
-/// scored `batch_size` at a time, and `sink` receives each chunk's names and scores in source
-/// order, so memory stays flat however large the collection is (write the pairs to a file, or
-/// collect them for a [`Ranking`]).
-///
-/// Unreadable images are skipped and listed in the returned report (an error instead in the
-/// loader's strict mode).
-pub fn score_source<C: Classifier + ?Sized>(
-    model: &C,
-    loader: &ImageLoader,
-    source: &mut dyn ImageSource,
-    batch_size: usize,
-    views: Views,
-    show_progress: bool,
-    mut sink: impl FnMut(&[String], &[f32]) -> Result<()>,
-) -> Result<LoadReport> {
-    loader.for_each_chunk(source, show_progress, |chunk| {
-        let scores = anomaly_scores(model, &chunk.images, batch_size, views)?;
-        sink(&chunk.names, &scores)
-    })
-}
-
-/// Pooled backbone features for every image, or `None` when the model has no embedding.
-pub fn embed_all<C: Classifier + ?Sized>(
-    model: &C,
-    images: &ImageBatch,
-    batch_size: usize,
-) -> Result<Option<Embeddings>> {
-    let mut data = Vec::new();
-    let mut dim = 0;
-    for chunk in chunks(images.len(), batch_size)? {
-        let idx: Vec<usize> = chunk.collect();
-        let x = images.select(&idx)?.to_tensor(model.device())?;
-        let Some(e) = model.embed(&x)? else {
-            return Ok(None);
-        };
-        dim = e.dim(1)?;
-        data.extend(e.flatten_all()?.to_vec1::<f32>()?);
-    }
-    if dim == 0 {
-        return Ok(None);
-    }
-    Embeddings::new(data, dim).map(Some)
-}
-
-fn chunks(n: usize, batch_size: usize) -> Result<impl Iterator<Item = std::ops::Range<usize>>> {
-    if batch_size == 0 {
-        return Err(Error::InvalidArgument(
-            "batch size must be at least 1".into(),
-        ));
-    }
-    Ok((0..n)
-        .step_by(batch_size)
-        .map(move |s| s..(s + batch_size).min(n)))
 }
 
 /// One ranked image.
@@ -306,56 +224,6 @@ mod tests {
     }
 
     #[test]
-    fn scoring_a_source_matches_scoring_in_memory_and_counts_failures() {
-        use crate::source::{ImagePayload, SourceImage};
-        let (images, _) = crate::toy::toy_images(23, 8, 4, 5);
-        let expected: Vec<String> = (0..23).map(|i| format!("img{i}")).collect();
-        let mut source = crate::toy::MemorySource::new(&expected, &images).unwrap();
-        source.insert(
-            11,
-            SourceImage {
-                name: "broken".into(),
-                origin: "toy:broken".into(),
-                payload: ImagePayload::Unreadable("truncated".into()),
-            },
-        );
-        let model = crate::toy::MaxMeanClassifier::new().unwrap();
-        let loader = crate::loader::DataConfig {
-            size: 8,
-            channels: crate::decode::ChannelMode::Keep(1),
-            chunk_size: 5,
-            ..Default::default()
-        }
-        .check()
-        .unwrap()
-        .build(())
-        .unwrap();
-        let (mut names, mut scores) = (Vec::new(), Vec::new());
-        let report = score_source(
-            &model,
-            &loader,
-            &mut source,
-            3,
-            Views::Single,
-            false,
-            |n, s| {
-                names.extend_from_slice(n);
-                scores.extend_from_slice(s);
-                Ok(())
-            },
-        )
-        .unwrap();
-        assert_eq!(report.loaded, 23);
-        assert_eq!(report.failed.len(), 1);
-        assert_eq!(report.failed[0].name, "broken");
-        assert_eq!(names, expected);
-        let direct = anomaly_scores(&model, &images, 7, Views::Single).unwrap();
-        for (a, b) in scores.iter().zip(&direct) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
-    }
-
-    #[test]
     fn views_are_the_symmetries_of_the_square_and_their_scores_are_averaged() {
         // A 3x3 image with nine different pixels: every symmetry moves them differently.
         let x = Tensor::arange(0f32, 9.0, &candle_core::Device::Cpu)
@@ -382,14 +250,6 @@ mod tests {
             "the half turn"
         );
         assert!(flips.is_subset(&seen(Views::Dihedral)));
-        // A model that ignores orientation scores the same under every view.
-        let (images, _) = crate::toy::toy_images(6, 8, 4, 5);
-        let model = crate::toy::MaxMeanClassifier::new().unwrap();
-        let one = anomaly_scores(&model, &images, 4, Views::Single).unwrap();
-        let eight = anomaly_scores(&model, &images, 4, Views::Dihedral).unwrap();
-        for (a, b) in one.iter().zip(&eight) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
-        }
     }
 
     #[test]

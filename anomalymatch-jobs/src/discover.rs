@@ -12,7 +12,7 @@ use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_core::fixmatch::TrainData;
 use anomalymatch_core::metrics::top_k_for_fraction;
 use anomalymatch_core::{
-    FailedImage, Label, Ranking, RankingMetrics, StepMetrics, UnlabelledPool, score_source,
+    FailedImage, Label, Ranking, RankingMetrics, ScoreOptions, Scorer, StepMetrics, UnlabelledPool,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -118,32 +118,29 @@ pub fn discover(config: &Settings, report: &dyn Report) -> Result<Discovery> {
     trainer.save_checkpoint(&checkpoint)?;
 
     let t2 = Instant::now();
-    let (mut names, mut scores) = (Vec::new(), Vec::new());
+    let (mut names, mut scores, mut unreadable) = (Vec::new(), Vec::new(), Vec::new());
     let mut source = components::open_source(config, &images, &Silent)?;
-    let scored = score_source(
-        trainer.ema(),
-        &loader,
-        source.as_mut(),
-        config.score.batch_size,
-        config.score.views,
-        report.progress(),
-        |n, s| {
-            for (name, &score) in n.iter().zip(s) {
-                if !known.contains(name) {
-                    names.push(name.clone());
-                    scores.push(score);
-                }
+    let options = ScoreOptions {
+        embeddings: false,
+        ..config.score.options(report.progress())
+    };
+    Scorer::new(trainer.ema(), options).stream(&loader, source.as_mut(), None, |chunk| {
+        for (name, score) in chunk.names.into_iter().zip(chunk.scores) {
+            if !known.contains(&name) {
+                names.push(name);
+                scores.push(score);
             }
-            Ok(())
-        },
-    )?;
+        }
+        unreadable.extend(chunk.failed);
+        Ok(())
+    })?;
     report.say(&format!(
         "scored {} unlabelled images in {:.1} s; {} unreadable",
         names.len(),
         t2.elapsed().as_secs_f64(),
-        scored.failed.len()
+        unreadable.len()
     ));
-    for f in scored.failed.iter().take(5) {
+    for f in unreadable.iter().take(5) {
         report.warn(&format!("unreadable {}: {}", f.origin, f.message));
     }
 
@@ -170,7 +167,7 @@ pub fn discover(config: &Settings, report: &dyn Report) -> Result<Discovery> {
         ranking,
         top,
         last_step,
-        unreadable: scored.failed,
+        unreadable,
         written: vec![csv, sheet, checkpoint],
         truth,
     })

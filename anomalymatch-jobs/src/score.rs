@@ -13,10 +13,10 @@ use crate::config::{Config, Settings};
 use crate::error::{JobError, Result};
 use crate::outputs;
 use crate::report::Report;
-use crate::score_run::{RunFolder, RunSpec, Scorer, assemble, sha256_file, source_stamp};
+use crate::score_run::{RunFolder, RunSpec, assemble, sha256_file, source_stamp};
 use crate::shard::Shard;
 use anomalymatch_core::atomic::AtomicGroup;
-use anomalymatch_core::{Check, DataSpec, FailedImage};
+use anomalymatch_core::{Check, DataSpec, FailedImage, Scorer};
 use anomalymatch_models::{from_checkpoint, parse_device};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -146,14 +146,8 @@ pub fn score(
         ));
     }
     let t = Instant::now();
-    let scorer = Scorer {
-        model: &model,
-        loader: &loader,
-        batch_size: config.score.batch_size,
-        views: config.score.views,
-        embeddings: config.score.embeddings,
-    };
-    let scored = scorer.score_missing(&run, source.as_mut(), report.progress())?;
+    let scorer = Scorer::new(&model, config.score.options(report.progress()));
+    let scored = run.score_missing(&scorer, &loader, source.as_mut())?;
     let secs = t.elapsed().as_secs_f64();
 
     let mut group = AtomicGroup::new();

@@ -8,11 +8,9 @@ use crate::error::{JobError, Result};
 use crate::report::Report;
 use crate::shard::Shard;
 use anomalymatch_core::atomic::{AtomicGroup, remove_stale_temps, write_atomic};
-use anomalymatch_core::pipeline::pipelined;
-use anomalymatch_core::score::{Views, embed_all};
+use anomalymatch_core::score::Views;
 use anomalymatch_core::{
-    Classifier, DataSpec, FailedImage, ImageLoader, ImageSource, Loaded, Progress, Ranking,
-    SourceImage, anomaly_scores,
+    Classifier, DataSpec, FailedImage, ImageLoader, ImageSource, Ranking, Scorer,
 };
 use anomalymatch_io::{ScoreRows, ScoresFile, ScoresWriter, SourceOptions};
 use serde::{Deserialize, Serialize};
@@ -230,6 +228,44 @@ impl RunFolder {
         Ok(())
     }
 
+    /// Scores the parts of this run not yet finished with `scorer`, streaming them from
+    /// `source` as `loader` decodes it, and saves each part as it ends; returns how many
+    /// images it read.
+    pub fn score_missing<C: Classifier + ?Sized>(
+        &self,
+        scorer: &Scorer<'_, C>,
+        loader: &ImageLoader,
+        source: &mut dyn ImageSource,
+    ) -> Result<usize> {
+        let spec = &self.spec;
+        let todo: Vec<usize> = spec.parts().filter(|&k| !self.is_done(k)).collect();
+        let ranges: Vec<Range<usize>> = todo
+            .iter()
+            .map(|&k| Shard::part_items(k, spec.items, spec.part_size))
+            .collect();
+        let (mut rows, mut unreadable) = (ScoreRows::default(), Vec::new());
+        let read = scorer.stream(loader, source, Some(&ranges), |chunk| {
+            if spec.embeddings
+                && let Some(e) = &chunk.embeddings
+            {
+                rows.embeddings
+                    .extend((0..e.len()).flat_map(|i| e.row(i).to_vec()));
+            }
+            rows.names.extend(chunk.names);
+            rows.origins.extend(chunk.origins);
+            rows.scores.extend(chunk.scores);
+            unreadable.extend(chunk.failed);
+            if chunk.ends_range {
+                self.save_part(todo[chunk.range], &rows, &unreadable)
+                    .map_err(|e| anomalymatch_core::Error::InvalidArgument(e.to_string()))?;
+                rows = ScoreRows::default();
+                unreadable.clear();
+            }
+            Ok(())
+        })?;
+        Ok(read)
+    }
+
     /// The finished parts' files, in order.
     pub fn part_files(&self) -> Vec<PathBuf> {
         self.spec.parts().map(|k| self.part_path(k)).collect()
@@ -298,146 +334,6 @@ pub fn read_metadata(file: &ScoresFile, path: &Path) -> Result<(RunSpec, Vec<Fai
         })
         .collect();
     Ok((spec, unreadable))
-}
-
-/// One decoded chunk on its way to the network.
-struct Decoded {
-    part: usize,
-    items: usize,
-    origins: Vec<String>,
-    loaded: Loaded,
-    ends_part: bool,
-}
-
-/// What scores the images: the network, how images are decoded, and how many go through it at
-/// once.
-pub struct Scorer<'a, C: Classifier> {
-    /// The network (the checkpoint's EMA model).
-    pub model: &'a C,
-    /// Decodes images as the checkpoint wants them.
-    pub loader: &'a ImageLoader,
-    /// Images per forward pass.
-    pub batch_size: usize,
-    /// Views of each image whose scores are averaged.
-    pub views: Views,
-    /// Keep embeddings too.
-    pub embeddings: bool,
-}
-
-impl<C: Classifier> Scorer<'_, C> {
-    /// Scores the parts of `run` not yet finished, reading and decoding the next chunks on a
-    /// thread of their own while the network works; returns how many images it read.
-    pub fn score_missing(
-        &self,
-        run: &RunFolder,
-        source: &mut dyn ImageSource,
-        show_progress: bool,
-    ) -> Result<usize> {
-        let spec = &run.spec;
-        let todo: Vec<Range<usize>> = spec
-            .parts()
-            .filter(|&k| !run.is_done(k))
-            .map(|k| Shard::part_items(k, spec.items, spec.part_size))
-            .collect();
-        let total: usize = todo.iter().map(|r| r.len()).sum();
-        let progress = Progress::new(Some(total), "scoring", show_progress);
-        source.rewind()?;
-        let chunk_size = self.loader.chunk_size();
-        let (mut at, mut next) = (0usize, 0usize);
-        let mut current: Option<Range<usize>> = None;
-        let mut produce = || -> anomalymatch_core::Result<Option<Decoded>> {
-            let range = match current.clone() {
-                Some(r) => r,
-                None => {
-                    let Some(r) = todo.get(next).cloned() else {
-                        return Ok(None);
-                    };
-                    next += 1;
-                    at += source.skip(r.start - at)?;
-                    current = Some(r.clone());
-                    r
-                }
-            };
-            let chunk = source.next_chunk((range.end - at).min(chunk_size))?;
-            if chunk.is_empty() || at < range.start {
-                return Err(anomalymatch_core::Error::InvalidArgument(format!(
-                    "the source ended at item {at}, before the {} it announced",
-                    spec.items
-                )));
-            }
-            at += chunk.len();
-            let loaded = self.loader.decode_chunk(&chunk)?;
-            let origins = loaded_origins(&chunk, &loaded.report.failed);
-            let ends_part = at >= range.end;
-            if ends_part {
-                current = None;
-            }
-            Ok(Some(Decoded {
-                part: range.start / spec.part_size,
-                items: chunk.len(),
-                origins,
-                loaded,
-                ends_part,
-            }))
-        };
-        let (mut rows, mut unreadable) = (ScoreRows::default(), Vec::new());
-        pipelined(
-            anomalymatch_core::loader::PIPELINE_DEPTH,
-            &mut produce,
-            |d: Decoded| {
-                let images = &d.loaded.images;
-                let scores = anomaly_scores(self.model, images, self.batch_size, self.views)?;
-                if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-                    return Err(anomalymatch_core::Error::InvalidArgument(format!(
-                        "the checkpoint scores {} as {}: it is broken",
-                        d.origins[i], scores[i]
-                    )));
-                }
-                if self.embeddings && !images.is_empty() {
-                    let e = embed_all(self.model, images, self.batch_size)?.ok_or_else(|| {
-                        anomalymatch_core::Error::InvalidArgument(
-                            "score.embeddings is set but the model has no embedding".into(),
-                        )
-                    })?;
-                    rows.embeddings
-                        .extend((0..e.len()).flat_map(|i| e.row(i).to_vec()));
-                }
-                rows.names.extend(d.loaded.names);
-                rows.origins.extend(d.origins);
-                rows.scores.extend(scores);
-                unreadable.extend(d.loaded.report.failed);
-                progress.inc(d.items);
-                if d.ends_part {
-                    run.save_part(d.part, &rows, &unreadable)
-                        .map_err(|e| anomalymatch_core::Error::InvalidArgument(e.to_string()))?;
-                    rows = ScoreRows::default();
-                    unreadable.clear();
-                }
-                Ok(())
-            },
-        )?;
-        progress.finish();
-        Ok(total)
-    }
-}
-
-/// The origins of the images `decode_chunk` kept: those of `chunk` less the failed ones, which
-/// it lists in order.
-fn loaded_origins(chunk: &[SourceImage], unreadable: &[FailedImage]) -> Vec<String> {
-    let mut failed = unreadable.iter().peekable();
-    chunk
-        .iter()
-        .filter(|item| {
-            let bad = failed
-                .peek()
-                .is_some_and(|f| f.name == item.name && f.origin == item.origin);
-            if bad {
-                failed.next();
-            }
-            !bad
-        })
-        .map(|item| item.origin.clone())
-        .collect()
 }
 
 /// What assembling score files found: rows, the best `top` and the unreadable images.
@@ -525,31 +421,4 @@ fn keep_top(names: &mut Vec<String>, scores: &mut Vec<f32>, k: usize) -> Result<
         .map(|r| (r.name.clone(), r.score))
         .unzip();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use anomalymatch_core::ImagePayload;
-
-    #[test]
-    fn origins_skip_the_failed_items_in_order() {
-        let item = |n: &str| SourceImage {
-            name: n.into(),
-            origin: format!("o/{n}"),
-            payload: ImagePayload::Unreadable(String::new()),
-        };
-        let chunk = [item("a"), item("b"), item("c"), item("d")];
-        let failed = |n: &str| FailedImage {
-            name: n.into(),
-            origin: format!("o/{n}"),
-            message: String::new(),
-        };
-        assert_eq!(
-            loaded_origins(&chunk, &[failed("b"), failed("d")]),
-            ["o/a", "o/c"]
-        );
-        assert_eq!(loaded_origins(&chunk, &[]).len(), 4);
-    }
 }

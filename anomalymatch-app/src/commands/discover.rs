@@ -7,8 +7,8 @@
 use crate::cli::{Common, DataFlags, TopFlag};
 use crate::stdout::{Console, out};
 use anomalymatch_core::printable;
+use anomalymatch_jobs::Result;
 use anomalymatch_jobs::discover::{HiddenTruth, discover};
-use anomalymatch_jobs::{Report, Result};
 use clap::Args;
 
 /// Arguments of `discover`.
@@ -30,12 +30,7 @@ pub fn run(args: DiscoverArgs) -> Result<()> {
     let config = super::configure(&args.common, &[&args.data, &args.top])?;
     let report = Console::new(args.common.quiet);
     let found = discover(&config, &report)?;
-    let written: Vec<String> = found
-        .written
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    report.say(&format!("wrote {}", and_list(&written)));
+    report.wrote(&found.written);
     for (i, r) in found.ranking.top(10).iter().enumerate() {
         out!("  #{:<3} {:<32} {:.4}", i + 1, printable(&r.name), r.score);
     }
@@ -43,15 +38,6 @@ pub fn run(args: DiscoverArgs) -> Result<()> {
         out!("{}", truth_line(truth));
     }
     Ok(())
-}
-
-/// `a, b and c`.
-fn and_list(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
 }
 
 /// How many of the first look, of the top and of the top 1% are anomalies by the hidden

@@ -5,7 +5,7 @@
 use crate::cli::{Common, TopFlag};
 use crate::stdout::{Console, out};
 use anomalymatch_jobs::merge::merge;
-use anomalymatch_jobs::{Report, Result, outputs};
+use anomalymatch_jobs::{Result, outputs};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -35,7 +35,6 @@ pub fn run(args: MergeArgs) -> Result<()> {
         m.unreadable.len()
     );
     outputs::warn_unreadable(&m.unreadable, &report);
-    let names: Vec<String> = m.written.iter().map(|p| p.display().to_string()).collect();
-    report.say(&format!("wrote {}", names.join(", ")));
+    report.wrote(&m.written);
     Ok(())
 }

@@ -11,7 +11,7 @@
 use crate::cli::{Common, Flags, ImagesFlag, TopFlag, int, push};
 use crate::stdout::{Console, out};
 use anomalymatch_jobs::score::score;
-use anomalymatch_jobs::{Override, Report, Result, Shard, outputs};
+use anomalymatch_jobs::{Override, Result, Shard, outputs};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -81,7 +81,6 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         s.unreadable.len()
     );
     outputs::warn_unreadable(&s.unreadable, &report);
-    let names: Vec<String> = s.written.iter().map(|p| p.display().to_string()).collect();
-    report.say(&format!("wrote {}", names.join(", ")));
+    report.wrote(&s.written);
     Ok(())
 }

@@ -144,8 +144,10 @@ pub fn open(
         dir: session_dir,
         user_labels: labels_path,
         query,
-        score_batch: config.score.batch_size,
-        score_views: config.score.views,
+        score: anomalymatch_core::ScoreOptions {
+            embeddings: false,
+            ..config.score.options(false)
+        },
     }))
 }
 

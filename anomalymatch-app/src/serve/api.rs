@@ -447,3 +447,19 @@ pub async fn export(State(shared): State<Arc<Shared>>) -> ApiResult {
     .await?;
     Ok(Json(body).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::STRATEGIES;
+
+    #[test]
+    fn every_offered_sort_order_is_a_strategy_the_session_builds() {
+        for name in STRATEGIES {
+            assert!(
+                anomalymatch_active::strategy::STRATEGY_NAMES.contains(&name),
+                "{name} is offered by the page but is not a strategy name"
+            );
+            assert!(anomalymatch_active::by_name(name).is_ok(), "{name}");
+        }
+    }
+}

@@ -7,7 +7,7 @@
 
 use super::state::{Progress, Shared};
 use anomalymatch_core::Classifier;
-use anomalymatch_core::score::anomaly_scores;
+use anomalymatch_core::Scorer;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -149,8 +149,8 @@ fn score(shared: &Arc<Shared>) -> Result<(), String> {
     });
     let clock = Instant::now();
     let mut scores = HashMap::with_capacity(total);
-    let batch = shared.score_batch.max(1);
-    for chunk in names.chunks(batch) {
+    let scorer = Scorer::new(&model, shared.score);
+    for chunk in names.chunks(shared.score.batch_size.max(1)) {
         let (picked, images) = {
             let served = shared.served();
             let window = served.session.window();
@@ -159,7 +159,7 @@ fn score(shared: &Arc<Shared>) -> Result<(), String> {
                 .select_named(&window.names, chunk)
                 .map_err(text)?
         };
-        let s = anomaly_scores(&model, &images, batch, shared.score_views).map_err(text)?;
+        let s = scorer.scores(&images).map_err(text)?;
         scores.extend(picked.into_iter().zip(s));
         let done = scores.len();
         let rate = done as f64 / clock.elapsed().as_secs_f64().max(1e-9);
@@ -183,7 +183,7 @@ fn score(shared: &Arc<Shared>) -> Result<(), String> {
             .images()
             .select_named(labelled.names(), &answered)
             .map_err(text)?;
-        let s = anomaly_scores(&model, &images, batch, shared.score_views).map_err(text)?;
+        let s = scorer.scores(&images).map_err(text)?;
         scores.extend(names.into_iter().zip(s));
         served.scores = scores;
         let mut items = served.items();

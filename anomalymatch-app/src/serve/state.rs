@@ -167,10 +167,8 @@ pub struct Shared {
     pub user_labels: Option<PathBuf>,
     /// The configured query strategy (`active.query`), the page's default strategy sort.
     pub query: String,
-    /// Images per forward pass when scoring.
-    pub score_batch: usize,
-    /// Views of each image whose scores are averaged.
-    pub score_views: anomalymatch_core::Views,
+    /// How the page's jobs score: the `[score]` section's batch and views.
+    pub score: anomalymatch_core::ScoreOptions,
 }
 
 impl Shared {

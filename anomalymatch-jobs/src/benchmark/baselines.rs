@@ -19,8 +19,7 @@ use crate::components;
 use crate::config::Settings;
 use crate::error::{JobError, Result};
 use crate::report::Report;
-use anomalymatch_core::score::embed_all;
-use anomalymatch_core::{FolderSource, Label, RankingMetrics};
+use anomalymatch_core::{FolderSource, Label, RankingMetrics, ScoreOptions, Scorer};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use linfa_nn::distance::{Distance, L2Dist};
@@ -49,19 +48,25 @@ pub fn embed(config: &Settings, data: &Data, report: &dyn Report) -> Result<Arra
     let mut source = FolderSource::with_names(&data.images, data.names.clone())?;
     let mut rows: Vec<f64> = Vec::new();
     let mut dim = 0;
-    let loaded = loader.for_each_chunk(&mut source, report.progress(), |chunk| {
-        if let Some(e) = embed_all(&model, &chunk.images, config.score.batch_size)? {
+    let mut failed = Vec::new();
+    let options = ScoreOptions {
+        embeddings: true,
+        ..config.score.options(report.progress())
+    };
+    Scorer::new(&model, options).stream(&loader, &mut source, None, |chunk| {
+        if let Some(e) = chunk.embeddings {
             dim = e.dim();
             rows.extend((0..e.len()).flat_map(|i| e.row(i).iter().map(|&v| f64::from(v))));
         }
+        failed.extend(chunk.failed);
         Ok(())
     })?;
-    if let Some(f) = loaded.failed.first() {
+    if let Some(f) = failed.first() {
         return Err(JobError::Failed(format!(
             "{}: {} (the baselines need every image; {} unreadable)",
             f.origin,
             f.message,
-            loaded.failed.len()
+            failed.len()
         )));
     }
     if dim == 0 {
