@@ -54,20 +54,12 @@ pub(super) fn channel_stats(x: Operand<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
 /// Inference-mode batch norm and activation of contiguous f32 CPU tensors.
 pub(super) fn eval(
     x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    mean: &Tensor,
-    var: &Tensor,
+    params @ [gamma, beta, mean, var]: [&Tensor; 4],
     eps: f64,
     act: Activation,
 ) -> Result<Tensor> {
     let c = x.dim(1)?;
-    for (name, t) in [
-        ("gamma", gamma),
-        ("beta", beta),
-        ("mean", mean),
-        ("var", var),
-    ] {
+    for (name, t) in ["gamma", "beta", "mean", "var"].into_iter().zip(params) {
         check_param(name, t, c)?;
     }
     let var = var.flatten_all()?.to_vec1::<f32>()?;

@@ -11,10 +11,10 @@
 //! (rows laid out `Lw` apart, the extra columns computed and dropped) rather than one short one
 //! per row and border case; that is what keeps the 6x6 and 3x3 late layers fast.
 
-use candle_core::{Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, bail};
 use rayon::prelude::*;
 
-use super::{Cpu, Kernel, Operand, simd};
+use super::{Kernel, Operand, simd};
 use std::mem::MaybeUninit;
 
 /// Sizes of one depthwise convolution and of its polyphase layout.
@@ -285,47 +285,13 @@ pub(super) fn forward(
     Ok((out, shape))
 }
 
-/// The gradients wrt `x` (if `need_x`) and `w` (if `need_w`) for the contiguous output
-/// gradient `grad`.
-pub(super) fn gradients(
-    x: &Tensor,
-    w: &Tensor,
-    grad: &Tensor,
-    (stride, padding): (usize, (usize, usize)),
-    need_x: bool,
-    need_w: bool,
-) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let (_, _, h, width) = x.dims4()?;
-    let grad_x = need_x
-        .then(|| {
-            let op = GradInput {
-                stride,
-                padding,
-                h,
-                w: width,
-            };
-            grad.apply_op2_no_bwd(w, &Cpu(op))
-        })
-        .transpose()?;
-    let grad_w = need_w
-        .then(|| {
-            let op = GradWeight {
-                stride,
-                padding,
-                k: w.dim(2)?,
-            };
-            x.apply_op2_no_bwd(grad, &Cpu(op))
-        })
-        .transpose()?;
-    Ok((grad_x, grad_w))
-}
-
 /// Gradient wrt the input: `(grad_out [N, C, OH, OW], w [C, 1, k, k]) -> [N, C, H, W]`.
-struct GradInput {
-    stride: usize,
-    padding: (usize, usize),
-    h: usize,
-    w: usize,
+pub(super) struct GradInput {
+    pub(super) stride: usize,
+    pub(super) padding: (usize, usize),
+    /// The input's height and width, which the output gradient does not determine.
+    pub(super) h: usize,
+    pub(super) w: usize,
 }
 
 impl Kernel<2> for GradInput {
@@ -358,10 +324,11 @@ impl Kernel<2> for GradInput {
 }
 
 /// Gradient wrt the weight: `(x [N, C, H, W], grad_out [N, C, OH, OW]) -> [C, 1, k, k]`.
-struct GradWeight {
-    stride: usize,
-    padding: (usize, usize),
-    k: usize,
+pub(super) struct GradWeight {
+    pub(super) stride: usize,
+    pub(super) padding: (usize, usize),
+    /// The kernel size.
+    pub(super) k: usize,
 }
 
 impl Kernel<2> for GradWeight {

@@ -195,8 +195,7 @@ impl Kernel<1> for Block<'_> {
     }
 
     fn forward(&self, [x]: [Operand<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
-        let (n, cin, h, w) = x.shape.dims4()?;
-        let x = x.data;
+        let (x, (n, cin, h, w)) = (x.data, x.shape.dims4()?);
         let hidden = self.depthwise.outputs();
         let cout = self.project.outputs();
         let kk = self.kernel * self.kernel;
@@ -460,8 +459,7 @@ impl Kernel<1> for Stem<'_> {
     }
 
     fn forward(&self, [x]: [Operand<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
-        let (n, cin, h, w) = x.shape.dims4()?;
-        let x = x.data;
+        let (x, (n, cin, h, w)) = (x.data, x.shape.dims4()?);
         let (k, st, (before, after)) = (self.kernel, self.stride, self.padding);
         let cout = self.layer.outputs();
         if self.layer.w.len() != cout * cin * k * k {
@@ -545,8 +543,7 @@ impl Kernel<1> for HeadPool<'_> {
     }
 
     fn forward(&self, [x]: [Operand<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
-        let (n, cin, h, w) = x.shape.dims4()?;
-        let x = x.data;
+        let (x, (n, cin, h, w)) = (x.data, x.shape.dims4()?);
         let cout = self.0.outputs();
         if self.0.w.len() != cout * cin {
             bail!("head-pool-eval: weights do not fit an input of {cin} channels");

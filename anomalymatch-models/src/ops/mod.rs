@@ -140,12 +140,32 @@ impl Conv {
         need_w: bool,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        match self {
-            Conv::Pointwise => pointwise::gradients(x, w, &grad, need_x, need_w),
-            Conv::Depthwise { stride, padding } => {
-                depthwise::gradients(x, w, &grad, (stride, padding), need_x, need_w)
-            }
-        }
+        let grad_x = need_x
+            .then(|| match self {
+                Conv::Pointwise => grad.apply_op2_no_bwd(w, &Cpu(pointwise::GradInput)),
+                Conv::Depthwise { stride, padding } => {
+                    let (_, _, h, width) = x.dims4()?;
+                    let op = depthwise::GradInput {
+                        stride,
+                        padding,
+                        h,
+                        w: width,
+                    };
+                    grad.apply_op2_no_bwd(w, &Cpu(op))
+                }
+            })
+            .transpose()?;
+        let grad_w = need_w
+            .then(|| match self {
+                Conv::Pointwise => x.apply_op2_no_bwd(&grad, &Cpu(pointwise::GradWeight)),
+                Conv::Depthwise { stride, padding } => {
+                    let k = w.dim(2)?;
+                    let op = depthwise::GradWeight { stride, padding, k };
+                    x.apply_op2_no_bwd(&grad, &Cpu(op))
+                }
+            })
+            .transpose()?;
+        Ok((grad_x, grad_w))
     }
 }
 
@@ -272,7 +292,7 @@ pub fn batch_norm_eval(
     act: Activation,
 ) -> Result<Tensor> {
     if fast_path(&[x, gamma, beta, mean, var]) {
-        batch_norm::eval(x, gamma, beta, mean, var, eps, act)
+        batch_norm::eval(x, [gamma, beta, mean, var], eps, act)
     } else {
         builtin::batch_norm_eval(x, gamma, beta, mean, var, eps, act)
     }
@@ -631,14 +651,29 @@ trait Kernel<const N: usize>: Send + Sync {
 /// A [`Kernel`] as a candle custom op, on the CPU only.
 struct Cpu<K>(K);
 
+/// Runs `kernel` on the storages of its operands.
+fn run<const N: usize>(
+    kernel: &impl Kernel<N>,
+    operands: [(&CpuStorage, &Layout); N],
+) -> Result<(CpuStorage, Shape)> {
+    let mut inputs = Vec::with_capacity(N);
+    for (storage, layout) in operands {
+        inputs.push(Operand::new(storage, layout)?);
+    }
+    let inputs: [Operand<'_>; N] = inputs
+        .try_into()
+        .map_err(|_| candle_core::Error::Msg(format!("{}: operand count", kernel.name())))?;
+    let (out, shape) = kernel.forward(inputs)?;
+    Ok((CpuStorage::F32(out), shape))
+}
+
 impl<K: Kernel<1>> CustomOp1 for Cpu<K> {
     fn name(&self) -> &'static str {
         self.0.name()
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (out, shape) = self.0.forward([Operand::new(s, l)?])?;
-        Ok((CpuStorage::F32(out), shape))
+        run(&self.0, [(s, l)])
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -659,9 +694,7 @@ impl<K: Kernel<2>> CustomOp2 for Cpu<K> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let inputs = [Operand::new(s1, l1)?, Operand::new(s2, l2)?];
-        let (out, shape) = self.0.forward(inputs)?;
-        Ok((CpuStorage::F32(out), shape))
+        run(&self.0, [(s1, l1), (s2, l2)])
     }
 
     fn bwd(
@@ -690,13 +723,7 @@ impl<K: Kernel<3>> CustomOp3 for Cpu<K> {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let inputs = [
-            Operand::new(s1, l1)?,
-            Operand::new(s2, l2)?,
-            Operand::new(s3, l3)?,
-        ];
-        let (out, shape) = self.0.forward(inputs)?;
-        Ok((CpuStorage::F32(out), shape))
+        run(&self.0, [(s1, l1), (s2, l2), (s3, l3)])
     }
 
     fn bwd(

@@ -5,11 +5,11 @@
 //! handed to `gemm`, so nothing but the results is materialised (candle's `conv2d` copies the
 //! input into an im2col buffer and the output back out of one).
 
-use candle_core::{Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, bail};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{Cpu, Kernel, Operand};
+use super::{Kernel, Operand};
 use std::mem::MaybeUninit;
 
 /// Planes smaller than this (in pixels) take the regrouped weight-gradient product.
@@ -212,26 +212,8 @@ pub(super) fn forward(x: Operand<'_>, w: Operand<'_>) -> Result<(Vec<f32>, Shape
     Ok((out, Shape::from((n, cout, h, wd))))
 }
 
-/// The gradients wrt `x` (if `need_x`) and `w` (if `need_w`) for the contiguous output
-/// gradient `grad`.
-pub(super) fn gradients(
-    x: &Tensor,
-    w: &Tensor,
-    grad: &Tensor,
-    need_x: bool,
-    need_w: bool,
-) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let grad_x = need_x
-        .then(|| grad.apply_op2_no_bwd(w, &Cpu(GradInput)))
-        .transpose()?;
-    let grad_w = need_w
-        .then(|| x.apply_op2_no_bwd(grad, &Cpu(GradWeight)))
-        .transpose()?;
-    Ok((grad_x, grad_w))
-}
-
 /// Gradient wrt the input: `(grad_out [N, Cout, H, W], w [Cout, Cin, 1, 1]) -> [N, Cin, H, W]`.
-struct GradInput;
+pub(super) struct GradInput;
 
 impl Kernel<2> for GradInput {
     fn name(&self) -> &'static str {
@@ -266,7 +248,7 @@ impl Kernel<2> for GradInput {
 }
 
 /// Gradient wrt the weight: `(x [N, Cin, H, W], grad_out [N, Cout, H, W]) -> [Cout, Cin, 1, 1]`.
-struct GradWeight;
+pub(super) struct GradWeight;
 
 impl Kernel<2> for GradWeight {
     fn name(&self) -> &'static str {
