@@ -43,6 +43,7 @@ impl Padding {
         Ok((x, 0))
     }
 
+    /// `(before, after)`, as the kernels in [`ops`] take it.
     fn pair(self) -> (usize, usize) {
         (self.before, self.after)
     }
@@ -137,6 +138,7 @@ impl Masks {
     }
 }
 
+/// A variable under its state-dict name.
 fn named(name: String, var: &Var, role: VarRole) -> NamedVar {
     NamedVar {
         name,
@@ -183,6 +185,7 @@ impl Stem {
         Some((s, conv_flops(&self.conv, s * s)))
     }
 
+    /// Training mode: the batch norm uses the batch's statistics and updates its running ones.
     pub(super) fn forward_train(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         let (x, pad) = self.padding.apply(x)?;
         let x = x.conv2d(&self.conv, pad, Self::STRIDE, 1, 1)?;
@@ -194,10 +197,12 @@ impl Stem {
         ops::stem_eval(x, conv, Self::STRIDE, self.padding.pair())
     }
 
+    /// The convolution with its batch norm folded in, then `act`, detached.
     pub(super) fn fold(&self, act: Activation) -> Result<ops::EvalConv> {
         self.bn.fold(&self.conv, act)
     }
 
+    /// Appends the layer's variables, in state-dict order, to `out`.
     pub(super) fn push_variables(&self, out: &mut Vec<NamedVar>) {
         out.push(named(
             "_conv_stem.weight".into(),
@@ -232,10 +237,12 @@ impl SqueezeExcite {
         })
     }
 
+    /// FLOPs of the two convolutions, which see one pixel each.
     fn flops(&self) -> usize {
         conv_flops(&self.reduce_w, 1) + conv_flops(&self.expand_w, 1)
     }
 
+    /// `x` with each channel scaled by its gate, in training mode.
     fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         let bias = |t: &Var| t.reshape((1, t.dim(0)?, 1, 1));
         let s = x.mean_keepdim((2, 3))?;
@@ -258,6 +265,7 @@ impl SqueezeExcite {
         )
     }
 
+    /// Appends the variables, named under the block's `prefix`, to `out`.
     fn push_variables(&self, prefix: &str, out: &mut Vec<NamedVar>) {
         let entries = [
             ("_se_reduce.weight", &self.reduce_w, VarRole::Weight),
@@ -275,14 +283,19 @@ impl SqueezeExcite {
 pub(super) struct BlockSpec {
     /// Position among all blocks; the variables are named `_blocks.{index}...`.
     pub(super) index: usize,
+    /// Input and output channels.
     pub(super) input: usize,
     pub(super) output: usize,
+    /// Depthwise kernel size and stride.
     pub(super) kernel: usize,
     pub(super) stride: usize,
     /// Expansion ratio of the hidden width; 1 means no expansion layer.
     pub(super) expand: usize,
+    /// The depthwise layer's `SAME` padding at the variant's native resolution.
     pub(super) padding: Padding,
+    /// Whether the block has squeeze-and-excitation (the B family).
     pub(super) squeeze_excite: bool,
+    /// Drop-connect rate of the residual branch.
     pub(super) drop_connect: f64,
 }
 
@@ -304,6 +317,7 @@ pub(super) struct MbConv {
 }
 
 impl MbConv {
+    /// The block `spec` describes, named `_blocks.{index}` as in the PyTorch port.
     pub(super) fn new(init: &mut Init<'_>, spec: &BlockSpec) -> Result<Self> {
         let prefix = format!("_blocks.{}", spec.index);
         let hidden = spec.input * spec.expand;
@@ -357,7 +371,8 @@ impl MbConv {
         Some((s, flops))
     }
 
-    pub(super) fn depthwise_conv(&self) -> Conv {
+    /// The depthwise layer as a [`Conv`].
+    fn depthwise_conv(&self) -> Conv {
         Conv::Depthwise {
             stride: self.stride,
             padding: self.padding.pair(),
@@ -419,6 +434,7 @@ impl MbConv {
         })
     }
 
+    /// Appends the layer's variables, in state-dict order, to `out`.
     pub(super) fn push_variables(&self, out: &mut Vec<NamedVar>) {
         let p = &self.prefix;
         if let Some((w, bn)) = &self.expand {
@@ -455,6 +471,7 @@ pub(super) struct Head {
 }
 
 impl Head {
+    /// `width` features from `input` channels.
     pub(super) fn new(init: &mut Init<'_>, input: usize, width: usize) -> Result<Self> {
         Ok(Self {
             conv: init.conv(width, input, 1)?,
@@ -478,10 +495,12 @@ impl Head {
         conv_bn_chain(x, &[layer], true)?.mean((2, 3))
     }
 
+    /// The convolution with its batch norm folded in, then `act`, detached.
     pub(super) fn fold(&self, act: Activation) -> Result<ops::EvalConv> {
         self.bn.fold(&self.conv, act)
     }
 
+    /// Appends the layer's variables, in state-dict order, to `out`.
     pub(super) fn push_variables(&self, out: &mut Vec<NamedVar>) {
         out.push(named(
             "_conv_head.weight".into(),
@@ -499,6 +518,7 @@ pub(super) struct Linear {
 }
 
 impl Linear {
+    /// `classes` logits from `input` features.
     pub(super) fn new(init: &mut Init<'_>, input: usize, classes: usize) -> Result<Self> {
         Ok(Self {
             weight: init.uniform(&[classes, input], input)?,
@@ -528,6 +548,7 @@ impl Linear {
         x.matmul(&w.t()?)?.broadcast_add(&b)
     }
 
+    /// Appends the layer's variables, in state-dict order, to `out`.
     pub(super) fn push_variables(&self, out: &mut Vec<NamedVar>) {
         out.push(named("_fc.weight".into(), &self.weight, VarRole::Weight));
         out.push(named("_fc.bias".into(), &self.bias, VarRole::NoDecay));

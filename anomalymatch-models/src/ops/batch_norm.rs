@@ -15,8 +15,7 @@ use super::{Activation, BatchStats, Cpu, Kernel, Operand, simd};
 /// Training-mode batch norm and activation of contiguous f32 CPU tensors.
 pub(super) fn train(
     x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
+    [gamma, beta]: [&Tensor; 2],
     eps: f64,
     act: Activation,
 ) -> Result<(Tensor, BatchStats)> {
@@ -433,11 +432,7 @@ mod tests {
             assert_close(&a, &b, 1e-4);
             assert_close(&sa.mean, &sb.mean, 1e-5);
             assert_close(&sa.var, &sb.var, 1e-4);
-            let g1 = (a * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (b * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            for v in [&x, &gamma, &beta] {
-                assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
-            }
+            assert_same_grads(&a, &b, &up, &[&x, &gamma, &beta], 1e-4);
         }
     }
 
@@ -453,11 +448,7 @@ mod tests {
             let a = batch_norm_eval(&x, &gamma, &beta, &mean, &var, 1e-5, act).unwrap();
             let b = builtin::batch_norm_eval(&x, &gamma, &beta, &mean, &var, 1e-5, act).unwrap();
             assert_close(&a, &b, 1e-4);
-            let g1 = (a * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (b * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            for v in [&x, &gamma, &beta] {
-                assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
-            }
+            assert_same_grads(&a, &b, &up, &[&x, &gamma, &beta], 1e-4);
         }
     }
 

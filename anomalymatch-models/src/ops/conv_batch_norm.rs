@@ -274,22 +274,9 @@ mod tests {
         }
         assert_close(&fused, &plain, 1e-5);
         let up = random(fused.dims(), 65);
-        let g1 = (fused * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (plain * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 1e-4);
-        for v in params.iter().flatten() {
-            assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
-        }
+        let mut vars = vec![&x];
+        vars.extend(params.iter().flatten());
+        assert_same_grads(&fused, &plain, &up, &vars, 1e-4);
     }
 
     #[test]

@@ -274,7 +274,7 @@ pub fn batch_norm_train(
     act: Activation,
 ) -> Result<(Tensor, BatchStats)> {
     if fast_path(&[x, gamma, beta]) {
-        batch_norm::train(x, gamma, beta, eps, act)
+        batch_norm::train(x, [gamma, beta], eps, act)
     } else {
         builtin::batch_norm_train(x, gamma, beta, eps, act)
     }
@@ -623,6 +623,7 @@ struct Operand<'a> {
 }
 
 impl<'a> Operand<'a> {
+    /// The operand that `layout` (contiguous, or an error) makes of `storage`.
     fn new(storage: &'a CpuStorage, layout: &'a Layout) -> Result<Self> {
         Ok(Self {
             data: cpu_f32(storage, layout)?,
@@ -772,7 +773,7 @@ fn write_copy(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
 mod test_util {
     #![allow(clippy::unwrap_used)]
 
-    use candle_core::{Device, Tensor};
+    use candle_core::{Device, Tensor, Var};
 
     /// A reproducible tensor with values in [-1, 1) (a small LCG keeps tests free of RNG crates).
     ///
@@ -807,6 +808,16 @@ mod test_util {
                 (x - y).abs() <= tol * y.abs().max(1.0),
                 "element {i}: {x} vs {y}"
             );
+        }
+    }
+
+    /// Asserts that the losses `sum(a * up)` and `sum(b * up)` have gradients wrt each of
+    /// `vars` within `tol` of each other, as [`assert_close`] compares them.
+    pub fn assert_same_grads(a: &Tensor, b: &Tensor, up: &Tensor, vars: &[&Var], tol: f32) {
+        let grads = |t: &Tensor| (t * up).unwrap().sum_all().unwrap().backward().unwrap();
+        let (g1, g2) = (grads(a), grads(b));
+        for v in vars {
+            assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), tol);
         }
     }
 }

@@ -318,15 +318,7 @@ mod tests {
         let theirs = builtin::pointwise_conv2d(x, &w).unwrap();
         assert_close(&ours, &theirs, 1e-4);
         let up = random(ours.dims(), 12);
-        let g1 = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (theirs * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert_close(g1.get(var).unwrap(), g2.get(var).unwrap(), 1e-4);
-        assert_close(g1.get(&w).unwrap(), g2.get(&w).unwrap(), 1e-4);
+        assert_same_grads(&ours, &theirs, &up, &[var, &w], 1e-4);
     }
 
     #[test]
