@@ -4,10 +4,10 @@
 //! about ten full-size tensors there; here each direction reads its inputs once and writes one
 //! output.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::{Activation, cpu_f32, simd};
+use super::{Activation, Cpu, Kernel, Operand, simd};
 
 /// Elements per rayon task: large enough that scheduling is negligible, small enough that both
 /// cores get work on the 3x3 late layers.
@@ -15,12 +15,12 @@ const CHUNK: usize = 1 << 14;
 
 /// ReLU6 of an f32 CPU tensor.
 pub(super) fn relu6(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Activation::Relu6)
+    x.contiguous()?.apply_op1(Cpu(Activation::Relu6))
 }
 
 /// SiLU of an f32 CPU tensor.
 pub(super) fn silu(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Activation::Silu)
+    x.contiguous()?.apply_op1(Cpu(Activation::Silu))
 }
 
 /// An activation's scalar functions, as a type: kernels are generic over it (through
@@ -81,7 +81,7 @@ impl Scalar for SiluFn {
     }
 }
 
-impl CustomOp1 for Activation {
+impl Kernel<1> for Activation {
     fn name(&self) -> &'static str {
         match self {
             Self::Identity => "identity",
@@ -90,12 +90,11 @@ impl CustomOp1 for Activation {
         }
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = cpu_f32(s, l)?;
-        let mut out = super::uninit(x.len());
+    fn forward(&self, [x]: [Operand<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let mut out = super::uninit(x.data.len());
         // Plain loops over chunks, so that ReLU6 vectorises (a per-element parallel iterator
         // does not).
-        with_scalar!(*self, F => out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(
+        with_scalar!(*self, F => out.par_chunks_mut(CHUNK).zip(x.data.par_chunks(CHUNK)).for_each(
             |(o, x)| simd::wide(#[inline(always)] || {
                 for (o, &v) in o.iter_mut().zip(x) {
                     o.write(F::forward(v));
@@ -104,40 +103,33 @@ impl CustomOp1 for Activation {
         ));
         // SAFETY: the chunks of `out` and `x` pair up one to one and every element is written.
         let out = unsafe { super::assume_init(out) };
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+        Ok((out, x.shape.clone()))
     }
 
-    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn backward(&self, [x]: [&Tensor; 1], grad: &Tensor) -> Result<[Option<Tensor>; 1]> {
         let grad = grad.contiguous()?;
-        Ok(Some(x.apply_op2_no_bwd(&grad, &ActivationGrad(*self))?))
+        Ok([Some(x.apply_op2_no_bwd(&grad, &Cpu(Gradient(*self)))?)])
     }
 }
 
 /// `(x, grad_out) -> grad_x` for an [`Activation`].
-struct ActivationGrad(Activation);
+struct Gradient(Activation);
 
-impl CustomOp2 for ActivationGrad {
+impl Kernel<2> for Gradient {
     fn name(&self) -> &'static str {
         "activation-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        if l1.shape() != l2.shape() {
+    fn forward(&self, [x, g]: [Operand<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        if x.shape != g.shape {
             bail!(
                 "activation backward: input {:?} and gradient {:?} differ",
-                l1.shape(),
-                l2.shape()
+                x.shape,
+                g.shape
             );
         }
-        let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut out = super::uninit(x.len());
-        let chunks = x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK));
+        let mut out = super::uninit(x.data.len());
+        let chunks = x.data.par_chunks(CHUNK).zip(g.data.par_chunks(CHUNK));
         with_scalar!(self.0, F => out.par_chunks_mut(CHUNK).zip(chunks).for_each(
             |(o, (x, g))| simd::wide(#[inline(always)] || {
                 for ((o, &v), &d) in o.iter_mut().zip(x).zip(g) {
@@ -148,7 +140,7 @@ impl CustomOp2 for ActivationGrad {
         // SAFETY: the chunks of `out`, `x` and `g` pair up one to one (equal shapes, checked
         // above) and every element is written.
         let out = unsafe { super::assume_init(out) };
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, x.shape.clone()))
     }
 }
 
@@ -170,9 +162,7 @@ mod tests {
             let b = theirs(&view).unwrap();
             assert_close(&a, &b, 1e-5);
             let up = random(a.dims(), 22);
-            let g1 = (a * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (b * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 1e-5);
+            assert_same_grads(&a, &b, &up, &[&x], 1e-5);
         }
     }
 

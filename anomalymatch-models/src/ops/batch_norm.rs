@@ -6,19 +6,16 @@
 //! and the backward pass one read of `(x, grad)` for the per-channel sums and one more to write
 //! the input gradient.
 
-use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail,
-};
+use candle_core::{Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use super::activation::Scalar;
-use super::{Activation, BatchStats, cpu_f32, simd};
+use super::{Activation, BatchStats, Cpu, Kernel, Operand, simd};
 
 /// Training-mode batch norm and activation of contiguous f32 CPU tensors.
 pub(super) fn train(
     x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
+    [gamma, beta]: [&Tensor; 2],
     eps: f64,
     act: Activation,
 ) -> Result<(Tensor, BatchStats)> {
@@ -26,13 +23,13 @@ pub(super) fn train(
     let (n, c, h, w) = x.dims4()?;
     check_param("gamma", gamma, c)?;
     check_param("beta", beta, c)?;
-    let stats = x.apply_op1_no_bwd(&ChannelStats)?;
+    let stats = x.apply_op1_no_bwd(&Cpu(ChannelStats))?;
     let [mean, var]: [Vec<f32>; 2] = stats
         .to_vec2::<f32>()?
         .try_into()
         .map_err(|_| candle_core::Error::Msg("batch_norm: statistics are not [2, C]".into()))?;
     let op = BatchNorm::training(mean, &var, eps, act);
-    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Cpu(op))?;
     let stats = BatchStats {
         mean: stats.get(0)?,
         var: (stats.get(1)? * unbiased_factor(n * h * w))?,
@@ -46,31 +43,22 @@ pub(super) fn unbiased_factor(count: usize) -> f64 {
     count / (count - 1.0).max(1.0)
 }
 
-/// Per-channel mean and biased variance of a contiguous `[N, C, H, W]` storage.
-pub(super) fn channel_stats(s: &CpuStorage, l: &Layout) -> Result<(Vec<f32>, Vec<f32>)> {
-    let (stats, _) = ChannelStats.cpu_fwd(s, l)?;
-    let stats = stats.as_slice::<f32>()?;
-    let c = stats.len() / 2;
-    Ok((stats[..c].to_vec(), stats[c..].to_vec()))
+/// Per-channel mean and biased variance of `x [N, C, H, W]`.
+pub(super) fn channel_stats(x: Operand<'_>) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (mut mean, _) = ChannelStats.forward([x])?;
+    let var = mean.split_off(mean.len() / 2);
+    Ok((mean, var))
 }
 
 /// Inference-mode batch norm and activation of contiguous f32 CPU tensors.
 pub(super) fn eval(
     x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    mean: &Tensor,
-    var: &Tensor,
+    params @ [gamma, beta, mean, var]: [&Tensor; 4],
     eps: f64,
     act: Activation,
 ) -> Result<Tensor> {
     let c = x.dim(1)?;
-    for (name, t) in [
-        ("gamma", gamma),
-        ("beta", beta),
-        ("mean", mean),
-        ("var", var),
-    ] {
+    for (name, t) in ["gamma", "beta", "mean", "var"].into_iter().zip(params) {
         check_param(name, t, c)?;
     }
     let var = var.flatten_all()?.to_vec1::<f32>()?;
@@ -81,7 +69,7 @@ pub(super) fn eval(
         act,
     };
     x.contiguous()?
-        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Cpu(op))
 }
 
 /// Per-channel parameters must hold exactly `C` values (any shape, e.g. `[C]`).
@@ -182,18 +170,18 @@ const SUM_GROUPS: usize = 16;
 /// `x [N, C, H, W] -> [2, C]`: per-channel mean and biased variance.
 struct ChannelStats;
 
-impl CustomOp1 for ChannelStats {
+impl Kernel<1> for ChannelStats {
     fn name(&self) -> &'static str {
         "batch-norm-stats"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l.shape().dims4()?;
+    fn forward(&self, [x]: [Operand<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let (n, c, h, w) = x.shape.dims4()?;
         let hw = h * w;
         if n * c * hw == 0 {
-            bail!("batch_norm: empty input {:?}", l.shape());
+            bail!("batch_norm: empty input {:?}", x.shape);
         }
-        let x = cpu_f32(s, l)?;
+        let x = x.data;
         // Sums of (x - k) and (x - k)^2 with k the channel's first value: shifting by a value
         // of the data keeps E[x^2] - E[x]^2 from cancelling when the mean is large.
         let shift: Vec<f32> = (0..c).map(|ch| x[ch * hw]).collect();
@@ -208,7 +196,7 @@ impl CustomOp1 for ChannelStats {
             out[ch] = (shift[ch] as f64 + m) as f32;
             out[c + ch] = (s2 / count - m * m).max(0.0) as f32;
         }
-        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+        Ok((out, Shape::from((2, c))))
     }
 }
 
@@ -239,7 +227,7 @@ impl BatchNorm {
 
     /// The gradients of `act(batch_norm(x))` for the output gradient `grad`: the input gradient
     /// and the `[2, C]` sums whose rows are the gradients of beta and of gamma.
-    pub(super) fn backward(
+    pub(super) fn gradients(
         &self,
         x: &Tensor,
         gamma: &[f32],
@@ -248,14 +236,14 @@ impl BatchNorm {
     ) -> Result<(Tensor, Tensor)> {
         let grad = grad.contiguous()?;
         let (scale, shift) = self.affine(gamma, beta);
-        let grads = BatchNormGrad {
+        let grads = Cpu(BatchNormGrad {
             scale,
             shift,
             mean: self.mean.clone(),
             inv_std: self.inv_std.clone(),
             train: self.train,
             act: self.act,
-        };
+        });
         let sums = x.apply_op2_no_bwd(&grad, &grads)?;
         let grad_x = x.apply_op3_no_bwd(&grad, &sums, &grads)?;
         Ok((grad_x, sums))
@@ -278,31 +266,23 @@ impl BatchNorm {
     }
 }
 
-impl CustomOp3 for BatchNorm {
+impl Kernel<3> for BatchNorm {
     fn name(&self) -> &'static str {
         "batch-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l1.shape().dims4()?;
+    fn forward(&self, [x, gamma, beta]: [Operand<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let (n, c, h, w) = x.shape.dims4()?;
         let hw = h * w;
         if n * c * hw == 0 || self.mean.len() != c {
             bail!(
                 "batch_norm: input {:?} does not fit {} channels",
-                l1.shape(),
+                x.shape,
                 self.mean.len()
             );
         }
-        let x = cpu_f32(s1, l1)?;
-        let (scale, shift) = self.affine(cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
+        let (x, shape) = (x.data, x.shape);
+        let (scale, shift) = self.affine(gamma.data, beta.data);
         let mut out = super::uninit(x.len());
         let per_task = planes_per_task(hw);
         let tasks = out.par_chunks_mut(hw * per_task).enumerate();
@@ -317,18 +297,15 @@ impl CustomOp3 for BatchNorm {
         })));
         // SAFETY: every task's chunk is a whole number of `hw`-sized planes, each written in full.
         let out = unsafe { super::assume_init(out) };
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, shape.clone()))
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        x: &Tensor,
-        gamma: &Tensor,
-        beta: &Tensor,
-        _res: &Tensor,
+        [x, gamma, beta]: [&Tensor; 3],
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (grad_x, sums) = self.backward(
+    ) -> Result<[Option<Tensor>; 3]> {
+        let (grad_x, sums) = self.gradients(
             x,
             &gamma.flatten_all()?.to_vec1()?,
             &beta.flatten_all()?.to_vec1()?,
@@ -336,7 +313,7 @@ impl CustomOp3 for BatchNorm {
         )?;
         let grad_beta = sums.get(0)?.reshape(beta.shape())?;
         let grad_gamma = sums.get(1)?.reshape(gamma.shape())?;
-        Ok((Some(grad_x), Some(grad_gamma), Some(grad_beta)))
+        Ok([Some(grad_x), Some(grad_gamma), Some(grad_beta)])
     }
 }
 
@@ -352,27 +329,21 @@ struct BatchNormGrad {
     act: Activation,
 }
 
-impl CustomOp2 for BatchNormGrad {
+impl Kernel<2> for BatchNormGrad {
     fn name(&self) -> &'static str {
         "batch-norm-grad-sums"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l1.shape().dims4()?;
-        if l1.shape() != l2.shape() || self.scale.len() != c {
+    fn forward(&self, [x, g]: [Operand<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let (n, c, h, w) = x.shape.dims4()?;
+        if x.shape != g.shape || self.scale.len() != c {
             bail!(
                 "batch_norm backward: gradient {:?} does not fit input {:?}",
-                l2.shape(),
-                l1.shape()
+                g.shape,
+                x.shape
             );
         }
-        let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
+        let (x, g) = (x.data, g.data);
         let sums = with_scalar!(self.act, F => channel_sums(x, g, (n, c, h * w), |ch, xv, gv| {
             let dz = F::backward(xv * self.scale[ch] + self.shift[ch], gv);
             (dz, dz * (xv - self.mean[ch]) * self.inv_std[ch])
@@ -382,35 +353,27 @@ impl CustomOp2 for BatchNormGrad {
             out[ch] = a as f32;
             out[c + ch] = b as f32;
         }
-        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+        Ok((out, Shape::from((2, c))))
     }
 }
 
-impl CustomOp3 for BatchNormGrad {
+impl Kernel<3> for BatchNormGrad {
     fn name(&self) -> &'static str {
         "batch-norm-grad-input"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = l1.shape().dims4()?;
+    fn forward(&self, [x, g, sums]: [Operand<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
+        let (n, c, h, w) = x.shape.dims4()?;
         let hw = h * w;
-        if l1.shape() != l2.shape() || l3.shape().dims() != [2, c] || self.scale.len() != c {
+        if x.shape != g.shape || sums.shape.dims() != [2, c] || self.scale.len() != c {
             bail!(
                 "batch_norm backward: shapes {:?}, {:?}, {:?} do not fit",
-                l1.shape(),
-                l2.shape(),
-                l3.shape()
+                x.shape,
+                g.shape,
+                sums.shape
             );
         }
-        let (x, g, sums) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
+        let (shape, x, g, sums) = (x.shape, x.data, g.data, sums.data);
         let count = (n * hw) as f32;
         let mut out = super::uninit(x.len());
         let per_task = planes_per_task(hw);
@@ -441,7 +404,7 @@ impl CustomOp3 for BatchNormGrad {
         })));
         // SAFETY: every task's chunk is a whole number of `hw`-sized planes, each written in full.
         let out = unsafe { super::assume_init(out) };
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        Ok((out, shape.clone()))
     }
 }
 
@@ -469,11 +432,7 @@ mod tests {
             assert_close(&a, &b, 1e-4);
             assert_close(&sa.mean, &sb.mean, 1e-5);
             assert_close(&sa.var, &sb.var, 1e-4);
-            let g1 = (a * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (b * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            for v in [&x, &gamma, &beta] {
-                assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
-            }
+            assert_same_grads(&a, &b, &up, &[&x, &gamma, &beta], 1e-4);
         }
     }
 
@@ -489,11 +448,7 @@ mod tests {
             let a = batch_norm_eval(&x, &gamma, &beta, &mean, &var, 1e-5, act).unwrap();
             let b = builtin::batch_norm_eval(&x, &gamma, &beta, &mean, &var, 1e-5, act).unwrap();
             assert_close(&a, &b, 1e-4);
-            let g1 = (a * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            let g2 = (b * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            for v in [&x, &gamma, &beta] {
-                assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
-            }
+            assert_same_grads(&a, &b, &up, &[&x, &gamma, &beta], 1e-4);
         }
     }
 

@@ -8,11 +8,11 @@
 //! op: the forward pass keeps them for the backward pass, which hands each gradient straight
 //! to the kernels of the layer before.
 
-use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Storage, Tensor, bail};
+use candle_core::{Device, Result, Shape, Storage, Tensor, bail};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::batch_norm::{self, BatchNorm};
-use super::{Activation, BatchStats, Conv, ConvBn};
+use super::{Activation, BatchStats, Conv, ConvBn, Cpu, Kernel, Operand};
 
 /// `links` applied in order to `x`, in training mode, for f32 CPU tensors.
 pub(super) fn train(x: &Tensor, links: &[ConvBn<'_>]) -> Result<(Tensor, Vec<BatchStats>)> {
@@ -42,9 +42,11 @@ pub(super) fn train(x: &Tensor, links: &[ConvBn<'_>]) -> Result<(Tensor, Vec<Bat
         links: specs,
         saved: Arc::clone(&saved),
     };
-    let y = x
-        .contiguous()?
-        .apply_op3(&Tensor::cat(&weights, 0)?, &Tensor::cat(&affine, 0)?, op)?;
+    let y = x.contiguous()?.apply_op3(
+        &Tensor::cat(&weights, 0)?,
+        &Tensor::cat(&affine, 0)?,
+        Cpu(op),
+    )?;
     let saved = saved.lock().unwrap_or_else(PoisonError::into_inner);
     let device = x.device();
     let stats = saved
@@ -103,41 +105,36 @@ impl ConvBnChain {
     }
 }
 
-impl CustomOp3 for ConvBnChain {
+impl Kernel<3> for ConvBnChain {
     fn name(&self) -> &'static str {
         "conv-batch-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn forward(&self, [x, weights, affine]: [Operand<'_>; 3]) -> Result<(Vec<f32>, Shape)> {
         let offsets = self.offsets();
         let (w_len, a_len) = offsets[self.links.len()];
-        if l2.shape().elem_count() != w_len || l3.shape().elem_count() != a_len {
+        if weights.data.len() != w_len || affine.data.len() != a_len {
             bail!(
                 "conv_batch_norm: weights {:?} or scales and shifts {:?} do not fit the layers",
-                l2.shape(),
-                l3.shape()
+                weights.shape,
+                affine.shape
             );
         }
         let mut saved = Vec::with_capacity(self.links.len());
         let mut input: Option<Tensor> = None;
         for (i, (link, &(w_at, a_at))) in self.links.iter().zip(&offsets).enumerate() {
-            let w_layout = Layout::contiguous_with_offset(&link.weight, l2.start_offset() + w_at);
+            let w = Operand {
+                data: &weights.data[w_at..w_at + link.weight.elem_count()],
+                shape: &link.weight,
+            };
             let (a, shape) = match &input {
-                None => link.conv.cpu_fwd(s1, l1, s2, &w_layout)?,
+                None => link.conv.forward([x, w])?,
                 Some(t) => {
                     let (storage, layout) = t.storage_and_layout();
                     let Storage::Cpu(s) = &*storage else {
                         bail!("conv_batch_norm: intermediate tensor left the CPU");
                     };
-                    link.conv.cpu_fwd(s, layout, s2, &w_layout)?
+                    link.conv.forward([Operand::new(s, layout)?, w])?
                 }
             };
             let c = shape.dims4()?.1;
@@ -147,18 +144,24 @@ impl CustomOp3 for ConvBnChain {
                     link.channels
                 );
             }
-            let layout = Layout::contiguous(&shape);
-            let (mean, var) = batch_norm::channel_stats(&a, &layout)?;
-            let norm = BatchNorm::training(mean, &var, link.eps, link.act);
-            let start = l3.start_offset() + a_at;
-            let (gamma, beta) = (
-                Layout::contiguous_with_offset(c, start),
-                Layout::contiguous_with_offset(c, start + c),
-            );
-            let (y, _) = norm.cpu_fwd(&a, &layout, s3, &gamma, s3, &beta)?;
-            let CpuStorage::F32(a) = a else {
-                bail!("conv_batch_norm: the convolution did not return f32");
+            let conv_out = Operand {
+                data: &a,
+                shape: &shape,
             };
+            let (mean, var) = batch_norm::channel_stats(conv_out)?;
+            let norm = BatchNorm::training(mean, &var, link.eps, link.act);
+            let per_channel = Shape::from(c);
+            let (gamma, beta) = (
+                Operand {
+                    data: &affine.data[a_at..a_at + c],
+                    shape: &per_channel,
+                },
+                Operand {
+                    data: &affine.data[a_at + c..a_at + 2 * c],
+                    shape: &per_channel,
+                },
+            );
+            let (y, _) = norm.forward([conv_out, gamma, beta])?;
             saved.push(SavedLink {
                 input: input.take(),
                 conv_out: Tensor::from_vec(a, shape.clone(), &Device::Cpu)?,
@@ -169,22 +172,16 @@ impl CustomOp3 for ConvBnChain {
                 *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = saved;
                 return Ok((y, shape));
             }
-            let CpuStorage::F32(y) = y else {
-                bail!("conv_batch_norm: the batch norm did not return f32");
-            };
             input = Some(Tensor::from_vec(y, shape, &Device::Cpu)?);
         }
         bail!("conv_batch_norm: no layers")
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        x: &Tensor,
-        weights: &Tensor,
-        affine: &Tensor,
-        _res: &Tensor,
+        [x, weights, affine]: [&Tensor; 3],
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<[Option<Tensor>; 3]> {
         let saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
         if saved.len() != self.links.len() {
             bail!("conv_batch_norm: backward before forward");
@@ -201,13 +198,13 @@ impl CustomOp3 for ConvBnChain {
             let s = &saved[i];
             let c = link.channels;
             let (gamma, beta) = (&affine[a_at..a_at + c], &affine[a_at + c..a_at + 2 * c]);
-            let (grad_a, sums) = s.norm.backward(&s.conv_out, gamma, beta, &grad)?;
+            let (grad_a, sums) = s.norm.gradients(&s.conv_out, gamma, beta, &grad)?;
             let w = weights
                 .narrow(0, w_at, link.weight.elem_count())?
                 .reshape(&link.weight)?;
             let input = s.input.as_ref().unwrap_or(x);
             let need_x = i > 0 || x.track_op();
-            let (gx, gw) = link.conv.backward(input, &w, &grad_a, need_x, true)?;
+            let (gx, gw) = link.conv.gradients(input, &w, &grad_a, need_x, true)?;
             grad_w[i] = gw.map(|g| g.flatten_all()).transpose()?;
             // `sums` rows are the gradients of beta and gamma; the operand has gamma first.
             grad_affine[i] = Some(Tensor::cat(&[sums.get(1)?, sums.get(0)?], 0)?);
@@ -223,7 +220,7 @@ impl CustomOp3 for ConvBnChain {
                 None => bail!("conv_batch_norm: a layer gave no gradient"),
             }
         };
-        Ok((grad_x, Some(collect(grad_w)?), Some(collect(grad_affine)?)))
+        Ok([grad_x, Some(collect(grad_w)?), Some(collect(grad_affine)?)])
     }
 }
 
@@ -277,22 +274,9 @@ mod tests {
         }
         assert_close(&fused, &plain, 1e-5);
         let up = random(fused.dims(), 65);
-        let g1 = (fused * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (plain * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert_close(g1.get(&x).unwrap(), g2.get(&x).unwrap(), 1e-4);
-        for v in params.iter().flatten() {
-            assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), 1e-4);
-        }
+        let mut vars = vec![&x];
+        vars.extend(params.iter().flatten());
+        assert_same_grads(&fused, &plain, &up, &vars, 1e-4);
     }
 
     #[test]

@@ -11,24 +11,11 @@
 //! (rows laid out `Lw` apart, the extra columns computed and dropped) rather than one short one
 //! per row and border case; that is what keeps the 6x6 and 3x3 late layers fast.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, bail};
 use rayon::prelude::*;
 
-use super::{cpu_f32, simd};
+use super::{Kernel, Operand, simd};
 use std::mem::MaybeUninit;
-
-/// Depthwise convolution of a contiguous f32 CPU tensor `x [N, C, H, W]` with `w [C, 1, k, k]`,
-/// zero padding `(before, after)` on both spatial axes.
-pub(super) fn depthwise_conv2d(
-    x: &Tensor,
-    w: &Tensor,
-    stride: usize,
-    padding: (usize, usize),
-) -> Result<Tensor> {
-    let x = x.contiguous()?;
-    let w = w.contiguous()?;
-    x.apply_op2(&w, DepthwiseConv { stride, padding })
-}
 
 /// Sizes of one depthwise convolution and of its polyphase layout.
 #[derive(Debug, Clone, Copy)]
@@ -238,15 +225,11 @@ fn grad_weight_plane(
 }
 
 /// Checks `w [C, 1, k, k]` against `x [N, C, H, W]` and returns the geometry.
-fn geometry(x: &Layout, w: &Layout, stride: usize, padding: (usize, usize)) -> Result<Geometry> {
-    let dims_x = x.shape().dims4()?;
-    let (wc, one, kh, kw) = w.shape().dims4()?;
+fn geometry(x: &Shape, w: &Shape, stride: usize, padding: (usize, usize)) -> Result<Geometry> {
+    let dims_x = x.dims4()?;
+    let (wc, one, kh, kw) = w.dims4()?;
     if wc != dims_x.1 || one != 1 || kh != kw {
-        bail!(
-            "depthwise_conv2d: weight {:?} does not fit input {:?} (want [C, 1, k, k])",
-            w.shape(),
-            x.shape()
-        );
+        bail!("depthwise_conv2d: weight {w:?} does not fit input {x:?} (want [C, 1, k, k])");
     }
     Geometry::new(dims_x, kh, stride, padding)
 }
@@ -278,117 +261,48 @@ fn for_planes(
         );
 }
 
-/// Forward pass; its backward pass runs [`DepthwiseGradInput`] and [`DepthwiseGradWeight`].
-pub(super) struct DepthwiseConv {
-    pub(super) stride: usize,
-    pub(super) padding: (usize, usize),
-}
-
-impl CustomOp2 for DepthwiseConv {
-    fn name(&self) -> &'static str {
-        "depthwise-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let g = geometry(l1, l2, self.stride, self.padding)?;
-        let x = cpu_f32(s1, l1)?;
-        let w = cpu_f32(s2, l2)?;
-        let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-        let mut out = super::uninit(g.planes * ohw);
-        for_planes(&g, &mut out, ohw, |p, o, t| {
-            let c = p % g.channels;
-            forward_plane(
-                &g,
-                &x[p * ihw..(p + 1) * ihw],
-                &w[c * kk..(c + 1) * kk],
-                o,
-                t,
-            );
-        });
-        // SAFETY: `for_planes` hands every plane's chunk to `forward_plane`, which writes it.
-        let out = unsafe { super::assume_init(out) };
-        let shape = Shape::from((g.planes / g.channels, g.channels, g.oh, g.ow));
-        Ok((CpuStorage::F32(out), shape))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // Inputs outside the graph (the images, frozen weights) need no gradient.
-        self.backward(x, w, grad, x.track_op(), w.track_op())
-    }
-}
-
-impl DepthwiseConv {
-    /// The gradients wrt `x` (if `need_x`) and `w` (if `need_w`) for the output gradient `grad`.
-    pub(super) fn backward(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        grad: &Tensor,
-        need_x: bool,
-        need_w: bool,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let (_, _, h, width) = x.dims4()?;
-        let grad_x = need_x
-            .then(|| {
-                let op = DepthwiseGradInput {
-                    stride: self.stride,
-                    padding: self.padding,
-                    h,
-                    w: width,
-                };
-                grad.apply_op2_no_bwd(w, &op)
-            })
-            .transpose()?;
-        let grad_w = need_w
-            .then(|| {
-                let op = DepthwiseGradWeight {
-                    stride: self.stride,
-                    padding: self.padding,
-                    k: w.dim(2)?,
-                };
-                x.apply_op2_no_bwd(&grad, &op)
-            })
-            .transpose()?;
-        Ok((grad_x, grad_w))
-    }
+/// The forward pass of [`super::Conv::Depthwise`]: `x [N, C, H, W]` and `w [C, 1, k, k]`.
+pub(super) fn forward(
+    x: Operand<'_>,
+    w: Operand<'_>,
+    stride: usize,
+    padding: (usize, usize),
+) -> Result<(Vec<f32>, Shape)> {
+    let g = geometry(x.shape, w.shape, stride, padding)?;
+    let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+    let mut out = super::uninit(g.planes * ohw);
+    for_planes(&g, &mut out, ohw, |p, o, t| {
+        let c = p % g.channels;
+        let (xp, wc) = (
+            &x.data[p * ihw..(p + 1) * ihw],
+            &w.data[c * kk..(c + 1) * kk],
+        );
+        forward_plane(&g, xp, wc, o, t);
+    });
+    // SAFETY: `for_planes` hands every plane's chunk to `forward_plane`, which writes it.
+    let out = unsafe { super::assume_init(out) };
+    let shape = Shape::from((g.planes / g.channels, g.channels, g.oh, g.ow));
+    Ok((out, shape))
 }
 
 /// Gradient wrt the input: `(grad_out [N, C, OH, OW], w [C, 1, k, k]) -> [N, C, H, W]`.
-struct DepthwiseGradInput {
-    stride: usize,
-    padding: (usize, usize),
-    h: usize,
-    w: usize,
+pub(super) struct GradInput {
+    pub(super) stride: usize,
+    pub(super) padding: (usize, usize),
+    /// The input's height and width, which the output gradient does not determine.
+    pub(super) h: usize,
+    pub(super) w: usize,
 }
 
-impl CustomOp2 for DepthwiseGradInput {
+impl Kernel<2> for GradInput {
     fn name(&self) -> &'static str {
         "depthwise-conv2d-grad-input"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, gh, gw) = l1.shape().dims4()?;
-        let x_layout = Layout::contiguous((n, c, self.h, self.w));
-        let g = geometry(&x_layout, l2, self.stride, self.padding)?;
+    fn forward(&self, [grad, w]: [Operand<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let (n, c, gh, gw) = grad.shape.dims4()?;
+        let x_shape = Shape::from((n, c, self.h, self.w));
+        let g = geometry(&x_shape, w.shape, self.stride, self.padding)?;
         if (gh, gw) != (g.oh, g.ow) {
             bail!(
                 "depthwise_conv2d backward: gradient {gh}x{gw}, expected {}x{}",
@@ -396,57 +310,49 @@ impl CustomOp2 for DepthwiseGradInput {
                 g.ow
             );
         }
-        let grad = cpu_f32(s1, l1)?;
-        let w = cpu_f32(s2, l2)?;
         let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
         let mut gx = super::uninit(g.planes * ihw);
         for_planes(&g, &mut gx, ihw, |p, o, t| {
             let cc = p % g.channels;
-            let gp = &grad[p * ohw..(p + 1) * ohw];
-            grad_input_plane(&g, gp, &w[cc * kk..(cc + 1) * kk], o, t);
+            let gp = &grad.data[p * ohw..(p + 1) * ohw];
+            grad_input_plane(&g, gp, &w.data[cc * kk..(cc + 1) * kk], o, t);
         });
         // SAFETY: `for_planes` hands every plane's chunk to `grad_input_plane`, which writes it.
         let gx = unsafe { super::assume_init(gx) };
-        Ok((CpuStorage::F32(gx), Shape::from((n, c, self.h, self.w))))
+        Ok((gx, x_shape))
     }
 }
 
 /// Gradient wrt the weight: `(x [N, C, H, W], grad_out [N, C, OH, OW]) -> [C, 1, k, k]`.
-struct DepthwiseGradWeight {
-    stride: usize,
-    padding: (usize, usize),
-    k: usize,
+pub(super) struct GradWeight {
+    pub(super) stride: usize,
+    pub(super) padding: (usize, usize),
+    /// The kernel size.
+    pub(super) k: usize,
 }
 
-impl CustomOp2 for DepthwiseGradWeight {
+impl Kernel<2> for GradWeight {
     fn name(&self) -> &'static str {
         "depthwise-conv2d-grad-weight"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let c = l1.shape().dims4()?.1;
-        let w_layout = Layout::contiguous((c, 1, self.k, self.k));
-        let g = geometry(l1, &w_layout, self.stride, self.padding)?;
-        if l2.shape().dims4()? != (g.planes / c, c, g.oh, g.ow) {
+    fn forward(&self, [x, grad]: [Operand<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let c = x.shape.dims4()?.1;
+        let w_shape = Shape::from((c, 1, self.k, self.k));
+        let g = geometry(x.shape, &w_shape, self.stride, self.padding)?;
+        if grad.shape.dims4()? != (g.planes / c, c, g.oh, g.ow) {
             bail!(
                 "depthwise_conv2d backward: gradient shape {:?} does not fit",
-                l2.shape()
+                grad.shape
             );
         }
-        let x = cpu_f32(s1, l1)?;
-        let grad = cpu_f32(s2, l2)?;
         let (ihw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
         // One partial sum per plane, then a sum over the batch in a fixed order, so the result
         // does not depend on how rayon split the work.
         let mut partial = super::uninit(g.planes * kk);
         for_planes(&g, &mut partial, kk, |p, acc, t| {
-            let (xp, gp) = (&x[p * ihw..(p + 1) * ihw], &grad[p * ohw..(p + 1) * ohw]);
+            let xp = &x.data[p * ihw..(p + 1) * ihw];
+            let gp = &grad.data[p * ohw..(p + 1) * ohw];
             grad_weight_plane(&g, xp, gp, acc, t);
         });
         // SAFETY: `grad_weight_plane` writes all `kk` sums of every plane.
@@ -457,7 +363,7 @@ impl CustomOp2 for DepthwiseGradWeight {
                 *a += b;
             }
         }
-        Ok((CpuStorage::F32(gw), Shape::from((c, 1, g.k, g.k))))
+        Ok((gw, w_shape))
     }
 }
 
@@ -467,6 +373,16 @@ mod tests {
 
     use super::super::{builtin, test_util::*};
     use candle_core::{DType, Device, Tensor, Var};
+
+    /// The CPU kernel itself, whatever [`super::super::use_builtin_kernels`] says.
+    fn kernel(
+        x: &Tensor,
+        w: &Tensor,
+        stride: usize,
+        padding: (usize, usize),
+    ) -> candle_core::Result<Tensor> {
+        super::super::Conv::Depthwise { stride, padding }.cpu(x, w)
+    }
 
     /// Direct loops over the definition: output, grad input and grad weight for the loss
     /// `sum(out * up)`. candle's own backward fails on stride-2 inputs whose height and width
@@ -599,7 +515,7 @@ mod tests {
         let up = random(&[8, 16, 6, 6], 8);
         let w = Var::from_tensor(&random(&[16, 1, 3, 3], 9)).unwrap();
         let grad_w = || {
-            let out = super::depthwise_conv2d(&x, &w, 2, (1, 1)).unwrap();
+            let out = kernel(&x, &w, 2, (1, 1)).unwrap();
             let g = (out * &up).unwrap().sum_all().unwrap().backward().unwrap();
             g.get(&w)
                 .unwrap()
@@ -618,7 +534,7 @@ mod tests {
     fn constant_input_gets_no_gradient() {
         let x = random(&[2, 3, 5, 5], 14);
         let w = Var::from_tensor(&random(&[3, 1, 3, 3], 15)).unwrap();
-        let ours = super::depthwise_conv2d(&x, &w, 1, (1, 1)).unwrap();
+        let ours = kernel(&x, &w, 1, (1, 1)).unwrap();
         let theirs = builtin::depthwise_conv2d(&x, &w, 1, (1, 1)).unwrap();
         let g1 = ours.sum_all().unwrap().backward().unwrap();
         let g2 = theirs.sum_all().unwrap().backward().unwrap();
@@ -630,6 +546,6 @@ mod tests {
     fn rejects_mismatched_weight() {
         let x = Tensor::zeros((1, 3, 5, 5), DType::F32, &Device::Cpu).unwrap();
         let w = Tensor::zeros((4, 1, 3, 3), DType::F32, &Device::Cpu).unwrap();
-        assert!(super::depthwise_conv2d(&x, &w, 1, (1, 1)).is_err());
+        assert!(kernel(&x, &w, 1, (1, 1)).is_err());
     }
 }

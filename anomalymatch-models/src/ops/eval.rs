@@ -11,12 +11,12 @@
 //! samples where planes are large, and grow on the late layers (6x6, 3x3), where a product per
 //! sample would be too narrow to run at speed.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, bail};
+use candle_core::{Result, Shape, bail};
 use rayon::prelude::*;
 
 use super::activation::Scalar;
 use super::pointwise::{Mat, matmul};
-use super::{Activation, cpu_f32, simd};
+use super::{Activation, Kernel, Operand, simd};
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
@@ -189,21 +189,13 @@ fn for_groups(
     unsafe { super::assume_init(out) }
 }
 
-/// Dims of an `[N, C, H, W]` tensor.
-type Dims4 = (usize, usize, usize, usize);
-
-/// The values and dims of a contiguous f32 `[N, C, H, W]` storage.
-fn input<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], Dims4)> {
-    Ok((cpu_f32(s, l)?, l.shape().dims4()?))
-}
-
-impl CustomOp1 for Block<'_> {
+impl Kernel<1> for Block<'_> {
     fn name(&self) -> &'static str {
         "mbconv-eval"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, (n, cin, h, w)) = input(s, l)?;
+    fn forward(&self, [x]: [Operand<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let (x, (n, cin, h, w)) = (x.data, x.shape.dims4()?);
         let hidden = self.depthwise.outputs();
         let cout = self.project.outputs();
         let kk = self.kernel * self.kernel;
@@ -303,7 +295,7 @@ impl CustomOp1 for Block<'_> {
                 residual,
             );
         });
-        Ok((CpuStorage::F32(out), Shape::from((n, cout, oh, ow))))
+        Ok((out, Shape::from((n, cout, oh, ow))))
     }
 }
 
@@ -461,13 +453,13 @@ pub(super) struct Stem<'a> {
     pub(super) padding: (usize, usize),
 }
 
-impl CustomOp1 for Stem<'_> {
+impl Kernel<1> for Stem<'_> {
     fn name(&self) -> &'static str {
         "stem-eval"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, (n, cin, h, w)) = input(s, l)?;
+    fn forward(&self, [x]: [Operand<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let (x, (n, cin, h, w)) = (x.data, x.shape.dims4()?);
         let (k, st, (before, after)) = (self.kernel, self.stride, self.padding);
         let cout = self.layer.outputs();
         if self.layer.w.len() != cout * cin * k * k {
@@ -509,7 +501,7 @@ impl CustomOp1 for Stem<'_> {
             });
         // SAFETY: every sample's chunk is written in full.
         let out = unsafe { super::assume_init(out) };
-        Ok((CpuStorage::F32(out), Shape::from((n, cout, oh, ow))))
+        Ok((out, Shape::from((n, cout, oh, ow))))
     }
 }
 
@@ -545,13 +537,13 @@ fn unfold(
 /// `[N, Cout]` without the full-size activation ever leaving cache.
 pub(super) struct HeadPool<'a>(pub(super) Layer<'a>);
 
-impl CustomOp1 for HeadPool<'_> {
+impl Kernel<1> for HeadPool<'_> {
     fn name(&self) -> &'static str {
         "head-pool-eval"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, (n, cin, h, w)) = input(s, l)?;
+    fn forward(&self, [x]: [Operand<'_>; 1]) -> Result<(Vec<f32>, Shape)> {
+        let (x, (n, cin, h, w)) = (x.data, x.shape.dims4()?);
         let cout = self.0.outputs();
         if self.0.w.len() != cout * cin {
             bail!("head-pool-eval: weights do not fit an input of {cin} channels");
@@ -567,7 +559,7 @@ impl CustomOp1 for HeadPool<'_> {
                     .map(|plane| plane.iter().sum::<f32>() / hw as f32),
             );
         });
-        Ok((CpuStorage::F32(out), Shape::from((n, cout))))
+        Ok((out, Shape::from((n, cout))))
     }
 }
 

@@ -26,7 +26,9 @@
 //! `RAYON_NUM_THREADS` also spares candle a read of `/proc/cpuinfo` in each of its thread-count
 //! queries.
 
-use candle_core::{CpuStorage, DType, Layout, Result, Tensor, bail};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail,
+};
 use std::mem::MaybeUninit;
 
 /// Runs `$body` with `$f` naming the [`activation::Scalar`] type of the [`Activation`] `$act`,
@@ -67,7 +69,7 @@ pub fn depthwise_conv2d(
     padding: (usize, usize),
 ) -> Result<Tensor> {
     if fast_path(&[x, w]) {
-        depthwise::depthwise_conv2d(x, w, stride, padding)
+        Conv::Depthwise { stride, padding }.cpu(x, w)
     } else {
         builtin::depthwise_conv2d(x, w, stride, padding)
     }
@@ -76,7 +78,7 @@ pub fn depthwise_conv2d(
 /// 1x1 convolution: `x [N, Cin, H, W]`, `w [Cout, Cin, 1, 1]`.
 pub fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if fast_path(&[x, w]) {
-        pointwise::pointwise_conv2d(x, w)
+        Conv::Pointwise.cpu(x, w)
     } else {
         builtin::pointwise_conv2d(x, w)
     }
@@ -123,25 +125,13 @@ impl Conv {
         }
     }
 
-    /// The CPU kernel on storages, for ops that fuse the convolution with what follows.
-    fn cpu_fwd(
-        self,
-        x: &CpuStorage,
-        xl: &Layout,
-        w: &CpuStorage,
-        wl: &Layout,
-    ) -> Result<(CpuStorage, candle_core::Shape)> {
-        use candle_core::CustomOp2;
-        match self {
-            Conv::Pointwise => pointwise::PointwiseConv.cpu_fwd(x, xl, w, wl),
-            Conv::Depthwise { stride, padding } => {
-                depthwise::DepthwiseConv { stride, padding }.cpu_fwd(x, xl, w, wl)
-            }
-        }
+    /// The CPU kernel, recorded for backprop.
+    fn cpu(self, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+        x.contiguous()?.apply_op2(&w.contiguous()?, Cpu(self))
     }
 
     /// The CPU gradients wrt `x` (if `need_x`) and `w` (if `need_w`).
-    fn backward(
+    fn gradients(
         self,
         x: &Tensor,
         w: &Tensor,
@@ -149,12 +139,55 @@ impl Conv {
         need_x: bool,
         need_w: bool,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let grad_x = need_x
+            .then(|| match self {
+                Conv::Pointwise => grad.apply_op2_no_bwd(w, &Cpu(pointwise::GradInput)),
+                Conv::Depthwise { stride, padding } => {
+                    let (_, _, h, width) = x.dims4()?;
+                    let op = depthwise::GradInput {
+                        stride,
+                        padding,
+                        h,
+                        w: width,
+                    };
+                    grad.apply_op2_no_bwd(w, &Cpu(op))
+                }
+            })
+            .transpose()?;
+        let grad_w = need_w
+            .then(|| match self {
+                Conv::Pointwise => x.apply_op2_no_bwd(&grad, &Cpu(pointwise::GradWeight)),
+                Conv::Depthwise { stride, padding } => {
+                    let k = w.dim(2)?;
+                    let op = depthwise::GradWeight { stride, padding, k };
+                    x.apply_op2_no_bwd(&grad, &Cpu(op))
+                }
+            })
+            .transpose()?;
+        Ok((grad_x, grad_w))
+    }
+}
+
+impl Kernel<2> for Conv {
+    fn name(&self) -> &'static str {
         match self {
-            Conv::Pointwise => pointwise::PointwiseConv.backward(x, w, grad, need_x, need_w),
-            Conv::Depthwise { stride, padding } => {
-                depthwise::DepthwiseConv { stride, padding }.backward(x, w, grad, need_x, need_w)
-            }
+            Conv::Pointwise => "pointwise-conv2d",
+            Conv::Depthwise { .. } => "depthwise-conv2d",
         }
+    }
+
+    fn forward(&self, [x, w]: [Operand<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        match *self {
+            Conv::Pointwise => pointwise::forward(x, w),
+            Conv::Depthwise { stride, padding } => depthwise::forward(x, w, stride, padding),
+        }
+    }
+
+    fn backward(&self, [x, w]: [&Tensor; 2], grad: &Tensor) -> Result<[Option<Tensor>; 2]> {
+        // Inputs outside the graph (the images, frozen weights) need no gradient.
+        let (gx, gw) = self.gradients(x, w, grad, x.track_op(), w.track_op())?;
+        Ok([gx, gw])
     }
 }
 
@@ -241,7 +274,7 @@ pub fn batch_norm_train(
     act: Activation,
 ) -> Result<(Tensor, BatchStats)> {
     if fast_path(&[x, gamma, beta]) {
-        batch_norm::train(x, gamma, beta, eps, act)
+        batch_norm::train(x, [gamma, beta], eps, act)
     } else {
         builtin::batch_norm_train(x, gamma, beta, eps, act)
     }
@@ -259,7 +292,7 @@ pub fn batch_norm_eval(
     act: Activation,
 ) -> Result<Tensor> {
     if fast_path(&[x, gamma, beta, mean, var]) {
-        batch_norm::eval(x, gamma, beta, mean, var, eps, act)
+        batch_norm::eval(x, [gamma, beta, mean, var], eps, act)
     } else {
         builtin::batch_norm_eval(x, gamma, beta, mean, var, eps, act)
     }
@@ -363,12 +396,13 @@ pub fn stem_eval(
     }
     let kernel = conv.weight.dim(3)?;
     with_layers(&[conv], |l| {
-        x.contiguous()?.apply_op1_no_bwd(&eval::Stem {
+        let stem = eval::Stem {
             layer: l[0],
             kernel,
             stride,
             padding: (before, after),
-        })
+        };
+        x.contiguous()?.apply_op1_no_bwd(&Cpu(stem))
     })
 }
 
@@ -405,7 +439,7 @@ pub fn mbconv_eval(x: &Tensor, b: &EvalBlock) -> Result<Tensor> {
             project: next()?,
             residual: b.residual,
         };
-        x.contiguous()?.apply_op1_no_bwd(&block)
+        x.contiguous()?.apply_op1_no_bwd(&Cpu(block))
     })
 }
 
@@ -435,7 +469,7 @@ pub fn head_pool_eval(x: &Tensor, conv: &EvalConv) -> Result<Tensor> {
         return conv.builtin(x, Conv::Pointwise)?.mean((2, 3));
     }
     with_layers(&[conv], |l| {
-        x.contiguous()?.apply_op1_no_bwd(&eval::HeadPool(l[0]))
+        x.contiguous()?.apply_op1_no_bwd(&Cpu(eval::HeadPool(l[0])))
     })
 }
 
@@ -581,6 +615,131 @@ fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     }
 }
 
+/// An operand of a [`Kernel`]: the f32 elements of a contiguous CPU tensor, and its shape.
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    shape: &'a Shape,
+}
+
+impl<'a> Operand<'a> {
+    /// The operand that `layout` (contiguous, or an error) makes of `storage`.
+    fn new(storage: &'a CpuStorage, layout: &'a Layout) -> Result<Self> {
+        Ok(Self {
+            data: cpu_f32(storage, layout)?,
+            shape: layout.shape(),
+        })
+    }
+}
+
+/// A CPU kernel on `N` f32 operands, each kernel's own part of a custom op: [`Cpu`] makes it
+/// candle's `CustomOp1`, `CustomOp2` or `CustomOp3`, so the storage extraction, contiguity
+/// check and output wrapping are written once here instead of in every kernel.
+trait Kernel<const N: usize>: Send + Sync {
+    /// The op's name in candle's errors.
+    fn name(&self) -> &'static str;
+
+    /// The output's elements, in order, and its shape.
+    fn forward(&self, inputs: [Operand<'_>; N]) -> Result<(Vec<f32>, Shape)>;
+
+    /// The gradients wrt the inputs for the output gradient `grad`; kernels that only run
+    /// outside the graph keep candle's refusal.
+    fn backward(&self, _inputs: [&Tensor; N], _grad: &Tensor) -> Result<[Option<Tensor>; N]> {
+        Err(candle_core::Error::BackwardNotSupported { op: self.name() })
+    }
+}
+
+/// A [`Kernel`] as a candle custom op, on the CPU only.
+struct Cpu<K>(K);
+
+/// Runs `kernel` on the storages of its operands.
+fn run<const N: usize>(
+    kernel: &impl Kernel<N>,
+    operands: [(&CpuStorage, &Layout); N],
+) -> Result<(CpuStorage, Shape)> {
+    let mut inputs = Vec::with_capacity(N);
+    for (storage, layout) in operands {
+        inputs.push(Operand::new(storage, layout)?);
+    }
+    let inputs: [Operand<'_>; N] = inputs
+        .try_into()
+        .map_err(|_| candle_core::Error::Msg(format!("{}: operand count", kernel.name())))?;
+    let (out, shape) = kernel.forward(inputs)?;
+    Ok((CpuStorage::F32(out), shape))
+}
+
+impl<K: Kernel<1>> CustomOp1 for Cpu<K> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        run(&self.0, [(s, l)])
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let [gx] = self.0.backward([x], grad)?;
+        Ok(gx)
+    }
+}
+
+impl<K: Kernel<2>> CustomOp2 for Cpu<K> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        run(&self.0, [(s1, l1), (s2, l2)])
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let [ga, gb] = self.0.backward([a, b], grad)?;
+        Ok((ga, gb))
+    }
+}
+
+impl<K: Kernel<3>> CustomOp3 for Cpu<K> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        run(&self.0, [(s1, l1), (s2, l2), (s3, l3)])
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        c: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [ga, gb, gc] = self.0.backward([a, b, c], grad)?;
+        Ok((ga, gb, gc))
+    }
+}
+
 /// An op output of `len` elements for a kernel that writes every element (through
 /// [`MaybeUninit::write`] or [`write_copy`]) before the buffer is read: zeroing a fresh
 /// activation-sized buffer first would cost a memory pass, about 6% of a training step.
@@ -614,7 +773,7 @@ fn write_copy(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
 mod test_util {
     #![allow(clippy::unwrap_used)]
 
-    use candle_core::{Device, Tensor};
+    use candle_core::{Device, Tensor, Var};
 
     /// A reproducible tensor with values in [-1, 1) (a small LCG keeps tests free of RNG crates).
     ///
@@ -649,6 +808,16 @@ mod test_util {
                 (x - y).abs() <= tol * y.abs().max(1.0),
                 "element {i}: {x} vs {y}"
             );
+        }
+    }
+
+    /// Asserts that the losses `sum(a * up)` and `sum(b * up)` have gradients wrt each of
+    /// `vars` within `tol` of each other, as [`assert_close`] compares them.
+    pub fn assert_same_grads(a: &Tensor, b: &Tensor, up: &Tensor, vars: &[&Var], tol: f32) {
+        let grads = |t: &Tensor| (t * up).unwrap().sum_all().unwrap().backward().unwrap();
+        let (g1, g2) = (grads(a), grads(b));
+        for v in vars {
+            assert_close(g1.get(v).unwrap(), g2.get(v).unwrap(), tol);
         }
     }
 }

@@ -5,19 +5,12 @@
 //! handed to `gemm`, so nothing but the results is materialised (candle's `conv2d` copies the
 //! input into an im2col buffer and the output back out of one).
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, bail};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::cpu_f32;
+use super::{Kernel, Operand};
 use std::mem::MaybeUninit;
-
-/// 1x1 convolution of a contiguous f32 CPU tensor `x [N, Cin, H, W]` with `w [Cout, Cin, 1, 1]`.
-pub(super) fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let x = x.contiguous()?;
-    let w = w.contiguous()?;
-    x.apply_op2(&w, PointwiseConv)
-}
 
 /// Planes smaller than this (in pixels) take the regrouped weight-gradient product.
 const SMALL_PLANE: usize = 256;
@@ -190,171 +183,93 @@ fn split(count: usize) -> (bool, Parallelism) {
 }
 
 /// `(N, Cin, HW, Cout)` from `x [N, Cin, H, W]` and `w [Cout, Cin, 1, 1]`.
-fn dims(x: &Layout, w: &Layout) -> Result<(usize, usize, usize, usize)> {
-    let (n, cin, h, wd) = x.shape().dims4()?;
-    let (cout, wcin, kh, kw) = w.shape().dims4()?;
+fn dims(x: &Shape, w: &Shape) -> Result<(usize, usize, usize, usize)> {
+    let (n, cin, h, wd) = x.dims4()?;
+    let (cout, wcin, kh, kw) = w.dims4()?;
     if wcin != cin || kh != 1 || kw != 1 {
-        bail!(
-            "pointwise_conv2d: weight {:?} does not fit input {:?}",
-            w.shape(),
-            x.shape()
-        );
+        bail!("pointwise_conv2d: weight {w:?} does not fit input {x:?}");
     }
     // Empty operands would make the per-sample chunking below degenerate.
     if n * cin * h * wd * cout == 0 {
-        bail!(
-            "pointwise_conv2d: empty operand, input {:?}, weight {:?}",
-            x.shape(),
-            w.shape()
-        );
+        bail!("pointwise_conv2d: empty operand, input {x:?}, weight {w:?}");
     }
     Ok((n, cin, h * wd, cout))
 }
 
-/// Forward pass; its backward pass runs [`PointwiseGradInput`] and [`PointwiseGradWeight`].
-pub(super) struct PointwiseConv;
-
-impl CustomOp2 for PointwiseConv {
-    fn name(&self) -> &'static str {
-        "pointwise-conv2d"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, cin, hw, cout) = dims(l1, l2)?;
-        let (x, w) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
-        let mut out = super::uninit(n * cout * hw);
-        per_sample_product(
-            &mut out,
-            Weight {
-                w,
-                cin,
-                transposed: false,
-            },
-            x,
-            n,
-            (cout, cin, hw),
-        );
-        // SAFETY: `per_sample_product` writes every element of its output.
-        let out = unsafe { super::assume_init(out) };
-        let (_, _, h, wd) = l1.shape().dims4()?;
-        Ok((CpuStorage::F32(out), Shape::from((n, cout, h, wd))))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // Inputs outside the graph (the images, frozen weights) need no gradient.
-        self.backward(x, w, grad, x.track_op(), w.track_op())
-    }
-}
-
-impl PointwiseConv {
-    /// The gradients wrt `x` (if `need_x`) and `w` (if `need_w`) for the output gradient `grad`.
-    pub(super) fn backward(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        grad: &Tensor,
-        need_x: bool,
-        need_w: bool,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let grad_x = need_x
-            .then(|| grad.apply_op2_no_bwd(w, &PointwiseGradInput))
-            .transpose()?;
-        let grad_w = need_w
-            .then(|| x.apply_op2_no_bwd(&grad, &PointwiseGradWeight))
-            .transpose()?;
-        Ok((grad_x, grad_w))
-    }
+/// The forward pass of [`super::Conv::Pointwise`]: `x [N, Cin, H, W]` and `w [Cout, Cin, 1, 1]`.
+pub(super) fn forward(x: Operand<'_>, w: Operand<'_>) -> Result<(Vec<f32>, Shape)> {
+    let (n, cin, hw, cout) = dims(x.shape, w.shape)?;
+    let mut out = super::uninit(n * cout * hw);
+    let lhs = Weight {
+        w: w.data,
+        cin,
+        transposed: false,
+    };
+    per_sample_product(&mut out, lhs, x.data, n, (cout, cin, hw));
+    // SAFETY: `per_sample_product` writes every element of its output.
+    let out = unsafe { super::assume_init(out) };
+    let (_, _, h, wd) = x.shape.dims4()?;
+    Ok((out, Shape::from((n, cout, h, wd))))
 }
 
 /// Gradient wrt the input: `(grad_out [N, Cout, H, W], w [Cout, Cin, 1, 1]) -> [N, Cin, H, W]`.
-struct PointwiseGradInput;
+pub(super) struct GradInput;
 
-impl CustomOp2 for PointwiseGradInput {
+impl Kernel<2> for GradInput {
     fn name(&self) -> &'static str {
         "pointwise-conv2d-grad-input"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, cout, h, wd) = l1.shape().dims4()?;
-        let (wcout, cin, _, _) = l2.shape().dims4()?;
+    fn forward(&self, [g, w]: [Operand<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let (n, cout, h, wd) = g.shape.dims4()?;
+        let (wcout, cin, _, _) = w.shape.dims4()?;
         if wcout != cout {
             bail!(
                 "pointwise_conv2d backward: gradient {:?} does not fit weight {:?}",
-                l1.shape(),
-                l2.shape()
+                g.shape,
+                w.shape
             );
         }
         let hw = h * wd;
         if n * cin * hw * cout == 0 {
-            bail!("pointwise_conv2d backward: empty gradient {:?}", l1.shape());
+            bail!("pointwise_conv2d backward: empty gradient {:?}", g.shape);
         }
-        let (g, w) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
         let mut gx = super::uninit(n * cin * hw);
-        per_sample_product(
-            &mut gx,
-            Weight {
-                w,
-                cin,
-                transposed: true,
-            },
-            g,
-            n,
-            (cin, cout, hw),
-        );
+        let lhs = Weight {
+            w: w.data,
+            cin,
+            transposed: true,
+        };
+        per_sample_product(&mut gx, lhs, g.data, n, (cin, cout, hw));
         // SAFETY: `per_sample_product` writes every element of its output.
         let gx = unsafe { super::assume_init(gx) };
-        Ok((CpuStorage::F32(gx), Shape::from((n, cin, h, wd))))
+        Ok((gx, Shape::from((n, cin, h, wd))))
     }
 }
 
 /// Gradient wrt the weight: `(x [N, Cin, H, W], grad_out [N, Cout, H, W]) -> [Cout, Cin, 1, 1]`.
-struct PointwiseGradWeight;
+pub(super) struct GradWeight;
 
-impl CustomOp2 for PointwiseGradWeight {
+impl Kernel<2> for GradWeight {
     fn name(&self) -> &'static str {
         "pointwise-conv2d-grad-weight"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (n, cin, h, wd) = l1.shape().dims4()?;
-        let (gn, cout, gh, gw) = l2.shape().dims4()?;
+    fn forward(&self, [x, g]: [Operand<'_>; 2]) -> Result<(Vec<f32>, Shape)> {
+        let (n, cin, h, wd) = x.shape.dims4()?;
+        let (gn, cout, gh, gw) = g.shape.dims4()?;
         if (gn, gh, gw) != (n, h, wd) {
             bail!(
                 "pointwise_conv2d backward: gradient {:?} does not fit input {:?}",
-                l2.shape(),
-                l1.shape()
+                g.shape,
+                x.shape
             );
         }
         let hw = h * wd;
         if n * hw == 0 {
-            bail!("pointwise_conv2d backward: empty input {:?}", l1.shape());
+            bail!("pointwise_conv2d backward: empty input {:?}", x.shape);
         }
-        let (x, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
+        let (x, g) = (x.data, g.data);
         let mut gw_out = super::uninit(cout * cin);
         let threads = rayon::current_num_threads();
         let par = if threads > 1 {
@@ -385,7 +300,7 @@ impl CustomOp2 for PointwiseGradWeight {
         // SAFETY: the first product (there is one, as `n * hw > 0`) does not accumulate, so it
         // writes all of `gw_out`; the later ones add to it.
         let gw_out = unsafe { super::assume_init(gw_out) };
-        Ok((CpuStorage::F32(gw_out), Shape::from((cout, cin, 1, 1))))
+        Ok((gw_out, Shape::from((cout, cin, 1, 1))))
     }
 }
 
@@ -403,15 +318,7 @@ mod tests {
         let theirs = builtin::pointwise_conv2d(x, &w).unwrap();
         assert_close(&ours, &theirs, 1e-4);
         let up = random(ours.dims(), 12);
-        let g1 = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (theirs * &up)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert_close(g1.get(var).unwrap(), g2.get(var).unwrap(), 1e-4);
-        assert_close(g1.get(&w).unwrap(), g2.get(&w).unwrap(), 1e-4);
+        assert_same_grads(&ours, &theirs, &up, &[var, &w], 1e-4);
     }
 
     #[test]
@@ -440,6 +347,6 @@ mod tests {
     fn rejects_mismatched_weight() {
         let x = Tensor::zeros((1, 3, 2, 2), DType::F32, &Device::Cpu).unwrap();
         let w = Tensor::zeros((4, 2, 1, 1), DType::F32, &Device::Cpu).unwrap();
-        assert!(super::pointwise_conv2d(&x, &w).is_err());
+        assert!(super::super::Conv::Pointwise.cpu(&x, &w).is_err());
     }
 }
