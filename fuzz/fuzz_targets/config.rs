@@ -4,5 +4,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let path = anomalymatch_fuzz::file_with("config.toml", data);
-    let _ = anomalymatch_app::config::load(Some(&path), &[]);
+    let _ = anomalymatch_jobs::load(Some(&path), &[]);
 });
