@@ -33,16 +33,18 @@ pub struct ModelConfig {
 }
 
 impl Default for ModelConfig {
-    /// ImageNet-pretrained EfficientNet-Lite0 on the CPU with the original's regularisation.
+    /// ImageNet-pretrained EfficientNet-Lite0 on the CPU with the original's regularisation:
+    /// the network's own defaults ([`EfficientNetConfig::new`]), one source for both.
     fn default() -> Self {
+        let network = EfficientNetConfig::new(Variant::Lite0);
         ModelConfig {
-            architecture: Variant::Lite0,
+            architecture: network.variant,
             pretrained: true,
             weights: None,
-            dropout: 0.2,
-            drop_connect: 0.2,
-            bn_momentum: 0.01,
-            bn_eps: 1e-3,
+            dropout: network.dropout,
+            drop_connect: network.drop_connect,
+            bn_momentum: network.bn_momentum,
+            bn_eps: network.bn_eps,
             device: "cpu".into(),
         }
     }
