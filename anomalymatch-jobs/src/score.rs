@@ -189,7 +189,7 @@ pub fn shard_file_name(shard: Shard) -> String {
 
 /// `path` made absolute, so that the run's record means the same from any folder.
 pub fn absolute(path: &std::path::Path) -> Result<PathBuf> {
-    std::path::absolute(path).map_err(|e| JobError::Failed(format!("{}: {e}", path.display())))
+    std::path::absolute(path).map_err(|e| JobError::io(path, e))
 }
 
 /// Decodes the first readable image as the checkpoint wants it, so that images that do not fit

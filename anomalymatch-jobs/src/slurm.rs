@@ -104,9 +104,10 @@ pub fn write_scripts(
         ));
     }
     let dir = scripts_dir(&out);
-    std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| JobError::io(&dir, e))?;
     let config_path = dir.join("config.toml");
-    let text = toml::to_string(&resolved).map_err(|e| fail(&config_path, e))?;
+    let text = toml::to_string(&resolved)
+        .map_err(|e| JobError::Failed(format!("{}: {e}", config_path.display())))?;
     write_text(&config_path, &text)?;
     let score_script = dir.join("score.sbatch");
     let merge_script = dir.join("merge.sbatch");
@@ -305,10 +306,6 @@ pub fn quote(path: &Path) -> String {
 fn write_text(path: &Path, text: &str) -> Result<()> {
     anomalymatch_core::atomic::write_bytes_atomic(path, text.as_bytes())?;
     Ok(())
-}
-
-fn fail(path: &Path, e: impl std::fmt::Display) -> JobError {
-    JobError::Failed(format!("{}: {e}", path.display()))
 }
 
 /// The scripts' folder of a run writing to `out`.

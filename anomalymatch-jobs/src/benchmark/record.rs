@@ -147,12 +147,13 @@ impl RunFolder {
     /// matches, or refuses it (naming the keys that differ) when it does not. A folder
     /// without `run.json` holds no finished cycle and starts afresh.
     pub fn open(dir: &Path, identity: &Value) -> Result<Self> {
-        let failed =
-            |p: &Path, e: &dyn std::fmt::Display| JobError::Failed(format!("{}: {e}", p.display()));
+        let malformed =
+            |p: &Path, e: serde_json::Error| JobError::Failed(format!("{}: {e}", p.display()));
         let record = dir.join("run.json");
         match std::fs::read(&record) {
             Ok(bytes) => {
-                let old: Value = serde_json::from_slice(&bytes).map_err(|e| failed(&record, &e))?;
+                let old: Value =
+                    serde_json::from_slice(&bytes).map_err(|e| malformed(&record, e))?;
                 if &old != identity {
                     let differ: Vec<String> = differences(&old, identity)
                         .into_iter()
@@ -168,13 +169,14 @@ impl RunFolder {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if dir.exists() {
-                    std::fs::remove_dir_all(dir).map_err(|e| failed(dir, &e))?;
+                    std::fs::remove_dir_all(dir).map_err(|e| JobError::io(dir, e))?;
                 }
-                std::fs::create_dir_all(dir).map_err(|e| failed(dir, &e))?;
-                let text = serde_json::to_vec_pretty(identity).map_err(|e| failed(&record, &e))?;
+                std::fs::create_dir_all(dir).map_err(|e| JobError::io(dir, e))?;
+                let text =
+                    serde_json::to_vec_pretty(identity).map_err(|e| malformed(&record, e))?;
                 write_bytes_atomic(&record, &text)?;
             }
-            Err(e) => return Err(failed(&record, &e)),
+            Err(e) => return Err(JobError::io(&record, e)),
         }
         let lines = read_lines(&dir.join("cycles.jsonl"))?.0;
         Ok(RunFolder {
