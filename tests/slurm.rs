@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{ok, s};
+use common::{ok, quick_checkpoint, s};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -222,18 +222,7 @@ fn a_job_array_of_four_shards_on_a_real_slurm_equals_a_single_run() {
     let dir = tempfile::tempdir().unwrap();
     let survey = dir.path().join("survey.h5");
     write_survey(&survey);
-    let trained = dir.path().join("trained");
-    ok(&[
-        "train",
-        "--quiet",
-        "--size",
-        "32",
-        "--iters",
-        "1",
-        "--out",
-        s(&trained),
-    ]);
-    let checkpoint = trained.join("checkpoint.safetensors");
+    let checkpoint = quick_checkpoint(dir.path(), &[]);
     let job = |out: &Path| {
         vec![
             "--quiet".to_string(),

@@ -103,12 +103,13 @@ impl Default for ScoreConfig {
 }
 
 impl ScoreConfig {
-    /// The scorer's options this section gives, with a progress bar or not.
+    /// The scorer's options for scores alone (its batch and views), with a progress bar or
+    /// not; a job that keeps embeddings asks for them on top.
     pub fn options(&self, progress: bool) -> crate::scorer::ScoreOptions {
         crate::scorer::ScoreOptions {
             batch_size: self.batch_size,
             views: self.views,
-            embeddings: self.embeddings,
+            embeddings: false,
             progress,
         }
     }

@@ -12,7 +12,7 @@ use anomalymatch_core::atomic::AtomicGroup;
 use anomalymatch_core::fixmatch::TrainData;
 use anomalymatch_core::metrics::top_k_for_fraction;
 use anomalymatch_core::{
-    FailedImage, Label, Ranking, RankingMetrics, ScoreOptions, Scorer, StepMetrics, UnlabelledPool,
+    FailedImage, Label, Ranking, RankingMetrics, Scorer, StepMetrics, UnlabelledPool,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -120,10 +120,7 @@ pub fn discover(config: &Settings, report: &dyn Report) -> Result<Discovery> {
     let t2 = Instant::now();
     let (mut names, mut scores, mut unreadable) = (Vec::new(), Vec::new(), Vec::new());
     let mut source = components::open_source(config, &images, &Silent)?;
-    let options = ScoreOptions {
-        embeddings: false,
-        ..config.score.options(report.progress())
-    };
+    let options = config.score.options(report.progress());
     Scorer::new(trainer.ema(), options).stream(&loader, source.as_mut(), None, |chunk| {
         for (name, score) in chunk.names.into_iter().zip(chunk.scores) {
             if !known.contains(&name) {

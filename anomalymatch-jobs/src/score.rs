@@ -16,7 +16,7 @@ use crate::report::Report;
 use crate::score_run::{RunFolder, RunSpec, assemble, sha256_file, source_stamp};
 use crate::shard::Shard;
 use anomalymatch_core::atomic::AtomicGroup;
-use anomalymatch_core::{Check, DataSpec, FailedImage, Scorer};
+use anomalymatch_core::{Check, DataSpec, FailedImage, ScoreOptions, Scorer};
 use anomalymatch_models::{from_checkpoint, parse_device};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -146,7 +146,11 @@ pub fn score(
         ));
     }
     let t = Instant::now();
-    let scorer = Scorer::new(&model, config.score.options(report.progress()));
+    let options = ScoreOptions {
+        embeddings: config.score.embeddings,
+        ..config.score.options(report.progress())
+    };
+    let scorer = Scorer::new(&model, options);
     let scored = run.score_missing(&scorer, &loader, source.as_mut())?;
     let secs = t.elapsed().as_secs_f64();
 

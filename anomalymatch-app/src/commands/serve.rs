@@ -144,10 +144,7 @@ pub fn open(
         dir: session_dir,
         user_labels: labels_path,
         query,
-        score: anomalymatch_core::ScoreOptions {
-            embeddings: false,
-            ..config.score.options(false)
-        },
+        score: config.score.options(false),
     }))
 }
 
