@@ -22,6 +22,7 @@ pub mod report;
 pub mod score;
 pub mod score_run;
 pub mod shard;
+pub mod shared_session;
 pub mod slurm;
 pub mod train;
 

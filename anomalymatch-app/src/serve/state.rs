@@ -10,6 +10,7 @@ use anomalymatch_core::Label;
 use anomalymatch_models::EfficientNet;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
@@ -175,5 +176,26 @@ impl Shared {
     /// The session, locked.
     pub fn served(&self) -> MutexGuard<'_, Served> {
         lock(&self.served)
+    }
+
+    /// The session alone, locked: what the library's session jobs drive.
+    pub fn session(&self) -> SessionGuard<'_> {
+        SessionGuard(self.served())
+    }
+}
+
+/// The served lock, seen as the session it guards.
+pub struct SessionGuard<'a>(MutexGuard<'a, Served>);
+
+impl Deref for SessionGuard<'_> {
+    type Target = ServedSession;
+    fn deref(&self) -> &ServedSession {
+        &self.0.session
+    }
+}
+
+impl DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ServedSession {
+        &mut self.0.session
     }
 }
