@@ -63,14 +63,33 @@ impl CheckpointInfo {
                 message: format!("metadata {key}: {e}"),
             })
         };
-        Ok(CheckpointInfo {
+        let info = CheckpointInfo {
             spec: from_value(path, SPEC_METADATA_KEY, field(SPEC_METADATA_KEY)?)?,
             settings: field(SETTINGS_KEY)?,
             data: from_value(path, DATA_KEY, field(DATA_KEY)?)?,
             train: from_value(path, TRAIN_KEY, field(TRAIN_KEY)?)?,
             iteration: from_value(path, ITERATION_KEY, field(ITERATION_KEY)?)?,
-        })
+        };
+        same_channels(path, &info.spec, &info.data)?;
+        Ok(info)
     }
+}
+
+/// The channel count is written twice, in the model's spec and in the pixels' spec (the
+/// backbone's settings are tied to the spec when its tensors load); they must agree.
+fn same_channels(path: &Path, spec: &ModelSpec, data: &DataSpec) -> Result<()> {
+    if spec.in_channels == data.channels.channels() {
+        return Ok(());
+    }
+    Err(Error::Checkpoint {
+        path: path.into(),
+        message: format!(
+            "the model takes {} channels but the data give {} ({})",
+            spec.in_channels,
+            data.channels.channels(),
+            data.channels
+        ),
+    })
 }
 
 /// Parses one metadata field, naming the file and the key on failure.
@@ -121,6 +140,7 @@ pub fn save_checkpoint<C: Classifier>(
     ema: &C,
     state: &CheckpointState,
 ) -> Result<()> {
+    same_channels(path, &model.spec(), &state.data)?;
     let mut tensors = named_tensors("model.", &model.variables())?;
     tensors.extend(named_tensors("ema.", &ema.variables())?);
     for (name, t) in &state.optimizer {
@@ -289,4 +309,62 @@ impl TensorFile {
 
 fn cpu_f32(t: &Tensor) -> Result<Tensor> {
     Ok(t.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::toy::MaxMeanClassifier;
+    use crate::{ChannelMode, Crop, Stretch};
+
+    fn state(channels: ChannelMode) -> CheckpointState {
+        CheckpointState {
+            iteration: 3,
+            optimizer: Vec::new(),
+            train: TrainConfig::default(),
+            data: DataSpec {
+                size: 8,
+                channels,
+                stretch: Stretch::default(),
+                crop: Crop::WHOLE,
+            },
+        }
+    }
+
+    #[test]
+    fn the_two_channel_counts_must_agree_to_write_or_read_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, ema) = (
+            MaxMeanClassifier::new().unwrap(),
+            MaxMeanClassifier::new().unwrap(),
+        );
+        let good = dir.path().join("good.ckpt");
+        save_checkpoint(&good, &model, &ema, &state(ChannelMode::Keep(1))).unwrap();
+        assert_eq!(
+            CheckpointInfo::read(&good).unwrap().data.channels,
+            ChannelMode::Keep(1)
+        );
+
+        // The toy model takes one channel; RGB data contradict it, and nothing is written.
+        let bad = dir.path().join("bad.ckpt");
+        let e = save_checkpoint(&bad, &model, &ema, &state(ChannelMode::Rgb)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("takes 1 channels but the data give 3"),
+            "{e}"
+        );
+        assert!(!bad.exists());
+
+        // A file whose metadata contradict each other (edited by hand) is refused on reading.
+        let mut metadata = read_header(&good).unwrap();
+        let rgb = serde_json::to_string(&state(ChannelMode::Rgb).data).unwrap();
+        metadata.insert(DATA_KEY.into(), rgb);
+        metadata.remove(SPEC_METADATA_KEY);
+        let tensors = named_tensors("ema.", &ema.variables()).unwrap();
+        write_tensors(&bad, &model.spec(), tensors, metadata).unwrap();
+        let e = CheckpointInfo::read(&bad).unwrap_err();
+        assert!(e.to_string().starts_with(&bad.display().to_string()), "{e}");
+        assert!(e.to_string().contains("the data give 3"), "{e}");
+    }
 }
