@@ -8,7 +8,7 @@
 //! architecture, channel or class count is an error naming the file.
 
 use crate::classifier::{Classifier, ModelSpec, NamedVar, SPEC_METADATA_KEY};
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::loader::DataSpec;
 use crate::train_config::TrainConfig;
 use candle_core::{DType, Device, Tensor};
@@ -54,14 +54,12 @@ impl CheckpointInfo {
     pub fn read(path: &Path) -> Result<CheckpointInfo> {
         let metadata = read_header(path)?;
         let field = |key: &str| -> Result<serde_json::Value> {
-            let text = metadata.get(key).ok_or_else(|| Error::Checkpoint {
-                path: path.into(),
-                message: format!("metadata {key} is missing: not a training checkpoint"),
+            let text = metadata.get(key).ok_or_else(|| {
+                let message = format!("metadata {key} is missing: not a training checkpoint");
+                Error::checkpoint(path, message, None)
             })?;
-            serde_json::from_str(text).map_err(|e| Error::Checkpoint {
-                path: path.into(),
-                message: format!("metadata {key}: {e}"),
-            })
+            serde_json::from_str(text)
+                .map_err(|e| Error::checkpoint(path, format!("metadata {key}"), Some(e.into())))
         };
         let info = CheckpointInfo {
             spec: from_value(path, SPEC_METADATA_KEY, field(SPEC_METADATA_KEY)?)?,
@@ -81,15 +79,13 @@ fn same_channels(path: &Path, spec: &ModelSpec, data: &DataSpec) -> Result<()> {
     if spec.in_channels == data.channels.channels() {
         return Ok(());
     }
-    Err(Error::Checkpoint {
-        path: path.into(),
-        message: format!(
-            "the model takes {} channels but the data give {} ({})",
-            spec.in_channels,
-            data.channels.channels(),
-            data.channels
-        ),
-    })
+    let message = format!(
+        "the model takes {} channels but the data give {} ({})",
+        spec.in_channels,
+        data.channels.channels(),
+        data.channels
+    );
+    Err(Error::checkpoint(path, message, None))
 }
 
 /// Parses one metadata field, naming the file and the key on failure.
@@ -98,19 +94,14 @@ fn from_value<T: serde::de::DeserializeOwned>(
     key: &str,
     value: serde_json::Value,
 ) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| Error::Checkpoint {
-        path: path.into(),
-        message: format!("metadata {key}: {e}"),
-    })
+    serde_json::from_value(value)
+        .map_err(|e| Error::checkpoint(path, format!("metadata {key}"), Some(e.into())))
 }
 
 /// The metadata of a safetensors file, reading only its header.
 fn read_header(path: &Path) -> Result<HashMap<String, String>> {
     use std::io::Read;
-    let bad = |message: String| Error::Checkpoint {
-        path: path.into(),
-        message,
-    };
+    let bad = |message: String| Error::checkpoint(path, message, None);
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut len = [0u8; 8];
     file.read_exact(&mut len)
@@ -129,7 +120,7 @@ fn read_header(path: &Path) -> Result<HashMap<String, String>> {
         metadata: HashMap<String, String>,
     }
     let parsed: Header = serde_json::from_slice(&header)
-        .map_err(|e| bad(format!("not a safetensors header: {e}")))?;
+        .map_err(|e| Error::checkpoint(path, "not a safetensors header", Some(e.into())))?;
     Ok(parsed.metadata)
 }
 
@@ -147,10 +138,7 @@ pub fn save_checkpoint<C: Classifier>(
         tensors.push((format!("optim.{name}"), cpu_f32(t)?));
     }
     let json = |v: serde_json::Result<String>| {
-        v.map_err(|e| Error::Checkpoint {
-            path: path.into(),
-            message: e.to_string(),
-        })
+        v.map_err(|e| Error::checkpoint(path, "metadata", Some(e.into())))
     };
     let metadata = HashMap::from([
         (ITERATION_KEY.to_string(), state.iteration.to_string()),
@@ -204,15 +192,12 @@ pub(crate) fn write_tensors(
     tensors: Vec<(String, Tensor)>,
     mut metadata: HashMap<String, String>,
 ) -> Result<()> {
-    let bad = |message: String| Error::Checkpoint {
-        path: path.into(),
-        message,
-    };
-    let spec = serde_json::to_string(spec).map_err(|e| bad(e.to_string()))?;
+    let bad = |what: &str, e: Cause| Error::checkpoint(path, what, Some(e));
+    let spec = serde_json::to_string(spec).map_err(|e| bad(SPEC_METADATA_KEY, e.into()))?;
     metadata.insert(SPEC_METADATA_KEY.to_string(), spec);
     let bytes =
         safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| bad("safetensors", e.into()))?;
     crate::atomic::write_bytes_atomic(path, &bytes)
 }
 
@@ -234,11 +219,11 @@ impl TensorFile {
             metadata: HashMap::new(),
         };
         let (_, header) = safetensors::SafeTensors::read_metadata(&file.bytes)
-            .map_err(|e| file.error(e.to_string()))?;
+            .map_err(|e| file.caused("not a safetensors file", e.into()))?;
         file.metadata = header.metadata().clone().unwrap_or_default();
         if let Some(saved) = file.metadata.get(SPEC_METADATA_KEY) {
-            let saved: ModelSpec =
-                serde_json::from_str(saved).map_err(|e| file.error(e.to_string()))?;
+            let saved: ModelSpec = serde_json::from_str(saved)
+                .map_err(|e| file.caused(&format!("metadata {SPEC_METADATA_KEY}"), e.into()))?;
             if &saved != spec {
                 return Err(file.error(format!(
                     "saved for {} ({} channels, {} classes), model is {} ({} channels, {} classes)",
@@ -255,14 +240,16 @@ impl TensorFile {
     }
 
     fn error(&self, message: String) -> Error {
-        Error::Checkpoint {
-            path: self.path.clone(),
-            message,
-        }
+        Error::checkpoint(&self.path, message, None)
+    }
+
+    fn caused(&self, message: &str, cause: Cause) -> Error {
+        Error::checkpoint(&self.path, message, Some(cause))
     }
 
     fn tensors(&self) -> Result<safetensors::SafeTensors<'_>> {
-        safetensors::SafeTensors::deserialize(&self.bytes).map_err(|e| self.error(e.to_string()))
+        safetensors::SafeTensors::deserialize(&self.bytes)
+            .map_err(|e| self.caused("not a safetensors file", e.into()))
     }
 
     /// Sets every variable from the tensor named `prefix + name`; all names and shapes are
@@ -366,5 +353,32 @@ mod tests {
         let e = CheckpointInfo::read(&bad).unwrap_err();
         assert!(e.to_string().starts_with(&bad.display().to_string()), "{e}");
         assert!(e.to_string().contains("the data give 3"), "{e}");
+    }
+
+    #[test]
+    fn a_malformed_metadata_field_names_its_key_and_keeps_the_parser_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = MaxMeanClassifier::new().unwrap();
+        let path = dir.path().join("bad.ckpt");
+        let metadata = HashMap::from([
+            (ITERATION_KEY.to_string(), "many".to_string()),
+            (TRAIN_KEY.to_string(), "{}".to_string()),
+            (DATA_KEY.to_string(), "{}".to_string()),
+            (SETTINGS_KEY.to_string(), "{}".to_string()),
+        ]);
+        let tensors = named_tensors("ema.", &model.variables()).unwrap();
+        write_tensors(&path, &model.spec(), tensors, metadata).unwrap();
+        let e = CheckpointInfo::read(&path).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with(&path.display().to_string()), "{text}");
+        assert!(
+            text.contains("metadata anomalymatch.data: missing field"),
+            "{text}"
+        );
+        let cause = std::error::Error::source(&e);
+        assert!(
+            cause.is_some_and(|c| c.is::<serde_json::Error>()),
+            "{cause:?}"
+        );
     }
 }

@@ -8,6 +8,27 @@ use crate::source::ImagePayload;
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 
+/// Why one image could not be decoded, keeping the decoder's own error where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The image decoder could not read the bytes.
+    #[error("{0}")]
+    Decoder(#[from] image::ImageError),
+    /// The bytes could not be read to guess their format.
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    /// The image reads but cannot be used (too large, truncated, the wrong shape), or its
+    /// source could not read it.
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl From<String> for DecodeError {
+    fn from(message: String) -> Self {
+        DecodeError::Unusable(message)
+    }
+}
+
 /// Which channels the loaded images have. In configuration files it is written `"rgb"`,
 /// `"grey"`, or the number of bands to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -231,16 +252,14 @@ fn resize_compose<T: Sample>(
 
 /// Refuses an encoded image whose header declares more than `max_pixels` pixels, before any of
 /// it is decoded: a small file can declare a huge image (a decompression bomb).
-fn check_pixels(bytes: &[u8], max_pixels: u64) -> Result<(), String> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?;
-    let (w, h) = reader.into_dimensions().map_err(|e| e.to_string())?;
+fn check_pixels(bytes: &[u8], max_pixels: u64) -> Result<(), DecodeError> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let (w, h) = reader.into_dimensions()?;
     let pixels = u64::from(w) * u64::from(h);
     if pixels > max_pixels {
-        return Err(format!(
+        return Err(DecodeError::Unusable(format!(
             "{w}x{h} pixels is more than the ceiling of {max_pixels} (data.max_pixels)"
-        ));
+        )));
     }
     Ok(())
 }
@@ -268,11 +287,11 @@ fn decode_encoded(
     size: usize,
     crop: Crop,
     out: &mut [f32],
-) -> Result<(), String> {
-    let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
+) -> Result<(), DecodeError> {
+    let img = image::load_from_memory(bytes)?;
     let (width, height) = (img.width() as usize, img.height() as usize);
     if width == 0 || height == 0 {
-        return Err("image has no pixels".to_string());
+        return Err(DecodeError::Unusable("image has no pixels".to_string()));
     }
     // 16-bit data is scaled by 65535 directly, keeping its full precision.
     macro_rules! go {
@@ -291,6 +310,7 @@ fn decode_encoded(
                 crop,
                 out,
             )
+            .map_err(DecodeError::Unusable)
         };
     }
     match &img {
@@ -349,7 +369,7 @@ pub(crate) fn decode_into(
     spec: &DataSpec,
     max_pixels: u64,
     out: &mut [f32],
-) -> Result<(), String> {
+) -> Result<(), DecodeError> {
     let (mode, size, crop) = (spec.channels, spec.size, spec.crop);
     match payload {
         ImagePayload::Encoded(bytes) => {
@@ -359,10 +379,10 @@ pub(crate) fn decode_into(
         }
         ImagePayload::Pixels(batch) => {
             if batch.len() != 1 {
-                return Err(format!(
+                return Err(DecodeError::Unusable(format!(
                     "pixel payload holds {} images, expected 1",
                     batch.len()
-                ));
+                )));
             }
             let (c, h, w) = (batch.channels(), batch.height(), batch.width());
             let src = Samples {
@@ -373,14 +393,14 @@ pub(crate) fn decode_into(
                 interleaved: false,
                 max: 1.0,
             };
-            resize_compose(&src, mode, size, crop, out)
+            Ok(resize_compose(&src, mode, size, crop, out)?)
         }
         ImagePayload::Array {
             data,
             channels,
             height,
             width,
-        } => decode_array(data, (*channels, *height, *width), spec, out),
-        ImagePayload::Unreadable(message) => Err(message.clone()),
+        } => Ok(decode_array(data, (*channels, *height, *width), spec, out)?),
+        ImagePayload::Unreadable(message) => Err(DecodeError::Unusable(message.clone())),
     }
 }

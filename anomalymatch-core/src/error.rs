@@ -28,21 +28,24 @@ pub enum Error {
         message: String,
     },
     /// An image could not be read or decoded.
-    #[error("{path}: unreadable image: {message}")]
+    #[error("{path}: unreadable image: {source}")]
     Image {
         /// The image file (or `archive:member` for images inside containers).
         path: PathBuf,
         /// What the reader or decoder said.
-        message: String,
+        source: crate::decode::DecodeError,
     },
     /// A collection of images (an archive, an HDF5 or FITS file, a folder) cannot be read as
     /// one, or an item inside it is unusable.
-    #[error("{path}: {message}")]
+    #[error("{path}: {message}{}", caused(.cause))]
     Source {
         /// The file or folder (with `:item` appended where one item is at fault).
         path: PathBuf,
         /// What is wrong.
         message: String,
+        /// The reader's error underneath, where there is one (zip, HDF5, FITS, Parquet).
+        #[source]
+        cause: Option<Cause>,
     },
     /// Some images of a load were unreadable and strict mode was asked for.
     #[error("{count} unreadable image(s), first: {first}")]
@@ -77,17 +80,28 @@ pub enum Error {
     /// An argument was outside what the function accepts.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// A checkpoint or weight file does not fit the model it is loaded into.
-    #[error("{path}: {message}")]
+    /// A checkpoint or weight file is malformed or does not fit the model it is loaded into.
+    #[error("{path}: {message}{}", caused(.cause))]
     Checkpoint {
         /// The checkpoint file.
         path: PathBuf,
-        /// What does not fit.
+        /// What is wrong, naming the metadata key or tensor where there is one.
         message: String,
+        /// The parser's error underneath, where there is one (JSON, safetensors).
+        #[source]
+        cause: Option<Cause>,
     },
     /// An error from candle (tensor maths).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+/// An error underneath another, kept so that callers can walk down to it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// `: cause` for a message followed by its cause, or nothing.
+pub fn caused(cause: &Option<Cause>) -> String {
+    cause.as_ref().map_or(String::new(), |c| format!(": {c}"))
 }
 
 /// `path:line`, or the path alone for line 0 (a problem of the whole file).
@@ -100,6 +114,20 @@ fn at_line(path: &std::path::Path, line: u64) -> String {
 }
 
 impl Error {
+    /// A [`Error::Checkpoint`] about `path`, with the parser's error underneath where there is
+    /// one.
+    pub fn checkpoint(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        cause: Option<Cause>,
+    ) -> Self {
+        Error::Checkpoint {
+            path: path.into(),
+            message: message.into(),
+            cause,
+        }
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -183,10 +183,8 @@ impl<C: Classifier, A: Augmenter> FixMatch<C, A> {
     pub fn resume(&mut self, path: &Path) -> Result<()> {
         let info = crate::checkpoint::CheckpointInfo::read(path)?;
         if info.data != self.data {
-            return Err(Error::Checkpoint {
-                path: path.into(),
-                message: format!("trained on {}, this run decodes {}", info.data, self.data),
-            });
+            let message = format!("trained on {}, this run decodes {}", info.data, self.data);
+            return Err(Error::checkpoint(path, message, None));
         }
         let state = load_checkpoint(path, &self.model, &self.ema)?;
         self.optimizer.load_state(&state.optimizer)?;

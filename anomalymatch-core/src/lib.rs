@@ -46,7 +46,7 @@ pub use augmenter::{Augmenter, IdentityAugmenter};
 pub use class_file::ClassTable;
 pub use classifier::{Classifier, ModelSpec, NamedVar, VarRole};
 pub use config::{Build, Check, Checked};
-pub use decode::ChannelMode;
+pub use decode::{ChannelMode, DecodeError};
 pub use error::{Error, Result};
 pub use fixmatch::{FixMatch, StepMetrics, TrainData};
 pub use folder::FolderSource;

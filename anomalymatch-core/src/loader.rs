@@ -2,7 +2,7 @@
 //! parallel, with unreadable files counted and named instead of aborting the job.
 
 use crate::config::{Build, Check, Checked, check_path, check_range, key};
-use crate::decode::{ChannelMode, decode_into};
+use crate::decode::{ChannelMode, DecodeError, decode_into};
 use crate::error::{Error, Result};
 use crate::framing::Crop;
 use crate::image::ImageBatch;
@@ -272,7 +272,7 @@ impl ImageLoader {
     pub fn decode_chunk(&self, items: &[SourceImage]) -> Result<Loaded> {
         let per = self.image_len();
         let mut data = vec![0.0f32; items.len() * per];
-        let outcomes: Vec<std::result::Result<(), String>> = data
+        let outcomes: Vec<std::result::Result<(), DecodeError>> = data
             .par_chunks_mut(per)
             .zip(items.par_iter())
             .map(|(out, item)| decode_into(&item.payload, &self.spec, self.max_pixels, out))
@@ -290,17 +290,17 @@ impl ImageLoader {
                     kept += 1;
                     names.push(item.name.clone());
                 }
-                Err(message) => {
+                Err(source) => {
                     if self.strict {
                         return Err(Error::Image {
                             path: PathBuf::from(&item.origin),
-                            message,
+                            source,
                         });
                     }
                     report.failed.push(FailedImage {
                         name: item.name.clone(),
                         origin: item.origin.clone(),
-                        message,
+                        message: source.to_string(),
                     });
                 }
             }
@@ -473,6 +473,12 @@ mod tests {
         let err = load_folder(dir.path(), &loader(8, ChannelMode::Rgb, true)).unwrap_err();
         assert!(matches!(err, Error::Image { .. }));
         assert!(err.to_string().contains("d_corrupt.jpeg"), "{err}");
+        // The decoder's own error is kept as the cause.
+        let cause = std::error::Error::source(&err).and_then(|c| c.source());
+        assert!(
+            cause.is_some_and(|c| c.is::<image::ImageError>()),
+            "{err}: {cause:?}"
+        );
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl ContactSheet {
                 sheet.height(),
                 image::ExtendedColorType::Rgb8,
             )
-            .map_err(|e| IoError::format(path, format!("cannot encode PNG: {e}")))?;
+            .map_err(|e| IoError::format_caused(path, "cannot encode PNG", e))?;
         anomalymatch_core::atomic::write_bytes_atomic(path, &png)?;
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Errors of the I/O crate: every variant that concerns a file names it, and the item inside it
 //! where there is one.
 
+use anomalymatch_core::error::{Cause, caused};
 use std::path::{Path, PathBuf};
 
 /// Result alias of `anomalymatch-io`.
@@ -19,12 +20,15 @@ pub enum IoError {
         source: std::io::Error,
     },
     /// A file is not in the format expected, or an item inside it is unusable.
-    #[error("{path}: {message}")]
+    #[error("{path}: {message}{}", caused(.cause))]
     Format {
         /// The file concerned (with `:item` appended where one item is at fault).
         path: PathBuf,
         /// What is wrong.
         message: String,
+        /// The reader's error underneath, where there is one (zip, HDF5, FITS, Parquet).
+        #[source]
+        cause: Option<Cause>,
     },
     /// An error from the core crate.
     #[error(transparent)]
@@ -45,6 +49,21 @@ impl IoError {
         IoError::Format {
             path: path.into(),
             message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A format error about `path` with the reader's error underneath; the message says what
+    /// was being read, and the cause's text follows it.
+    pub fn format_caused(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        cause: impl Into<Cause>,
+    ) -> Self {
+        IoError::Format {
+            path: path.into(),
+            message: message.into(),
+            cause: Some(cause.into()),
         }
     }
 
@@ -54,6 +73,7 @@ impl IoError {
         IoError::Format {
             path: PathBuf::from(format!("{}:{item}", path.display())),
             message: message.into(),
+            cause: None,
         }
     }
 }
@@ -63,7 +83,15 @@ impl From<IoError> for anomalymatch_core::Error {
         match e {
             IoError::Core(e) => e,
             IoError::Io { path, source } => anomalymatch_core::Error::Io { path, source },
-            IoError::Format { path, message } => anomalymatch_core::Error::Source { path, message },
+            IoError::Format {
+                path,
+                message,
+                cause,
+            } => anomalymatch_core::Error::Source {
+                path,
+                message,
+                cause,
+            },
         }
     }
 }

@@ -175,7 +175,7 @@ impl Hdf5Source {
             .max(READ_FLOOR);
         let options_in = OpenOptions::default().with_max_read_bytes(budget);
         let file = Hdf5File::open_with_options(&path, options_in)
-            .map_err(|e| IoError::format(&path, format!("not a readable HDF5 file: {e}")))?;
+            .map_err(|e| IoError::format_caused(&path, "not a readable HDF5 file", e))?;
         let images_name = options.images_dataset.clone();
         let images = find_dataset(&file, &path, &images_name)?;
         let content = content_of(&images, options.layout)

@@ -65,7 +65,7 @@ fn schema(with_embeddings: bool) -> String {
 }
 
 fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> IoError {
-    IoError::format(path, format!("Parquet: {e}"))
+    IoError::format_caused(path, "Parquet", e)
 }
 
 /// Writes a score file row group by row group to `W` (a file, or a temporary file that an

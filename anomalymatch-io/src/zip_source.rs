@@ -48,7 +48,7 @@ impl ZipSource {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| IoError::io(&path, e))?;
         let archive = ZipArchive::new(BufReader::new(file))
-            .map_err(|e| IoError::format(&path, format!("not a readable zip archive: {e}")))?;
+            .map_err(|e| IoError::format_caused(&path, "not a readable zip archive", e))?;
         let mut members = Vec::new();
         let mut skipped = 0;
         for index in 0..archive.len() {

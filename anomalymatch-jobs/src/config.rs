@@ -392,17 +392,22 @@ pub fn load(file: Option<&Path>, overrides: &[Override]) -> Result<Settings> {
     };
     let file_table = match &file {
         Some((path, text)) => {
-            toml::from_str::<toml::Table>(text).map_err(|e| toml_error(path, text, &e))?
+            toml::from_str::<toml::Table>(text).map_err(|e| toml_error(path, text, e))?
         }
         None => toml::Table::new(),
     };
     let preset = match overrides.iter().rev().find(|o| o.key == "preset") {
-        Some(o) => Preset::deserialize(o.value.clone())
-            .map_err(|e| JobError::Usage(format!("{}: {}", o.origin, e.message())))?,
+        Some(o) => Preset::deserialize(o.value.clone()).map_err(|source| JobError::Config {
+            place: o.origin.clone(),
+            source,
+        })?,
         None => match (file_table.get("preset"), &file) {
-            (Some(v), Some((path, _))) => Preset::deserialize(v.clone()).map_err(|e| {
-                JobError::Usage(format!("{}: preset: {}", path.display(), e.message()))
-            })?,
+            (Some(v), Some((path, _))) => {
+                Preset::deserialize(v.clone()).map_err(|source| JobError::Config {
+                    place: format!("{}: preset", path.display()),
+                    source,
+                })?
+            }
             _ => Preset::default(),
         },
     };
@@ -457,22 +462,25 @@ fn blame(
     if let Some((path, text)) = file
         && let Err(e) = toml::from_str::<Config>(text)
     {
-        return toml_error(path, text, &e);
+        return toml_error(path, text, e);
     }
     let mut table = base;
     merge(&mut table, file_table);
     for o in overrides {
         // Every insert succeeded once already.
         let _ = insert(&mut table, &o.key, o.value.clone());
-        if let Err(e) = Config::deserialize(toml::Value::Table(table.clone())) {
-            return JobError::Usage(format!("{} ({}): {}", o.origin, o.key, e.message()));
+        if let Err(source) = Config::deserialize(toml::Value::Table(table.clone())) {
+            return JobError::Config {
+                place: format!("{} ({})", o.origin, o.key),
+                source,
+            };
         }
     }
-    JobError::Usage(error.message().to_string())
+    JobError::Usage(error.message().trim().to_string())
 }
 
 /// `path:line: message` for a TOML error (`path: message` when it has no place in the text).
-fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> JobError {
+fn toml_error(path: &Path, text: &str, e: toml::de::Error) -> JobError {
     let place = match e.span() {
         Some(s) => format!(
             "{}:{}",
@@ -481,7 +489,7 @@ fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> JobError {
         ),
         None => path.display().to_string(),
     };
-    JobError::Usage(format!("{place}: {}", e.message().trim()))
+    JobError::Config { place, source: e }
 }
 
 /// Lays `over` on `base`, section by section. A section whose `kind` changes is replaced
@@ -592,6 +600,12 @@ mod tests {
         assert!(
             msg.contains("c.toml:3:") && msg.contains("learning_rate"),
             "{msg}"
+        );
+        // The parser's own error stays underneath, for a caller that wants its span.
+        let cause = std::error::Error::source(&e);
+        assert!(
+            cause.is_some_and(|c| c.is::<toml::de::Error>()),
+            "{cause:?}"
         );
 
         let e = load(

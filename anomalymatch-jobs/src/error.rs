@@ -11,6 +11,24 @@ pub enum JobError {
     /// The job failed for a reason of its own (a missing checkpoint, a data set too small).
     #[error("{0}")]
     Failed(String),
+    /// A configuration file or `--set` override does not read as TOML, or not as a
+    /// configuration (an unknown key, a value of the wrong type).
+    #[error("{place}: {}", .source.message().trim())]
+    Config {
+        /// The file and line (`path:line`), or the override, at fault.
+        place: String,
+        /// The parser's error.
+        source: toml::de::Error,
+    },
+    /// A job's own record (a run's `run.json`, a training record) does not read or write as
+    /// the JSON the job writes there.
+    #[error("{}: {source}", .path.display())]
+    Json {
+        /// The record.
+        path: std::path::PathBuf,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
     /// A core error: labels, images, training, atomic writes.
     #[error(transparent)]
     Core(#[from] anomalymatch_core::Error),
@@ -37,14 +55,22 @@ impl JobError {
         JobError::Core(anomalymatch_core::Error::io(path, source))
     }
 
+    /// A record at `path` that does not read or write as JSON.
+    pub fn json(path: impl Into<std::path::PathBuf>, source: serde_json::Error) -> Self {
+        JobError::Json {
+            path: path.into(),
+            source,
+        }
+    }
+
     /// True when the configuration, the command line or another input of the user is wrong
     /// (exit code 2), false when the job failed (exit code 1).
     pub fn is_usage(&self) -> bool {
         use anomalymatch_core::Error as Core;
         let core_usage = |e: &Core| matches!(e, Core::Config(_) | Core::ConfigFile { .. });
         match self {
-            JobError::Usage(_) | JobError::Augment(_) => true,
-            JobError::Failed(_) => false,
+            JobError::Usage(_) | JobError::Config { .. } | JobError::Augment(_) => true,
+            JobError::Failed(_) | JobError::Json { .. } => false,
             JobError::Core(e) => core_usage(e),
             JobError::Models(e) => match e {
                 anomalymatch_models::Error::Config(_) => true,

@@ -192,8 +192,7 @@ impl RunFolder {
         std::fs::create_dir_all(dir).map_err(|e| JobError::io(dir, e))?;
         remove_stale_temps(dir)?;
         if !same {
-            let text = serde_json::to_vec_pretty(spec)
-                .map_err(|e| JobError::Failed(format!("{}: {e}", run_json.display())))?;
+            let text = serde_json::to_vec_pretty(spec).map_err(|e| JobError::json(&run_json, e))?;
             write_atomic(&run_json, |w| std::io::Write::write_all(w, &text))?;
         }
         let folder = RunFolder {

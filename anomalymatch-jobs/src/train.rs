@@ -171,8 +171,7 @@ impl Run {
             start: span.start,
             end: span.end,
         };
-        let text = serde_json::to_vec(&record)
-            .map_err(|e| JobError::Failed(format!("{}: {e}", self.record().display())))?;
+        let text = serde_json::to_vec(&record).map_err(|e| JobError::json(self.record(), e))?;
         Ok(write_bytes_atomic(&self.record(), &text)?)
     }
 

@@ -1,6 +1,7 @@
 //! Errors of the models crate; they convert into [`anomalymatch_core::Error`] so that
 //! callers of the [`anomalymatch_core::Classifier`] trait see one error type.
 
+use anomalymatch_core::error::{Cause, caused};
 use std::path::PathBuf;
 
 /// Result alias used throughout `anomalymatch-models`.
@@ -10,12 +11,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A weight or checkpoint file is unreadable, malformed, or does not fit the model.
-    #[error("{path}: {message}")]
+    #[error("{path}: {message}{}", caused(.cause))]
     Weights {
         /// The file concerned.
         path: PathBuf,
         /// What is wrong, naming the tensor where there is one.
         message: String,
+        /// The parser's error underneath, where there is one.
+        #[source]
+        cause: Option<Cause>,
     },
     /// A model configuration was rejected; one message per bad field.
     #[error("invalid model configuration:\n  {}", .0.join("\n  "))]
@@ -43,6 +47,20 @@ impl Error {
         Error::Weights {
             path: path.into(),
             message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A [`Error::Weights`] for `path` with the parser's error underneath.
+    pub(crate) fn weights_caused(
+        path: impl Into<PathBuf>,
+        message: impl Into<String>,
+        cause: impl Into<Cause>,
+    ) -> Self {
+        Error::Weights {
+            path: path.into(),
+            message: message.into(),
+            cause: Some(cause.into()),
         }
     }
 }
@@ -50,9 +68,11 @@ impl Error {
 impl From<Error> for anomalymatch_core::Error {
     fn from(e: Error) -> Self {
         match e {
-            Error::Weights { path, message } => {
-                anomalymatch_core::Error::Checkpoint { path, message }
-            }
+            Error::Weights {
+                path,
+                message,
+                cause,
+            } => anomalymatch_core::Error::checkpoint(path, message, cause),
             Error::Config(messages) => anomalymatch_core::Error::Config(messages),
             Error::Io { path, source } => anomalymatch_core::Error::Io { path, source },
             Error::Candle(e) => anomalymatch_core::Error::Candle(e),

@@ -51,7 +51,7 @@ pub fn read_weights(path: &Path) -> Result<HashMap<String, Tensor>> {
     // safetensors starts with a little-endian header length and the header's opening brace.
     if n == 9 && head[8] == b'{' {
         return candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| Error::weights(path, e.to_string()));
+            .map_err(|e| Error::weights_caused(path, "not a safetensors file", e));
     }
     Ok(read_pth(path)?.into_iter().collect())
 }
@@ -148,7 +148,7 @@ pub fn convert_to_safetensors(input: &Path, output: &Path) -> Result<usize> {
     let metadata = HashMap::from([("source".to_string(), source)]);
     let bytes =
         safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-            .map_err(|e| Error::weights(output, e.to_string()))?;
+            .map_err(|e| Error::weights_caused(output, "safetensors", e))?;
     anomalymatch_core::atomic::write_bytes_atomic(output, &bytes)?;
     Ok(tensors.len())
 }
@@ -184,7 +184,7 @@ pub fn shipped_weights(variant: Variant) -> Option<PathBuf> {
 pub fn from_checkpoint(path: &Path, device: &Device) -> Result<(EfficientNet, CheckpointInfo)> {
     let info = CheckpointInfo::read(path)?;
     let config: EfficientNetConfig = serde_json::from_value(info.settings.clone())
-        .map_err(|e| Error::weights(path, format!("not an EfficientNet checkpoint: {e}")))?;
+        .map_err(|e| Error::weights_caused(path, "not an EfficientNet checkpoint", e))?;
     let model = config.check()?.build(device)?;
     load_ema(path, &model)?;
     Ok((model, info))

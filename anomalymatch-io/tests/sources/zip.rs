@@ -84,10 +84,18 @@ fn zip_member_that_is_not_an_image_is_counted_and_named_by_the_loader() {
 #[test]
 fn zip_corrupt_or_missing_archives_are_errors_naming_the_file() {
     for name in ["zip/truncated.zip", "zip/not_zip.zip"] {
-        let err = ZipSource::open(fixture(name)).unwrap_err().to_string();
+        let e = ZipSource::open(fixture(name)).unwrap_err();
+        let err = e.to_string();
         assert!(
             err.contains(name) && err.contains("not a readable zip archive"),
             "{err}"
+        );
+        // The zip reader's own error stays underneath, also once seen as a core error.
+        let core = anomalymatch_core::Error::from(e);
+        let cause = std::error::Error::source(&core);
+        assert!(
+            cause.is_some_and(|c| c.is::<zip::result::ZipError>()),
+            "{cause:?}"
         );
     }
     let err = ZipSource::open(fixture("zip/missing.zip"))

@@ -147,13 +147,11 @@ impl RunFolder {
     /// matches, or refuses it (naming the keys that differ) when it does not. A folder
     /// without `run.json` holds no finished cycle and starts afresh.
     pub fn open(dir: &Path, identity: &Value) -> Result<Self> {
-        let malformed =
-            |p: &Path, e: serde_json::Error| JobError::Failed(format!("{}: {e}", p.display()));
         let record = dir.join("run.json");
         match std::fs::read(&record) {
             Ok(bytes) => {
                 let old: Value =
-                    serde_json::from_slice(&bytes).map_err(|e| malformed(&record, e))?;
+                    serde_json::from_slice(&bytes).map_err(|e| JobError::json(&record, e))?;
                 if &old != identity {
                     let differ: Vec<String> = differences(&old, identity)
                         .into_iter()
@@ -173,7 +171,7 @@ impl RunFolder {
                 }
                 std::fs::create_dir_all(dir).map_err(|e| JobError::io(dir, e))?;
                 let text =
-                    serde_json::to_vec_pretty(identity).map_err(|e| malformed(&record, e))?;
+                    serde_json::to_vec_pretty(identity).map_err(|e| JobError::json(&record, e))?;
                 write_bytes_atomic(&record, &text)?;
             }
             Err(e) => return Err(JobError::io(&record, e)),
