@@ -13,11 +13,10 @@
 
 use crate::stdout::warning;
 use anomalymatch_core::atomic::write_bytes_atomic;
-use anomalymatch_jobs::benchmark::record::read_lines;
+use anomalymatch_jobs::benchmark::summary::{Spread, summarise};
 use anomalymatch_jobs::{JobError, Result};
 use clap::{Args, Parser};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `report`.
@@ -117,108 +116,50 @@ fn regenerate(doc: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One row's lines: per seed, per cycle, the last line.
-type Row = BTreeMap<u64, BTreeMap<u64, Value>>;
-
 /// The table of `files`: one row per setting (commit, preset, changed keys, query or
 /// baseline, command), in the order rows first appear.
 pub fn table(files: &[PathBuf], cycle: Option<u64>) -> Result<String> {
-    let mut order: Vec<String> = Vec::new();
-    let mut rows: BTreeMap<String, (Value, Row)> = BTreeMap::new();
-    let mut unreadable = 0;
-    for f in files {
-        if !f.is_file() {
-            return Err(JobError::Failed(format!(
-                "{}: no such results file",
-                f.display()
-            )));
-        }
-        let (lines, bad) = read_lines(f)?;
-        unreadable += bad;
-        for l in lines {
-            let (Some(seed), Some(c)) = (num(&l, "seed"), num(&l, "cycle")) else {
-                unreadable += 1;
-                continue;
-            };
-            let key = [
-                "commit", "preset", "changed", "query", "baseline", "command",
-            ]
-            .map(|k| l.get(k).map_or(String::new(), Value::to_string))
-            .join("\u{1}");
-            if !rows.contains_key(&key) {
-                order.push(key.clone());
-            }
-            let row = rows.entry(key).or_insert_with(|| (l.clone(), Row::new()));
-            row.1.entry(seed).or_default().insert(c, l);
-        }
-    }
+    let summary = summarise(files, cycle)?;
     let mut s = String::from(
         "| setting | seeds | cycle | AUROC | AUPRC | precision top 1% | s per seed | commit | command |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
-    for key in &order {
-        let (first, by_seed) = &rows[key];
-        let reached = by_seed
-            .values()
-            .filter_map(|c| c.keys().max().copied())
-            .min();
-        let Some(c) = cycle.or(reached) else { continue };
-        let at: Vec<&Value> = by_seed.values().filter_map(|m| m.get(&c)).collect();
-        if at.is_empty() {
-            continue;
-        }
-        let seeds: Vec<String> = by_seed
-            .iter()
-            .filter(|(_, m)| m.contains_key(&c))
-            .map(|(s, _)| s.to_string())
-            .collect();
-        let stat = |k: &str| {
-            let v: Vec<f64> = at.iter().filter_map(|l| l.get(k)?.as_f64()).collect();
-            let n = v.len().max(1) as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-            if v.len() > 1 {
-                format!("{mean:.3} ± {sd:.3}")
-            } else {
-                format!("{mean:.3}")
-            }
+    for row in &summary.rows {
+        let secs = match row.seconds {
+            None => String::new(),
+            Some((lo, hi)) if hi - lo < 1.0 => format!("{lo:.0}"),
+            Some((lo, hi)) => format!("{lo:.0}-{hi:.0}"),
         };
-        let secs: Vec<f64> = at
-            .iter()
-            .filter_map(|l| l.get("seed_s")?.as_f64())
-            .collect();
-        let lo = secs.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = secs.iter().copied().fold(0.0, f64::max);
-        let secs = if secs.is_empty() {
-            String::new()
-        } else if hi - lo < 1.0 {
-            format!("{lo:.0}")
-        } else {
-            format!("{lo:.0}-{hi:.0}")
-        };
+        let text = |k: &str| row.first.get(k).and_then(Value::as_str).unwrap_or("?");
+        let seeds: Vec<String> = row.seeds.iter().map(u64::to_string).collect();
         s.push_str(&format!(
-            "| {} | {} | {c} | {} | {} | {} | {secs} | {} | `{}` |\n",
-            setting(first),
+            "| {} | {} | {} | {} | {} | {} | {secs} | {} | `{}` |\n",
+            setting(&row.first),
             seeds.join(","),
-            stat("auroc"),
-            stat("auprc"),
-            stat("p_at_1pct"),
-            first.get("commit").and_then(Value::as_str).unwrap_or("?"),
-            first
-                .get("command")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .replace('|', "\\|"),
+            row.cycle,
+            spread(row.auroc),
+            spread(row.auprc),
+            spread(row.p_at_1pct),
+            text("commit"),
+            text("command").replace('|', "\\|"),
         ));
     }
-    if unreadable > 0 {
-        warning!("{unreadable} line(s) of the results files could not be read");
+    if summary.unreadable > 0 {
+        warning!(
+            "{} line(s) of the results files could not be read",
+            summary.unreadable
+        );
     }
     Ok(s)
 }
 
-fn num(l: &Value, k: &str) -> Option<u64> {
-    l.get(k)?.as_u64()
+/// `mean ± sd`, or the mean alone for one seed.
+fn spread(s: Spread) -> String {
+    if s.n > 1 {
+        format!("{:.3} ± {:.3}", s.mean, s.sd)
+    } else {
+        format!("{:.3}", s.mean)
+    }
 }
 
 /// A row's setting: the preset or baseline, the query when not the protocol's, and the

@@ -12,6 +12,7 @@
 pub mod baselines;
 mod isolation_forest;
 pub mod record;
+pub mod summary;
 
 use crate::components;
 use crate::config::{PROTOCOL, SUPERVISED, Settings};
