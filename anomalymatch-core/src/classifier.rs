@@ -91,6 +91,13 @@ pub trait Classifier {
         Ok(None)
     }
 
+    /// Logits in eval mode with the pooled features they come from (`None` where the model
+    /// has no embedding), from one pass through the backbone where the model can: what a
+    /// scorer that keeps embeddings asks for. The default runs the two apart.
+    fn classify_and_embed(&self, images: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        Ok((self.forward_t(images, false)?, self.embed(images)?))
+    }
+
     /// An independent copy with its own variables (the EMA model is one).
     fn duplicate(&self) -> Result<Self>
     where

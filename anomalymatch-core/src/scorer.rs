@@ -65,14 +65,55 @@ impl<'a, C: Classifier + ?Sized> Scorer<'a, C> {
     /// The anomaly score of every image, `batch_size` images per forward pass so memory stays
     /// bounded.
     pub fn scores(&self, images: &ImageBatch) -> Result<Vec<f32>> {
+        Ok(self.score_batches(images, false)?.0)
+    }
+
+    /// Every image's embedding (the backbone's pooled features), or `None` when the model has
+    /// no embedding.
+    pub fn embeddings(&self, images: &ImageBatch) -> Result<Option<Embeddings>> {
+        let mut data = Vec::new();
+        let mut dim = 0;
+        for batch in self.batches(images.len())? {
+            let idx: Vec<usize> = batch.collect();
+            let x = images.select(&idx)?.to_tensor(self.model.device())?;
+            let Some(e) = self.model.embed(&x)? else {
+                return Ok(None);
+            };
+            dim = e.dim(1)?;
+            data.extend(e.flatten_all()?.to_vec1::<f32>()?);
+        }
+        embeddings(data, dim)
+    }
+
+    /// The scores, and with `embed` the embeddings taken from the first view's pass (one pass
+    /// through the backbone gives both).
+    fn score_batches(
+        &self,
+        images: &ImageBatch,
+        embed: bool,
+    ) -> Result<(Vec<f32>, Option<Embeddings>)> {
         let views = self.options.views;
         let mut scores = Vec::with_capacity(images.len());
+        let (mut features, mut dim) = (Vec::new(), 0);
         for batch in self.batches(images.len())? {
             let idx: Vec<usize> = batch.collect();
             let x = images.select(&idx)?.to_tensor(self.model.device())?;
             let mut sum = vec![0.0f32; idx.len()];
             for k in 0..views.count() {
-                let logits = self.model.forward_t(&views.apply(&x, k)?, false)?;
+                let view = views.apply(&x, k)?;
+                let logits = if embed && k == 0 {
+                    let (logits, e) = self.model.classify_and_embed(&view)?;
+                    let e = e.ok_or_else(|| {
+                        Error::InvalidArgument(
+                            "embeddings were asked for but the model has none".into(),
+                        )
+                    })?;
+                    dim = e.dim(1)?;
+                    features.extend(e.flatten_all()?.to_vec1::<f32>()?);
+                    logits
+                } else {
+                    self.model.forward_t(&view, false)?
+                };
                 if logits.dim(1)? < 2 {
                     return Err(Error::Shape(format!(
                         "scoring needs at least 2 classes, model gives {}",
@@ -88,27 +129,12 @@ impl<'a, C: Classifier + ?Sized> Scorer<'a, C> {
             let n = views.count() as f32;
             scores.extend(sum.into_iter().map(|s| s / n));
         }
-        Ok(scores)
-    }
-
-    /// The pooled backbone features of every image, or `None` when the model has no
-    /// embedding.
-    pub fn embeddings(&self, images: &ImageBatch) -> Result<Option<Embeddings>> {
-        let mut data = Vec::new();
-        let mut dim = 0;
-        for batch in self.batches(images.len())? {
-            let idx: Vec<usize> = batch.collect();
-            let x = images.select(&idx)?.to_tensor(self.model.device())?;
-            let Some(e) = self.model.embed(&x)? else {
-                return Ok(None);
-            };
-            dim = e.dim(1)?;
-            data.extend(e.flatten_all()?.to_vec1::<f32>()?);
-        }
-        if dim == 0 {
-            return Ok(None);
-        }
-        Embeddings::new(data, dim).map(Some)
+        let embeddings = if embed {
+            embeddings(features, dim)?
+        } else {
+            None
+        };
+        Ok((scores, embeddings))
     }
 
     /// Streams `ranges` of `source`'s items (the whole source with `None`), decoded by
@@ -174,21 +200,14 @@ impl<'a, C: Classifier + ?Sized> Scorer<'a, C> {
             let Decoded {
                 loaded, origins, ..
             } = d;
-            let scores = self.scores(&loaded.images)?;
+            let embed = self.options.embeddings && !loaded.images.is_empty();
+            let (scores, embeddings) = self.score_batches(&loaded.images, embed)?;
             if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
                 return Err(Error::InvalidArgument(format!(
                     "the model scores {} as {}: it is broken",
                     origins[i], scores[i]
                 )));
             }
-            let embeddings = match self.options.embeddings && !loaded.images.is_empty() {
-                true => Some(self.embeddings(&loaded.images)?.ok_or_else(|| {
-                    Error::InvalidArgument(
-                        "embeddings were asked for but the model has none".into(),
-                    )
-                })?),
-                false => None,
-            };
             progress.inc(d.items);
             read += d.items;
             sink(ScoredChunk {
@@ -244,6 +263,14 @@ fn loaded_origins(chunk: &[SourceImage], failed: &[FailedImage]) -> Vec<String> 
         })
         .map(|item| item.origin.clone())
         .collect()
+}
+
+/// Embeddings of `dim` values each from `data`, or `None` when there are none.
+fn embeddings(data: Vec<f32>, dim: usize) -> Result<Option<Embeddings>> {
+    if dim == 0 {
+        return Ok(None);
+    }
+    Embeddings::new(data, dim).map(Some)
 }
 
 #[cfg(test)]

@@ -337,6 +337,14 @@ impl Classifier for EfficientNet {
         Ok(Some(self.features_t(images, false)?))
     }
 
+    fn classify_and_embed(
+        &self,
+        images: &Tensor,
+    ) -> anomalymatch_core::Result<(Tensor, Option<Tensor>)> {
+        let features = self.features_t(images, false)?;
+        Ok((self.fc.forward_t(&features, false)?, Some(features)))
+    }
+
     fn duplicate(&self) -> anomalymatch_core::Result<Self> {
         let copy = EfficientNet::build(self.config.clone(), &self.device)?;
         for (dst, src) in copy.variables().iter().zip(self.variables()) {

@@ -98,6 +98,13 @@ fn output_shapes_for_any_channel_count() {
             let x = images(2, channels, 64, 1);
             assert_eq!(m.forward_t(&x, false).unwrap().dims(), &[2, 2]);
             assert_eq!(m.embed(&x).unwrap().unwrap().dims(), &[2, 1280]);
+            // One pass gives both, equal to the two passes apart.
+            let (logits, features) = m.classify_and_embed(&x).unwrap();
+            assert_eq!(max_diff(&logits, &m.forward_t(&x, false).unwrap()), 0.0);
+            assert_eq!(
+                max_diff(&features.unwrap(), &m.embed(&x).unwrap().unwrap()),
+                0.0
+            );
             assert_eq!(m.spec().in_channels, channels);
             // Wrong channel count is a clear error, not a panic.
             assert!(m.forward_t(&images(1, channels + 1, 64, 1), false).is_err());
