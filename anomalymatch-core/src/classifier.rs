@@ -60,6 +60,16 @@ pub trait Classifier {
     /// enables dropout; FixMatch needs both modes on the same network.
     fn forward_t(&self, images: &Tensor, train: bool) -> Result<Tensor>;
 
+    /// Logits in training mode (batch statistics, random masks) of images that only make
+    /// pseudo-labels (FixMatch's weak view), with nothing recorded for a backward pass, so
+    /// that none of their activations are kept. A model with batch norm holds their batch
+    /// statistics and adds them to the next `forward_t(_, true)`'s update of the running
+    /// statistics, as if both had been one batch. The default is `forward_t(images, true)`,
+    /// detached.
+    fn forward_weak(&self, images: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_t(images, true)?.detach())
+    }
+
     /// Every variable with its role, in a stable order: optimiser, EMA and checkpoints use it.
     fn variables(&self) -> Vec<NamedVar>;
 

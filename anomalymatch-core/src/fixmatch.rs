@@ -21,7 +21,7 @@ use crate::loader::DataSpec;
 use crate::optim::{Sgd, SgdConfig};
 use crate::progress::Progress;
 use crate::rng::{derive_seed, item_rng};
-use crate::train_config::{Schedule, TrainConfig};
+use crate::train_config::{Schedule, TrainConfig, WeakPass};
 use candle_core::{DType, Tensor};
 use rand::RngExt;
 use std::path::Path;
@@ -416,17 +416,34 @@ fn train_step<C: Classifier>(
 ) -> Result<StepMetrics> {
     let device = model.device();
     let x = batch.images.to_tensor(device)?;
-    let logits = model.forward_t(&x, true)?;
     let (b, u) = (batch.n_labelled, batch.n_unlabelled);
-    let logits_l = logits.narrow(0, 0, b)?;
+    // Labelled logits, then the weak and strong views' (`None` without unlabelled images).
+    let (logits_l, views) = if u > 0 && cfg.weak_pass == WeakPass::Separate {
+        // The weak pass first: its batch statistics join the training pass's update.
+        let weak = model.forward_weak(&x.narrow(0, b, u)?)?;
+        let rest = Tensor::cat(&[x.narrow(0, 0, b)?, x.narrow(0, b + u, u)?], 0)?;
+        let logits = model.forward_t(&rest, true)?;
+        (
+            logits.narrow(0, 0, b)?,
+            Some((weak, logits.narrow(0, b, u)?)),
+        )
+    } else {
+        let logits = model.forward_t(&x, true)?;
+        let views = (u > 0)
+            .then(|| -> Result<_> {
+                Ok((
+                    logits.narrow(0, b, u)?.detach(),
+                    logits.narrow(0, b + u, u)?,
+                ))
+            })
+            .transpose()?;
+        (logits.narrow(0, 0, b)?, views)
+    };
     let y = Tensor::from_slice(&batch.targets, b, device)?;
     let sup = candle_nn::loss::cross_entropy(&logits_l, &y)?;
-    let (unsup, mask_ratio) = if u > 0 {
-        let weak = logits.narrow(0, b, u)?.detach();
-        let strong = logits.narrow(0, b + u, u)?;
-        unsupervised_loss(&weak, &strong, cfg)?
-    } else {
-        (Tensor::zeros((), DType::F32, device)?, 0.0)
+    let (unsup, mask_ratio) = match views {
+        Some((weak, strong)) => unsupervised_loss(&weak, &strong, cfg)?,
+        None => (Tensor::zeros((), DType::F32, device)?, 0.0),
     };
     let loss = (&sup + (&unsup * cfg.lambda_u)?)?;
     let grads = loss.backward()?;
@@ -518,5 +535,69 @@ mod tests {
         };
         let (_, ratio) = unsupervised_loss(&weak, &strong, &strict).unwrap();
         assert_eq!(ratio, 0.25, "normals at 0.99 stay below a 0.995 cutoff");
+    }
+
+    /// The toy model scores each image alone (no batch norm couples the rows), so a separate
+    /// weak pass must train exactly as the joint one does.
+    #[test]
+    fn a_separate_weak_pass_trains_as_the_joint_one_without_batch_coupling() {
+        use crate::toy::{MaxMeanClassifier, toy_images};
+        use crate::{ChannelMode, Check, DataConfig, IdentityAugmenter};
+        let (images, labels) = toy_images(40, 8, 5, 3);
+        let labelled: Vec<usize> = (0..10).collect();
+        let unlabelled: Vec<usize> = (10..40).collect();
+        let (xl, xu) = (
+            images.select(&labelled).unwrap(),
+            images.select(&unlabelled).unwrap(),
+        );
+        let data = TrainData {
+            labelled: &xl,
+            labels: &labels[..10],
+            unlabelled: &xu,
+        };
+        let spec = DataConfig {
+            size: 8,
+            channels: ChannelMode::Keep(1),
+            ..DataConfig::default()
+        }
+        .spec();
+        let run = |weak_pass| {
+            let config = TrainConfig {
+                batch_size: 4,
+                uratio: 2,
+                lr: 0.1,
+                p_cutoff: 0.5,
+                weak_pass,
+                ..TrainConfig::default()
+            };
+            let mut trainer = config
+                .check()
+                .unwrap()
+                .build((
+                    MaxMeanClassifier::new().unwrap(),
+                    IdentityAugmenter,
+                    spec,
+                    7,
+                ))
+                .unwrap();
+            let mut metrics = Vec::new();
+            trainer.fit(&data, 5, &mut |m| metrics.push(*m)).unwrap();
+            let w: Vec<Vec<f32>> = trainer
+                .model()
+                .variables()
+                .iter()
+                .map(|v| v.var.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+                .collect();
+            (metrics, w)
+        };
+        let (joint, separate) = (run(WeakPass::Joint), run(WeakPass::Separate));
+        assert!(joint.0.iter().any(|m| m.mask_ratio > 0.0), "{:?}", joint.0);
+        for (a, b) in joint.0.iter().zip(&separate.0) {
+            assert!((a.loss - b.loss).abs() < 1e-6, "{a:?} / {b:?}");
+            assert_eq!(a.mask_ratio, b.mask_ratio);
+        }
+        for (a, b) in joint.1.iter().flatten().zip(separate.1.iter().flatten()) {
+            assert!((a - b).abs() < 1e-6, "{a} / {b}");
+        }
     }
 }

@@ -66,4 +66,4 @@ pub use score::{Ranking, ScoreConfig, Views};
 pub use scorer::{ScoreOptions, ScoredChunk, Scorer};
 pub use source::{ImagePayload, ImageSource, SourceImage};
 pub use stretch::Stretch;
-pub use train_config::{Schedule, TrainConfig};
+pub use train_config::{Schedule, TrainConfig, WeakPass};

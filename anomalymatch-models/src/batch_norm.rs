@@ -9,6 +9,29 @@
 use crate::ops::{self, Activation};
 use anomalymatch_core::{NamedVar, VarRole};
 use candle_core::{DType, Device, Result, Tensor, Var};
+use std::sync::{Mutex, PoisonError};
+
+/// What a training-mode pass records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// The graph for a backward pass; batch norms update their running statistics.
+    Graph,
+    /// Nothing: the parameters are used detached, so each layer's output is freed as soon as
+    /// the next one has used it. Batch norms hold their batch statistics for the next
+    /// [`Pass::Graph`], which updates the running statistics with both as one batch (FixMatch's
+    /// weak view, which only makes pseudo-labels, runs this way).
+    Detached,
+}
+
+impl Pass {
+    /// `t` as this pass uses a parameter: as it is, or detached.
+    pub fn param(self, t: &Tensor) -> Tensor {
+        match self {
+            Pass::Graph => t.clone(),
+            Pass::Detached => t.detach(),
+        }
+    }
+}
 
 /// Batch norm over the channels of `[N, C, H, W]` tensors.
 ///
@@ -25,6 +48,8 @@ pub struct BatchNorm2d {
     running_var: Var,
     momentum: f64,
     eps: f64,
+    /// Batch statistics of detached passes since the last update of the running ones.
+    held: Mutex<Vec<ops::BatchStats>>,
 }
 
 impl BatchNorm2d {
@@ -47,20 +72,27 @@ impl BatchNorm2d {
             running_var: ones()?,
             momentum,
             eps,
+            held: Mutex::new(Vec::new()),
         })
     }
 
     /// Normalises `x [N, C, H, W]` and applies `act` in the same pass (the fused kernels of
     /// [`crate::ops`]); in training mode also updates the running statistics.
     pub fn forward_t(&self, x: &Tensor, train: bool, act: Activation) -> Result<Tensor> {
-        let (w, b) = (self.weight.as_tensor(), self.bias.as_tensor());
-        if !train {
-            let (mean, var) = (self.running_mean.as_tensor(), self.running_var.as_tensor());
-            return ops::batch_norm_eval(x, w, b, mean, var, self.eps, act);
+        if train {
+            return self.forward_train(x, act, Pass::Graph);
         }
+        let (w, b) = (self.weight.as_tensor(), self.bias.as_tensor());
+        let (mean, var) = (self.running_mean.as_tensor(), self.running_var.as_tensor());
+        ops::batch_norm_eval(x, w, b, mean, var, self.eps, act)
+    }
+
+    /// Training mode as `pass` says: the batch's statistics normalise `x`, then `act`.
+    pub fn forward_train(&self, x: &Tensor, act: Activation, pass: Pass) -> Result<Tensor> {
         self.check_batch(x)?;
-        let (y, stats) = ops::batch_norm_train(x, w, b, self.eps, act)?;
-        self.update_running(stats)?;
+        let (w, b) = (self.weight.as_tensor(), self.bias.as_tensor());
+        let (y, stats) = ops::batch_norm_train(x, &pass.param(w), &pass.param(b), self.eps, act)?;
+        self.update_running(stats, pass)?;
         Ok(y)
     }
 
@@ -88,8 +120,15 @@ impl BatchNorm2d {
         Ok(())
     }
 
-    /// `running = (1 - momentum) * running + momentum * batch`, as PyTorch does.
-    fn update_running(&self, stats: ops::BatchStats) -> Result<()> {
+    /// `running = (1 - momentum) * running + momentum * batch`, as PyTorch does, where the
+    /// batch is this pass's images and those of the detached passes before it.
+    fn update_running(&self, stats: ops::BatchStats, pass: Pass) -> Result<()> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.push(stats);
+        if pass == Pass::Detached {
+            return Ok(());
+        }
+        let stats = pooled(std::mem::take(&mut *held))?;
         let m = self.momentum;
         let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (stats.mean * m)?)?;
         let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (stats.var * m)?)?;
@@ -116,28 +155,65 @@ impl BatchNorm2d {
     }
 }
 
+/// The statistics of several batches as those of one: the count-weighted mean, and the
+/// variance about it (each batch's own spread plus its mean's distance from the pooled one).
+fn pooled(mut batches: Vec<ops::BatchStats>) -> Result<ops::BatchStats> {
+    if batches.len() == 1
+        && let Some(only) = batches.pop()
+    {
+        return Ok(only);
+    }
+    let total: usize = batches.iter().map(|b| b.count).sum();
+    let n = total as f64;
+    let mut mean: Option<Tensor> = None;
+    for b in &batches {
+        let part = (&b.mean * (b.count as f64 / n))?;
+        mean = Some(match mean {
+            Some(m) => (m + part)?,
+            None => part,
+        });
+    }
+    let mean = mean.ok_or_else(|| candle_core::Error::Msg("batch norm: no statistics".into()))?;
+    let mut biased: Option<Tensor> = None;
+    for b in &batches {
+        let own = (&b.var * ((b.count as f64 - 1.0).max(0.0) / b.count as f64))?;
+        let part = ((own + (&b.mean - &mean)?.sqr()?)? * (b.count as f64 / n))?;
+        biased = Some(match biased {
+            Some(v) => (v + part)?,
+            None => part,
+        });
+    }
+    let biased =
+        biased.ok_or_else(|| candle_core::Error::Msg("batch norm: no statistics".into()))?;
+    Ok(ops::BatchStats {
+        mean,
+        var: (biased * (n / (n - 1.0).max(1.0)))?,
+        count: total,
+    })
+}
+
 /// Convolutions, each followed by its batch norm and activation: `layers` applied to `x` in
-/// order. Training runs them as one fused node ([`ops::conv_batch_norm_train`]) and updates
-/// every layer's running statistics; inference runs them one after another.
+/// order, in training mode as `pass` says, as one fused node
+/// ([`ops::conv_batch_norm_train`]) that updates every layer's running statistics.
 pub fn conv_bn_chain(
     x: &Tensor,
     layers: &[(&Tensor, ops::Conv, &BatchNorm2d, Activation)],
-    train: bool,
+    pass: Pass,
 ) -> Result<Tensor> {
-    if !train {
-        let mut y = x.clone();
-        for &(w, conv, bn, act) in layers {
-            y = bn.forward_t(&conv.apply(&y, w)?, false, act)?;
-        }
-        return Ok(y);
-    }
+    let params: Vec<[Tensor; 3]> = layers
+        .iter()
+        .map(|&(w, _, bn, _)| {
+            [w, bn.weight.as_tensor(), bn.bias.as_tensor()].map(|t| pass.param(t))
+        })
+        .collect();
     let links: Vec<ops::ConvBn<'_>> = layers
         .iter()
-        .map(|&(weight, conv, bn, act)| ops::ConvBn {
+        .zip(&params)
+        .map(|(&(_, conv, bn, act), [weight, gamma, beta])| ops::ConvBn {
             weight,
             conv,
-            gamma: bn.weight.as_tensor(),
-            beta: bn.bias.as_tensor(),
+            gamma,
+            beta,
             eps: bn.eps,
             act,
         })
@@ -148,7 +224,7 @@ pub fn conv_bn_chain(
         bn.check_batch(&y)?;
     }
     for (&(_, _, bn, _), s) in layers.iter().zip(stats) {
-        bn.update_running(s)?;
+        bn.update_running(s, pass)?;
     }
     Ok(y)
 }

@@ -24,6 +24,7 @@ mod variant;
 pub use layers::Padding;
 pub use variant::{EfficientNetConfig, ScalingParams, Variant};
 
+use crate::batch_norm::Pass;
 use crate::error::Error;
 use crate::ops::{self, Activation};
 use anomalymatch_core::rng::item_rng;
@@ -229,6 +230,11 @@ impl EfficientNet {
 
     /// Global-average-pooled features `[N, D]` before dropout and the classifier.
     pub fn features_t(&self, x: &Tensor, train: bool) -> anomalymatch_core::Result<Tensor> {
+        self.features(x, train.then_some(Pass::Graph))
+    }
+
+    /// The pooled features in eval mode (`None`) or in a training pass.
+    fn features(&self, x: &Tensor, train: Option<Pass>) -> anomalymatch_core::Result<Tensor> {
         let (_, c, _, _) = x.dims4()?;
         if c != self.config.in_channels {
             return Err(anomalymatch_core::Error::Shape(format!(
@@ -239,15 +245,24 @@ impl EfficientNet {
             )));
         }
         let x = x.to_dtype(DType::F32)?;
-        if !train {
+        let Some(pass) = train else {
             return Ok(self.features_eval(&x)?);
-        }
+        };
         let act = self.activation;
-        let mut x = self.stem.forward_train(&x, act)?;
+        let mut x = self.stem.forward_train(&x, act, pass)?;
         for block in &self.blocks {
-            x = block.forward_train(&x, act, &self.masks)?;
+            x = block.forward_train(&x, act, &self.masks, pass)?;
         }
-        Ok(self.head.forward_train(&x, act)?)
+        Ok(self.head.forward_train(&x, act, pass)?)
+    }
+
+    /// Logits in eval mode (`None`) or in a training pass, with dropout in training.
+    fn logits(&self, images: &Tensor, train: Option<Pass>) -> anomalymatch_core::Result<Tensor> {
+        let mut x = self.features(images, train)?;
+        if train.is_some() && self.config.dropout > 0.0 {
+            x = x.mul(&self.masks.keep(x.dims(), 1.0 - self.config.dropout)?)?;
+        }
+        Ok(self.fc.forward_t(&x, train == Some(Pass::Graph))?)
     }
 
     /// Inference: every batch norm folded into its convolution, the fused kernels of
@@ -293,11 +308,11 @@ impl Classifier for EfficientNet {
     /// In training mode, backpropagating through a stride-2 convolution needs square inputs:
     /// candle 0.11's convolution backward derives the output padding from the height alone.
     fn forward_t(&self, images: &Tensor, train: bool) -> anomalymatch_core::Result<Tensor> {
-        let mut x = self.features_t(images, train)?;
-        if train && self.config.dropout > 0.0 {
-            x = x.mul(&self.masks.keep(x.dims(), 1.0 - self.config.dropout)?)?;
-        }
-        Ok(self.fc.forward_t(&x, train)?)
+        self.logits(images, train.then_some(Pass::Graph))
+    }
+
+    fn forward_weak(&self, images: &Tensor) -> anomalymatch_core::Result<Tensor> {
+        self.logits(images, Some(Pass::Detached))
     }
 
     fn reseed(&self, seed: u64) {

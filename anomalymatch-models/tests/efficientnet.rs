@@ -236,6 +236,73 @@ fn batch_norm_follows_pytorch_momentum() {
 }
 
 #[test]
+fn a_detached_batch_norm_pass_joins_the_next_update_as_one_batch() {
+    use anomalymatch_models::batch_norm::{BatchNorm2d, Pass};
+    use anomalymatch_models::ops::Activation::Identity;
+    let values = |v: &[f32]| {
+        Tensor::new(v, &Device::Cpu)
+            .unwrap()
+            .reshape((v.len(), 1, 1, 1))
+    };
+    let stats = |bn: &BatchNorm2d| {
+        let mut vars = Vec::new();
+        bn.push_variables(&mut vars);
+        let get = |i: usize| vars[i].var.as_tensor().to_vec1::<f32>().unwrap()[0];
+        (get(2), get(3))
+    };
+    let joint = BatchNorm2d::new("bn", 1, 0.1, 1e-3, &Device::Cpu).unwrap();
+    let split = BatchNorm2d::new("bn", 1, 0.1, 1e-3, &Device::Cpu).unwrap();
+    joint
+        .forward_t(&values(&[1., 2., 3., 6., -4.]).unwrap(), true, Identity)
+        .unwrap();
+    let weak = split
+        .forward_train(&values(&[3., 6., -4.]).unwrap(), Identity, Pass::Detached)
+        .unwrap();
+    // Nothing is recorded and the running statistics wait for the training pass.
+    assert!(!weak.track_op());
+    assert_eq!(stats(&split), (0.0, 1.0));
+    split
+        .forward_train(&values(&[1., 2.]).unwrap(), Identity, Pass::Graph)
+        .unwrap();
+    let ((m1, v1), (m2, v2)) = (stats(&joint), stats(&split));
+    assert!(
+        (m1 - m2).abs() < 1e-6 && (v1 - v2).abs() < 1e-5,
+        "{m1} {v1} / {m2} {v2}"
+    );
+}
+
+#[test]
+fn the_weak_pass_keeps_no_graph_and_its_statistics_reach_the_running_ones() {
+    let build = || {
+        EfficientNetConfig::lite0()
+            .with_seed(4)
+            .check()
+            .unwrap()
+            .build(&Device::Cpu)
+            .unwrap()
+    };
+    let (joint, split) = (build(), build());
+    let x = images(6, 3, 32, 8);
+    joint.forward_t(&x, true).unwrap();
+    let weak = split.forward_weak(&x.narrow(0, 2, 4).unwrap()).unwrap();
+    assert!(!weak.track_op());
+    assert_eq!(weak.dims(), &[4, 2]);
+    let rest = split.forward_t(&x.narrow(0, 0, 2).unwrap(), true).unwrap();
+    assert!(rest.track_op());
+    // The stem's batch norm sees the same convolution outputs either way, so its running
+    // statistics agree; later layers see differently normalised inputs.
+    let stem = |m: &EfficientNet, name: &str| {
+        let v = m.variables();
+        let var = v.iter().find(|v| v.name == name).unwrap();
+        var.var.as_tensor().copy().unwrap()
+    };
+    for name in ["_bn0.running_mean", "_bn0.running_var"] {
+        let d = max_diff(&stem(&joint, name), &stem(&split, name));
+        assert!(d < 1e-5, "{name}: {d}");
+    }
+}
+
+#[test]
 fn masks_repeat_with_the_seed() {
     let x = images(4, 3, 32, 3);
     let run = |seed| {

@@ -2,7 +2,7 @@
 //! classifier. Each builds its variables, runs in training mode, folds its batch norms for
 //! inference, and lists its variables under the PyTorch port's names.
 
-use crate::batch_norm::{BatchNorm2d, conv_bn_chain};
+use crate::batch_norm::{BatchNorm2d, Pass, conv_bn_chain};
 use crate::ops::{self, Activation, Conv};
 use anomalymatch_core::{NamedVar, VarRole};
 use candle_core::{Device, Result, Tensor, Var};
@@ -186,10 +186,10 @@ impl Stem {
     }
 
     /// Training mode: the batch norm uses the batch's statistics and updates its running ones.
-    pub(super) fn forward_train(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+    pub(super) fn forward_train(&self, x: &Tensor, act: Activation, pass: Pass) -> Result<Tensor> {
         let (x, pad) = self.padding.apply(x)?;
-        let x = x.conv2d(&self.conv, pad, Self::STRIDE, 1, 1)?;
-        self.bn.forward_t(&x, true, act)
+        let x = x.conv2d(&pass.param(&self.conv), pad, Self::STRIDE, 1, 1)?;
+        self.bn.forward_train(&x, act, pass)
     }
 
     /// The inference pass with the batch norm folded into `conv` (see [`Self::fold`]).
@@ -243,12 +243,15 @@ impl SqueezeExcite {
     }
 
     /// `x` with each channel scaled by its gate, in training mode.
-    fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
-        let bias = |t: &Var| t.reshape((1, t.dim(0)?, 1, 1));
+    fn forward_train(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        let p = |t: &Var| pass.param(t);
+        let bias = |t: &Var| p(t).reshape((1, t.dim(0)?, 1, 1));
         let s = x.mean_keepdim((2, 3))?;
-        let s = ops::pointwise_conv2d(&s, &self.reduce_w)?.broadcast_add(&bias(&self.reduce_b)?)?;
+        let s =
+            ops::pointwise_conv2d(&s, &p(&self.reduce_w))?.broadcast_add(&bias(&self.reduce_b)?)?;
         let s = ops::silu(&s)?;
-        let s = ops::pointwise_conv2d(&s, &self.expand_w)?.broadcast_add(&bias(&self.expand_b)?)?;
+        let s =
+            ops::pointwise_conv2d(&s, &p(&self.expand_w))?.broadcast_add(&bias(&self.expand_b)?)?;
         x.broadcast_mul(&candle_nn::ops::sigmoid(&s)?)
     }
 
@@ -385,6 +388,7 @@ impl MbConv {
         input: &Tensor,
         act: Activation,
         masks: &Masks,
+        pass: Pass,
     ) -> Result<Tensor> {
         let project = (
             &*self.project,
@@ -402,10 +406,10 @@ impl MbConv {
         if self.se.is_none() {
             layers.push(project);
         }
-        let mut x = conv_bn_chain(input, &layers, true)?;
+        let mut x = conv_bn_chain(input, &layers, pass)?;
         if let Some(se) = &self.se {
-            x = se.forward_train(&x)?;
-            x = conv_bn_chain(&x, &[project], true)?;
+            x = se.forward_train(&x, pass)?;
+            x = conv_bn_chain(&x, &[project], pass)?;
         }
         if !self.residual {
             return Ok(x);
@@ -490,9 +494,9 @@ impl Head {
     }
 
     /// Pooled features `[N, D]` in training mode.
-    pub(super) fn forward_train(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+    pub(super) fn forward_train(&self, x: &Tensor, act: Activation, pass: Pass) -> Result<Tensor> {
         let layer = (&*self.conv, Conv::Pointwise, &self.bn, act);
-        conv_bn_chain(x, &[layer], true)?.mean((2, 3))
+        conv_bn_chain(x, &[layer], pass)?.mean((2, 3))
     }
 
     /// The convolution with its batch norm folded in, then `act`, detached.

@@ -33,6 +33,7 @@ pub(super) fn train(
     let stats = BatchStats {
         mean: stats.get(0)?,
         var: (stats.get(1)? * unbiased_factor(n * h * w))?,
+        count: n * h * w,
     };
     Ok((y, stats))
 }

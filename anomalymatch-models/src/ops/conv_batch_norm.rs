@@ -57,6 +57,7 @@ pub(super) fn train(x: &Tensor, links: &[ConvBn<'_>]) -> Result<(Tensor, Vec<Bat
                 mean: Tensor::new(s.norm.mean(), device)?,
                 var: (Tensor::new(s.var.as_slice(), device)?
                     * batch_norm::unbiased_factor(n * h * w))?,
+                count: n * h * w,
             })
         })
         .collect::<Result<Vec<_>>>()?;

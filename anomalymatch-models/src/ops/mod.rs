@@ -258,6 +258,8 @@ pub struct BatchStats {
     /// Unbiased variance over batch and space, `[C]` (what PyTorch's running variance
     /// averages; the normalisation itself uses the biased one).
     pub var: Tensor,
+    /// Values per channel the statistics were taken over (`N * H * W`).
+    pub count: usize,
 }
 
 /// Training-mode batch norm followed by `act`, in one pass forward and two backward:
@@ -545,6 +547,7 @@ pub mod builtin {
         let stats = BatchStats {
             mean: mean.flatten_all()?.detach(),
             var: (var.flatten_all()? * (count / (count - 1.0).max(1.0)))?.detach(),
+            count: n * h * w,
         };
         Ok((activation(&y, act)?, stats))
     }
