@@ -5,13 +5,14 @@
 //! what h5py writes: old and new file formats, contiguous and chunked datasets, gzip and
 //! shuffle, variable-length sequences and strings, fixed-length strings.
 
+use crate::cube::{CubeLayout, CubeShape};
 use crate::encoded::check_image_bytes;
 use crate::error::{IoError, Result};
 use crate::unique::make_unique;
 use anomalymatch_core::Check;
 use anomalymatch_core::config::key;
 use anomalymatch_core::source::{MAX_ITEM_BYTES, chunk_len};
-use anomalymatch_core::{ImageBatch, ImagePayload, ImageSource, SourceImage};
+use anomalymatch_core::{ImagePayload, ImageSource, SourceImage};
 use hdf5_reader::{
     Dataset, Datatype, H5Type, Hdf5File, OpenOptions, SliceInfo, SliceInfoElem, VarLenKind,
 };
@@ -28,23 +29,6 @@ const READ_FLOOR: usize = 256 << 20;
 pub const DEFAULT_IMAGES_DATASET: &str = "images";
 /// The original's dataset of names.
 pub const DEFAULT_NAMES_DATASET: &str = "filenames";
-
-/// Axis order of a numeric cube of cutouts (`N` images, `C` bands, `H` rows, `W` columns).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CubeLayout {
-    /// `(N, H, W)` for 3-D datasets; for 4-D ones, the axis (second or last) strictly shorter
-    /// than both others holds the bands. Any other 4-D shape (e.g. `(N, 4, 4, 4)`) is ambiguous
-    /// and must be given.
-    #[default]
-    Auto,
-    /// `(N, H, W)`: one band.
-    Nhw,
-    /// `(N, H, W, C)`: bands last (numpy images, TensorFlow).
-    Nhwc,
-    /// `(N, C, H, W)`: bands first (PyTorch, FITS cubes).
-    Nchw,
-}
 
 /// Where the images and names are in an HDF5 file, and how cubes are laid out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,14 +282,20 @@ impl Hdf5Source {
                 height,
                 width,
             } => {
-                let shape = (layout, channels, height, width);
+                let shape = CubeShape {
+                    layout,
+                    channels,
+                    height,
+                    width,
+                };
                 Ok(match kind {
-                    CubeType::U8 => pixels(self.read::<u8>(&selection)?, shape, 255.0),
-                    CubeType::U16 => pixels(self.read::<u16>(&selection)?, shape, 65535.0),
-                    CubeType::F32 => arrays(self.read::<f32>(&selection)?, shape),
+                    CubeType::U8 => shape.pixels(&self.read::<u8>(&selection)?, 255.0),
+                    CubeType::U16 => shape.pixels(&self.read::<u16>(&selection)?, 65535.0),
+                    CubeType::F32 => shape.arrays(&self.read::<f32>(&selection)?),
                     CubeType::F64 => {
                         let values = self.read::<f64>(&selection)?;
-                        arrays(values.into_iter().map(|v| v as f32).collect(), shape)
+                        let values: Vec<f32> = values.into_iter().map(|v| v as f32).collect();
+                        shape.arrays(&values)
                     }
                 })
             }
@@ -481,10 +471,12 @@ fn content_of(images: &Dataset, layout: CubeLayout) -> std::result::Result<Conte
             ));
         }
     };
-    let (layout, channels, height, width) = cube_shape(&shape, layout)?;
-    if channels == 0 || height == 0 || width == 0 {
-        return Err(format!("cube of shape {shape:?} has empty images"));
-    }
+    let CubeShape {
+        layout,
+        channels,
+        height,
+        width,
+    } = CubeShape::of(&shape, layout)?;
     let bytes = image_bytes(kind, channels, height, width);
     if bytes > MAX_ITEM_BYTES {
         return Err(format!(
@@ -498,46 +490,6 @@ fn content_of(images: &Dataset, layout: CubeLayout) -> std::result::Result<Conte
         channels,
         height,
         width,
-    })
-}
-
-/// The layout and per-image `(channels, height, width)` of a cube of `shape`.
-fn cube_shape(
-    shape: &[usize],
-    layout: CubeLayout,
-) -> std::result::Result<(CubeLayout, usize, usize, usize), String> {
-    let resolved = match (layout, shape) {
-        (CubeLayout::Auto | CubeLayout::Nhw, [_, _, _]) => CubeLayout::Nhw,
-        (CubeLayout::Nhwc | CubeLayout::Nchw, [_, _, _, _]) => layout,
-        (CubeLayout::Auto, &[_, a, b, c]) => {
-            if c < a && c < b {
-                CubeLayout::Nhwc
-            } else if a < b && a < c {
-                CubeLayout::Nchw
-            } else {
-                return Err(format!(
-                    "cannot tell which axis of shape {shape:?} holds the bands; set the layout \
-                     to nhwc or nchw"
-                ));
-            }
-        }
-        (CubeLayout::Auto, _) => {
-            return Err(format!(
-                "a cube of cutouts has 3 or 4 dimensions (N, H, W[, C]), this one has shape \
-                 {shape:?}"
-            ));
-        }
-        (given, _) => {
-            return Err(format!(
-                "layout {given:?} does not fit a dataset of shape {shape:?}"
-            ));
-        }
-    };
-    Ok(match (resolved, shape) {
-        (CubeLayout::Nhwc, &[_, h, w, c]) => (resolved, c, h, w),
-        (CubeLayout::Nchw, &[_, c, h, w]) => (resolved, c, h, w),
-        (_, &[_, h, w, ..]) => (resolved, 1, h, w),
-        _ => return Err(format!("dataset of shape {shape:?} is not a cube")),
     })
 }
 
@@ -577,54 +529,4 @@ fn read_names(file: &Hdf5File, path: &Path, name: &str, count: usize) -> Result<
         ));
     }
     Ok(names)
-}
-
-/// Per-image `(layout, channels, height, width)` of a cube's rows.
-type CubeShape = (CubeLayout, usize, usize, usize);
-
-/// Reorders one image's values from `layout` to CHW.
-fn to_chw<T: Copy>(image: &[T], (layout, channels, height, width): CubeShape) -> Vec<T> {
-    if layout != CubeLayout::Nhwc || channels == 1 {
-        return image.to_vec();
-    }
-    let plane = height * width;
-    let mut out = Vec::with_capacity(image.len());
-    for c in 0..channels {
-        out.extend((0..plane).map(|p| image[p * channels + c]));
-    }
-    out
-}
-
-/// Integer rows as pixels in `[0, 1]` (value / `max`), one payload per image.
-fn pixels<T: Copy + Into<f32>>(values: Vec<T>, shape: CubeShape, max: f32) -> Vec<ImagePayload> {
-    let (_, channels, height, width) = shape;
-    let per = channels * height * width;
-    values
-        .chunks_exact(per)
-        .map(|image| {
-            let data: Vec<f32> = to_chw(image, shape)
-                .into_iter()
-                .map(|v| v.into() / max)
-                .collect();
-            match ImageBatch::from_vec(data, channels, height, width) {
-                Ok(batch) => ImagePayload::Pixels(batch),
-                Err(e) => ImagePayload::Unreadable(e.to_string()),
-            }
-        })
-        .collect()
-}
-
-/// Float rows as physical values for the loader's stretch, one payload per image.
-fn arrays(values: Vec<f32>, shape: CubeShape) -> Vec<ImagePayload> {
-    let (_, channels, height, width) = shape;
-    let per = channels * height * width;
-    values
-        .chunks_exact(per)
-        .map(|image| ImagePayload::Array {
-            data: to_chw(image, shape),
-            channels,
-            height,
-            width,
-        })
-        .collect()
 }

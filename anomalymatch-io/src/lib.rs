@@ -13,6 +13,7 @@
 //! Everything here is pure Rust: no system library is needed to build or test.
 
 pub mod contact_sheet;
+pub mod cube;
 pub mod display;
 mod encoded;
 pub mod error;
@@ -27,10 +28,11 @@ mod unique;
 pub mod zip_source;
 
 pub use contact_sheet::{ContactSheet, SheetParams, Tile};
+pub use cube::{CubeLayout, CubeShape};
 pub use display::to_rgb8;
 pub use error::{IoError, Result};
 pub use fits_source::{FitsFileSource, FitsFolderSource};
-pub use hdf5_source::{CubeLayout, Hdf5Options, Hdf5Source};
+pub use hdf5_source::{Hdf5Options, Hdf5Source};
 pub use open::{SourceFormat, SourceOptions, open_source};
 #[cfg(feature = "parquet")]
 pub use scores_file::{ScoreRows, ScoresFile, ScoresWriter};

@@ -1,0 +1,180 @@
+//! Numeric cubes of cutouts (`N` images of `C` bands, `H` rows, `W` columns): which axis holds
+//! the bands, and how each image becomes a payload for the loader. HDF5 datasets and numpy
+//! arrays (the Python package) are read this way.
+
+use anomalymatch_core::{ImageBatch, ImagePayload};
+use serde::{Deserialize, Serialize};
+
+/// Axis order of a numeric cube of cutouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CubeLayout {
+    /// `(N, H, W)` for 3-D cubes; for 4-D ones, the axis (second or last) strictly shorter
+    /// than both others holds the bands. Any other 4-D shape (e.g. `(N, 4, 4, 4)`) is ambiguous
+    /// and must be given.
+    #[default]
+    Auto,
+    /// `(N, H, W)`: one band.
+    Nhw,
+    /// `(N, H, W, C)`: bands last (numpy images, TensorFlow).
+    Nhwc,
+    /// `(N, C, H, W)`: bands first (PyTorch, FITS cubes).
+    Nchw,
+}
+
+/// The shape of each image of a cube, its layout resolved (never `Auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CubeShape {
+    /// How the cube's axes are ordered.
+    pub layout: CubeLayout,
+    /// Bands.
+    pub channels: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl CubeShape {
+    /// The images of a cube of `shape` read as `layout`; the message says why they cannot be.
+    pub fn of(shape: &[usize], layout: CubeLayout) -> Result<CubeShape, String> {
+        let resolved = match (layout, shape) {
+            (CubeLayout::Auto | CubeLayout::Nhw, [_, _, _]) => CubeLayout::Nhw,
+            (CubeLayout::Nhwc | CubeLayout::Nchw, [_, _, _, _]) => layout,
+            (CubeLayout::Auto, &[_, a, b, c]) => {
+                if c < a && c < b {
+                    CubeLayout::Nhwc
+                } else if a < b && a < c {
+                    CubeLayout::Nchw
+                } else {
+                    return Err(format!(
+                        "cannot tell which axis of shape {shape:?} holds the bands; set the \
+                         layout to nhwc or nchw"
+                    ));
+                }
+            }
+            (CubeLayout::Auto, _) => {
+                return Err(format!(
+                    "a cube of cutouts has 3 or 4 dimensions (N, H, W[, C]), this one has shape \
+                     {shape:?}"
+                ));
+            }
+            (given, _) => {
+                return Err(format!(
+                    "layout {given:?} does not fit a cube of shape {shape:?}"
+                ));
+            }
+        };
+        let (channels, height, width) = match (resolved, shape) {
+            (CubeLayout::Nhwc, &[_, h, w, c]) => (c, h, w),
+            (CubeLayout::Nchw, &[_, c, h, w]) => (c, h, w),
+            (_, &[_, h, w, ..]) => (1, h, w),
+            _ => return Err(format!("shape {shape:?} is not a cube")),
+        };
+        if channels == 0 || height == 0 || width == 0 {
+            return Err(format!("a cube of shape {shape:?} has empty images"));
+        }
+        Ok(CubeShape {
+            layout: resolved,
+            channels,
+            height,
+            width,
+        })
+    }
+
+    /// Values per image.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Integer images as pixels in `[0, 1]` (value / `max`), one payload per image of
+    /// `values` (whole images only).
+    pub fn pixels<T: Copy + Into<f32>>(&self, values: &[T], max: f32) -> Vec<ImagePayload> {
+        let (c, h, w) = (self.channels, self.height, self.width);
+        values
+            .chunks_exact(self.image_len())
+            .map(|image| {
+                let data: Vec<f32> = self
+                    .to_chw(image)
+                    .into_iter()
+                    .map(|v| v.into() / max)
+                    .collect();
+                match ImageBatch::from_vec(data, c, h, w) {
+                    Ok(batch) => ImagePayload::Pixels(batch),
+                    Err(e) => ImagePayload::Unreadable(e.to_string()),
+                }
+            })
+            .collect()
+    }
+
+    /// Float images as physical values for the loader's stretch, one payload per image of
+    /// `values` (whole images only).
+    pub fn arrays(&self, values: &[f32]) -> Vec<ImagePayload> {
+        values
+            .chunks_exact(self.image_len())
+            .map(|image| ImagePayload::Array {
+                data: self.to_chw(image),
+                channels: self.channels,
+                height: self.height,
+                width: self.width,
+            })
+            .collect()
+    }
+
+    /// One image's values reordered to CHW.
+    fn to_chw<T: Copy>(&self, image: &[T]) -> Vec<T> {
+        if self.layout != CubeLayout::Nhwc || self.channels == 1 {
+            return image.to_vec();
+        }
+        let plane = self.height * self.width;
+        let mut out = Vec::with_capacity(image.len());
+        for c in 0..self.channels {
+            out.extend((0..plane).map(|p| image[p * self.channels + c]));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_band_axis_is_the_short_one_and_ambiguity_is_an_error() {
+        let auto = |s: &[usize]| CubeShape::of(s, CubeLayout::Auto);
+        let nhwc = auto(&[5, 32, 32, 3]).unwrap();
+        assert_eq!(
+            (nhwc.layout, nhwc.channels, nhwc.height),
+            (CubeLayout::Nhwc, 3, 32)
+        );
+        let nchw = auto(&[5, 4, 32, 30]).unwrap();
+        assert_eq!(
+            (nchw.layout, nchw.channels, nchw.width),
+            (CubeLayout::Nchw, 4, 30)
+        );
+        assert_eq!(auto(&[5, 28, 28]).unwrap().channels, 1);
+        assert!(auto(&[5, 4, 4, 4]).unwrap_err().contains("set the layout"));
+        assert!(auto(&[5, 28]).unwrap_err().contains("3 or 4 dimensions"));
+        assert!(auto(&[5, 0, 28]).unwrap_err().contains("empty images"));
+        let given = CubeShape::of(&[5, 4, 4, 4], CubeLayout::Nchw).unwrap();
+        assert_eq!(given.channels, 4);
+    }
+
+    #[test]
+    fn bands_last_become_planes_and_integers_become_pixels() {
+        // Two 1x2 images of 2 bands, bands last: (a0 b0)(a1 b1).
+        let shape = CubeShape::of(&[2, 1, 2, 2], CubeLayout::Nhwc).unwrap();
+        let values: Vec<u8> = vec![0, 255, 51, 102, 1, 2, 3, 4];
+        let payloads = shape.pixels(&values, 255.0);
+        let ImagePayload::Pixels(first) = &payloads[0] else {
+            panic!("{:?}", payloads[0]);
+        };
+        assert_eq!(first.image(0), &[0.0, 0.2, 1.0, 0.4]);
+        let arrays = shape.arrays(&[1.0, 2.0, 3.0, 4.0]);
+        let ImagePayload::Array { data, channels, .. } = &arrays[0] else {
+            panic!("{:?}", arrays[0]);
+        };
+        assert_eq!((data.as_slice(), *channels), (&[1.0, 3.0, 2.0, 4.0][..], 2));
+    }
+}
