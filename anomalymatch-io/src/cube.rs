@@ -95,7 +95,7 @@ impl CubeShape {
             .chunks_exact(self.image_len())
             .map(|image| {
                 let data: Vec<f32> = self
-                    .to_chw(image)
+                    .in_chw_order(image)
                     .into_iter()
                     .map(|v| v.into() / max)
                     .collect();
@@ -113,7 +113,7 @@ impl CubeShape {
         values
             .chunks_exact(self.image_len())
             .map(|image| ImagePayload::Array {
-                data: self.to_chw(image),
+                data: self.in_chw_order(image),
                 channels: self.channels,
                 height: self.height,
                 width: self.width,
@@ -122,7 +122,7 @@ impl CubeShape {
     }
 
     /// One image's values reordered to CHW.
-    fn to_chw<T: Copy>(&self, image: &[T]) -> Vec<T> {
+    fn in_chw_order<T: Copy>(&self, image: &[T]) -> Vec<T> {
         if self.layout != CubeLayout::Nhwc || self.channels == 1 {
             return image.to_vec();
         }
