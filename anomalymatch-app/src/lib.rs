@@ -29,10 +29,7 @@ pub fn run() -> ExitCode {
     match commands::run(cli.command).and_then(|()| stdout::finish()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
-                "error: {}",
-                anomalymatch_core::printable(&error::one_line(&e))
-            );
+            eprintln!("error: {}", anomalymatch_core::printable(&e.one_line()));
             error::exit_code(&e)
         }
     }

@@ -46,6 +46,9 @@ pub enum JobError {
     Io(#[from] anomalymatch_io::IoError),
 }
 
+/// Longest one-line message ([`JobError::one_line`]), in characters.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
 /// Result alias of the jobs.
 pub type Result<T, E = JobError> = std::result::Result<T, E>;
 
@@ -60,6 +63,32 @@ impl JobError {
         JobError::Json {
             path: path.into(),
             source,
+        }
+    }
+
+    /// The message on one line, as the command line prints it: multi-line library messages
+    /// are joined with `; `, and a message that echoes a huge input (a 10 MB key) is cut to
+    /// [`MAX_MESSAGE_CHARS`].
+    pub fn one_line(&self) -> String {
+        let text = self.to_string();
+        let parts: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let line = match parts.as_slice() {
+            [first, rest @ ..] if first.ends_with(':') && !rest.is_empty() => {
+                format!("{first} {}", rest.join("; "))
+            }
+            _ => parts.join("; "),
+        };
+        match line.char_indices().nth(MAX_MESSAGE_CHARS) {
+            Some((cut, _)) => format!(
+                "{}... ({} more characters)",
+                &line[..cut],
+                line[cut..].chars().count()
+            ),
+            None => line,
         }
     }
 
@@ -101,6 +130,25 @@ mod tests {
             Some(std::io::ErrorKind::NotFound)
         );
         assert!(!e.is_usage());
+    }
+
+    #[test]
+    fn messages_become_one_line() {
+        let e: JobError =
+            anomalymatch_core::Error::Config(vec!["a: bad".into(), "b: worse".into()]).into();
+        assert_eq!(e.one_line(), "invalid configuration: a: bad; b: worse");
+    }
+
+    #[test]
+    fn a_message_echoing_a_huge_input_is_cut() {
+        let key = "k".repeat(10_000_000);
+        let line = JobError::Usage(format!("unknown key {key}")).one_line();
+        assert!(line.len() < MAX_MESSAGE_CHARS + 100, "{}", line.len());
+        assert!(
+            line.ends_with("... (9999012 more characters)"),
+            "{}",
+            &line[990..]
+        );
     }
 
     #[test]

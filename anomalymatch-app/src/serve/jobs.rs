@@ -6,7 +6,6 @@
 //! meanwhile waits at most that long and is never lost.
 
 use super::state::{Progress, Shared};
-use crate::error::one_line;
 use anomalymatch_jobs::JobError;
 use anomalymatch_jobs::shared_session::{self, Step};
 use std::sync::Arc;
@@ -70,7 +69,7 @@ pub fn start(shared: &Arc<Shared>, job: Job) -> Result<(), String> {
             Ok(()) => p.state = "done".into(),
             Err(e) => {
                 p.state = "failed".into();
-                p.message = one_line(&e);
+                p.message = e.one_line();
             }
         });
         drop(busy);
