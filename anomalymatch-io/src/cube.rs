@@ -2,7 +2,7 @@
 //! the bands, and how each image becomes a payload for the loader. HDF5 datasets and numpy
 //! arrays (the Python package) are read this way.
 
-use anomalymatch_core::{ImageBatch, ImagePayload};
+use anomalymatch_core::{ImageBatch, ImagePayload, ImageSource, SourceImage};
 use serde::{Deserialize, Serialize};
 
 /// Axis order of a numeric cube of cutouts.
@@ -135,6 +135,101 @@ impl CubeShape {
     }
 }
 
+/// The values of a cube held in memory, in row-major order (a numpy array's buffer).
+#[derive(Debug, Clone, Copy)]
+pub enum CubeValues<'a> {
+    /// 8-bit pixels (value / 255).
+    U8(&'a [u8]),
+    /// 16-bit pixels (value / 65535).
+    U16(&'a [u16]),
+    /// Physical values, stretched by the loader.
+    F32(&'a [f32]),
+}
+
+impl CubeValues<'_> {
+    fn len(&self) -> usize {
+        match self {
+            CubeValues::U8(v) => v.len(),
+            CubeValues::U16(v) => v.len(),
+            CubeValues::F32(v) => v.len(),
+        }
+    }
+}
+
+/// A cube in memory read as a source of images named by their index (`0`, `1`, ...), so that
+/// it streams through the scorer as files do.
+#[derive(Debug)]
+pub struct CubeSource<'a> {
+    values: CubeValues<'a>,
+    shape: CubeShape,
+    count: usize,
+    at: usize,
+}
+
+impl<'a> CubeSource<'a> {
+    /// The images of `values` laid out as `shape` (`[N, ...]`) says, read as `layout`.
+    pub fn new(
+        values: CubeValues<'a>,
+        shape: &[usize],
+        layout: CubeLayout,
+    ) -> Result<CubeSource<'a>, String> {
+        let image = CubeShape::of(shape, layout)?;
+        let count = shape[0];
+        if count.checked_mul(image.image_len()) != Some(values.len()) {
+            return Err(format!(
+                "{} values do not fill {count} images of {}x{}x{}",
+                values.len(),
+                image.channels,
+                image.height,
+                image.width
+            ));
+        }
+        Ok(CubeSource {
+            values,
+            shape: image,
+            count,
+            at: 0,
+        })
+    }
+
+    /// The shape of each image.
+    pub fn image_shape(&self) -> CubeShape {
+        self.shape
+    }
+}
+
+impl ImageSource for CubeSource<'_> {
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.count)
+    }
+
+    fn next_chunk(&mut self, max: usize) -> anomalymatch_core::Result<Vec<SourceImage>> {
+        let end = self.at.saturating_add(max).min(self.count);
+        let per = self.shape.image_len();
+        let span = self.at * per..end * per;
+        let payloads = match self.values {
+            CubeValues::U8(v) => self.shape.pixels(&v[span], 255.0),
+            CubeValues::U16(v) => self.shape.pixels(&v[span], 65535.0),
+            CubeValues::F32(v) => self.shape.arrays(&v[span]),
+        };
+        let chunk = (self.at..end)
+            .zip(payloads)
+            .map(|(i, payload)| SourceImage {
+                name: i.to_string(),
+                origin: format!("image {i}"),
+                payload,
+            })
+            .collect();
+        self.at = end;
+        Ok(chunk)
+    }
+
+    fn rewind(&mut self) -> anomalymatch_core::Result<()> {
+        self.at = 0;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -176,5 +271,27 @@ mod tests {
             panic!("{:?}", arrays[0]);
         };
         assert_eq!((data.as_slice(), *channels), (&[1.0, 3.0, 2.0, 4.0][..], 2));
+    }
+
+    #[test]
+    fn a_cube_in_memory_streams_its_images_by_index() {
+        let values: Vec<f32> = (0..2 * 3 * 4 * 4).map(|v| v as f32).collect();
+        let mut source =
+            CubeSource::new(CubeValues::F32(&values), &[2, 3, 4, 4], CubeLayout::Auto).unwrap();
+        assert_eq!(source.image_shape().layout, CubeLayout::Nchw);
+        let first = source.next_chunk(1).unwrap();
+        let rest = source.next_chunk(5).unwrap();
+        assert_eq!((first[0].name.as_str(), rest.len()), ("0", 1));
+        let ImagePayload::Array { data, .. } = &rest[0].payload else {
+            panic!("{:?}", rest[0].payload);
+        };
+        assert_eq!(data[0], 48.0);
+        assert!(source.next_chunk(5).unwrap().is_empty());
+        let short = CubeSource::new(CubeValues::U8(&[0; 10]), &[2, 3, 4, 4], CubeLayout::Auto);
+        assert!(
+            short
+                .unwrap_err()
+                .contains("10 values do not fill 2 images")
+        );
     }
 }

@@ -28,7 +28,7 @@ mod unique;
 pub mod zip_source;
 
 pub use contact_sheet::{ContactSheet, SheetParams, Tile};
-pub use cube::{CubeLayout, CubeShape};
+pub use cube::{CubeLayout, CubeShape, CubeSource, CubeValues};
 pub use display::to_rgb8;
 pub use error::{IoError, Result};
 pub use fits_source::{FitsFileSource, FitsFolderSource};
