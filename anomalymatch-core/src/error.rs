@@ -91,6 +91,9 @@ pub enum Error {
         #[source]
         cause: Option<Cause>,
     },
+    /// The caller stopped the work (Ctrl-C in a notebook); what it had finished is kept.
+    #[error("interrupted")]
+    Interrupted,
     /// An error from candle (tensor maths).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -21,6 +21,7 @@ pub mod preset;
 pub mod report;
 pub mod score;
 pub mod score_run;
+pub mod scoring_model;
 pub mod shard;
 pub mod shared_session;
 pub mod slurm;

@@ -14,10 +14,11 @@ use crate::error::{JobError, Result};
 use crate::outputs;
 use crate::report::Report;
 use crate::score_run::{RunFolder, RunSpec, assemble, sha256_file, source_stamp};
+use crate::scoring_model::ScoringModel;
 use crate::shard::Shard;
 use anomalymatch_core::atomic::AtomicGroup;
-use anomalymatch_core::{Check, DataSpec, FailedImage, ScoreOptions, Scorer};
-use anomalymatch_models::{from_checkpoint, parse_device};
+use anomalymatch_core::{DataSpec, FailedImage, ScoreOptions, Scorer};
+use anomalymatch_models::parse_device;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -52,24 +53,10 @@ pub fn score(
     let out = &config.output.dir;
     let checkpoint =
         checkpoint.map_or_else(|| out.join("checkpoint.safetensors"), Path::to_path_buf);
-    if !checkpoint.is_file() {
-        return Err(JobError::Failed(format!(
-            "{}: no such checkpoint (train one with `anomalymatch discover` or `train`)",
-            checkpoint.display()
-        )));
-    }
     let (images, _) = components::images_and_labels(config)?;
     let device = parse_device(&config.model.device)?;
-    let (model, info) = from_checkpoint(&checkpoint, &device)?;
-    if info.data.size < model.min_input_size() {
-        return Err(JobError::Failed(format!(
-            "{}: trained at {} pixels, below the {} that {} accepts: the file is damaged",
-            checkpoint.display(),
-            info.data.size,
-            model.min_input_size(),
-            info.spec.architecture
-        )));
-    }
+    let opened = ScoringModel::open(&checkpoint, &device, &config.data)?;
+    let (info, loader) = (opened.info(), opened.loader());
     // The checkpoint's pixels: scoring must see what training saw. A setting that asks for
     // other pixels cannot be honoured, and is refused rather than ignored.
     let asked = pixel_conflicts(config, &info.data);
@@ -82,14 +69,8 @@ pub fn score(
             asked.join(", ")
         )));
     }
-    // The checkpoint's pixels are a new value of the section: checked as such.
-    let loader = (*config.data)
-        .clone()
-        .with_spec(info.data)
-        .check()?
-        .build(())?;
     let mut source = components::open_source(config, &images, report)?;
-    check_fits(&loader, source.as_mut(), &checkpoint)?;
+    check_fits(loader, source.as_mut(), &checkpoint)?;
     // Shards of one run write side by side; each locks only its own part of the folder.
     let part = (shard != Shard::WHOLE).then(|| format!("shard-{}-of-{}", shard.index, shard.count));
     let _lock = components::prepare_output(out, part.as_deref(), report)?;
@@ -150,8 +131,8 @@ pub fn score(
         embeddings: config.score.embeddings,
         ..config.score.options(report.progress())
     };
-    let scorer = Scorer::new(&model, options);
-    let scored = run.score_missing(&scorer, &loader, source.as_mut())?;
+    let scorer = Scorer::new(opened.model(), options);
+    let scored = run.score_missing(&scorer, loader, source.as_mut())?;
     let secs = t.elapsed().as_secs_f64();
 
     let mut group = AtomicGroup::new();
@@ -168,7 +149,7 @@ pub fn score(
             &mut group,
             out,
             &assembled.top,
-            &loader,
+            loader,
             source.as_mut(),
             report,
         )?);

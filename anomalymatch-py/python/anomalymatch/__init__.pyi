@@ -1,0 +1,55 @@
+import os
+from typing import Any, List, Literal, Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+_Path = Union[str, os.PathLike[str]]
+_Views = Literal["single", "flips", "dihedral"]
+_Layout = Literal["auto", "nhw", "nhwc", "nchw"]
+
+class AnomalyMatchError(RuntimeError):
+    """A job failed (an unreadable file, a damaged checkpoint); the message says which."""
+
+class Model:
+    """A trained model: an AnomalyMatch checkpoint, scoring images as its training decoded them."""
+
+    @staticmethod
+    def load(path: _Path, device: str = "cpu") -> Model: ...
+    def save(self, path: _Path) -> None: ...
+    def score(
+        self,
+        images: npt.NDArray[Any],
+        batch_size: Optional[int] = None,
+        views: _Views = "single",
+        layout: _Layout = "auto",
+        progress: bool = False,
+    ) -> npt.NDArray[np.float32]: ...
+    def embed(
+        self,
+        images: npt.NDArray[Any],
+        batch_size: Optional[int] = None,
+        layout: _Layout = "auto",
+        progress: bool = False,
+    ) -> npt.NDArray[np.float32]: ...
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def iteration(self) -> int: ...
+
+def score_files(
+    source: _Path,
+    checkpoint: _Path,
+    *,
+    batch_size: Optional[int] = None,
+    views: _Views = "single",
+    device: str = "cpu",
+    progress: bool = True,
+    as_frame: bool = False,
+) -> Union[Tuple[List[str], npt.NDArray[np.float32]], Any]: ...
