@@ -2,10 +2,11 @@
 //! records, and a loader that decodes images as its training did. The `score` job and the
 //! Python package open checkpoints this way.
 
+use crate::components::Trainer;
 use crate::error::{JobError, Result};
 use anomalymatch_core::checkpoint::CheckpointInfo;
 use anomalymatch_core::{
-    Check, DataConfig, FailedImage, ImageLoader, ImageSource, ScoreOptions, Scorer,
+    Check, Classifier, DataConfig, FailedImage, ImageLoader, ImageSource, ScoreOptions, Scorer,
 };
 use anomalymatch_models::{EfficientNet, from_checkpoint};
 use candle_core::Device;
@@ -55,6 +56,25 @@ impl ScoringModel {
             )));
         }
         // The checkpoint's pixels are a new value of the section: checked as such.
+        let loader = data.clone().with_spec(info.data).check()?.build(())?;
+        Ok(ScoringModel {
+            model,
+            info,
+            loader,
+        })
+    }
+
+    /// The EMA model of `trainer` (trained on `data`'s pixels), as a checkpoint of it would
+    /// open.
+    pub fn from_trainer(trainer: &Trainer, data: &DataConfig) -> Result<ScoringModel> {
+        let model = trainer.ema().duplicate()?;
+        let info = CheckpointInfo {
+            spec: model.spec(),
+            settings: model.settings(),
+            data: trainer.data_spec(),
+            train: trainer.config().clone(),
+            iteration: trainer.iteration(),
+        };
         let loader = data.clone().with_spec(info.data).check()?.build(())?;
         Ok(ScoringModel {
             model,

@@ -10,7 +10,7 @@ use crate::error::{JobError, Result};
 use crate::report::Report;
 use anomalymatch_core::atomic::{remove_stale_temps, write_bytes_atomic};
 use anomalymatch_core::fixmatch::TrainData;
-use anomalymatch_core::{Label, UnlabelledPool};
+use anomalymatch_core::{ImageBatch, Label, StepMetrics, UnlabelledPool};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -111,6 +111,36 @@ pub fn train(config: &Settings, from: Option<&Path>, report: &dyn Report) -> Res
         checkpoint,
         train_s,
     })
+}
+
+/// Trains a fresh model on images already decoded by [`components::loader`]'s loader:
+/// `labelled` with their `labels`, and `unlabelled` (may be empty: supervised only). One step
+/// at a time, so that `on_step` can stop the run (an interrupt) with an error; what was
+/// trained so far is then dropped. Returns the trainer, whose EMA model scores.
+pub fn train_in_memory(
+    config: &Settings,
+    labelled: &ImageBatch,
+    labels: &[Label],
+    unlabelled: &ImageBatch,
+    on_step: &mut dyn FnMut(&StepMetrics) -> anomalymatch_core::Result<()>,
+) -> Result<components::Trainer> {
+    let spec = components::loader(config)?.spec();
+    let model = components::model(config, spec)?;
+    let mut trainer = components::trainer(config, model, spec, false)?;
+    let data = TrainData {
+        labelled,
+        labels,
+        unlabelled,
+    };
+    let span = 0..config.train.iterations;
+    for it in span.clone() {
+        let mut last = None;
+        trainer.fit_span_until(&data, span.clone(), it + 1, &mut |m| last = Some(*m))?;
+        if let Some(m) = last {
+            on_step(&m)?;
+        }
+    }
+    Ok(trainer)
 }
 
 /// What a run was started with: a rerun with an equal identity continues it.

@@ -167,15 +167,20 @@ pub fn adapt_stem(kernel: &Tensor, channels: usize) -> Result<Tensor> {
     Ok(scaled.broadcast_as((o, channels, kh, kw))?.contiguous()?)
 }
 
+/// Where shipped weights are looked for before the workspace's `weights/` folder: the Python
+/// package points it at the copy inside it.
+pub const WEIGHTS_DIR_VAR: &str = "ANOMALYMATCH_WEIGHTS_DIR";
+
 /// The ImageNet weights this repository ships for `variant`, if any: EfficientNet-Lite0,
-/// converted from the Apache-2.0 PyTorch release (`weights/efficientnet-lite0.safetensors` at
-/// the workspace root).
+/// converted from the Apache-2.0 PyTorch release (`efficientnet-lite0.safetensors` in the
+/// folder [`WEIGHTS_DIR_VAR`] names, else in `weights/` at the workspace root).
 pub fn shipped_weights(variant: Variant) -> Option<PathBuf> {
     (variant == Variant::Lite0).then(|| {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../weights/efficientnet-lite0.safetensors"
-        ))
+        let dir = std::env::var_os(WEIGHTS_DIR_VAR).map_or_else(
+            || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../weights")),
+            PathBuf::from,
+        );
+        dir.join("efficientnet-lite0.safetensors")
     })
 }
 

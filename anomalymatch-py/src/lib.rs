@@ -17,6 +17,8 @@ mod files;
 #[cfg(feature = "python")]
 mod model;
 #[cfg(feature = "python")]
+mod training;
+#[cfg(feature = "python")]
 mod watch;
 
 #[cfg(feature = "python")]
@@ -28,6 +30,7 @@ use pyo3::prelude::*;
 fn _anomalymatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::Model>()?;
     m.add_function(wrap_pyfunction!(files::score_files, m)?)?;
+    m.add_function(wrap_pyfunction!(training::train, m)?)?;
     m.add(
         "AnomalyMatchError",
         m.py().get_type::<errors::AnomalyMatchError>(),

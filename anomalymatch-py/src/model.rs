@@ -16,7 +16,8 @@ use std::path::PathBuf;
 #[pyclass(module = "anomalymatch", frozen)]
 pub struct Model {
     inner: ScoringModel,
-    path: PathBuf,
+    /// The checkpoint it was loaded from; `None` when trained in this process.
+    path: Option<PathBuf>,
 }
 
 #[pymethods]
@@ -30,7 +31,10 @@ impl Model {
         let inner = py
             .detach(|| ScoringModel::open(&path, &device, &DataConfig::default()))
             .map_err(py_err)?;
-        Ok(Model { inner, path })
+        Ok(Model {
+            inner,
+            path: Some(path),
+        })
     }
 
     /// Writes the model as a checkpoint at `path` (atomically), which the command line's
@@ -109,17 +113,23 @@ impl Model {
 
     fn __repr__(&self) -> String {
         let info = self.inner.info();
+        let from = match &self.path {
+            Some(p) => format!("{:?}", p.display().to_string()),
+            None => "trained here".to_string(),
+        };
         format!(
-            "Model({:?}: {}, {}, iteration {})",
-            self.path.display().to_string(),
-            info.spec.architecture,
-            info.data,
-            info.iteration
+            "Model({from}: {}, {}, iteration {})",
+            info.spec.architecture, info.data, info.iteration
         )
     }
 }
 
 impl Model {
+    /// A model trained in this process.
+    pub fn trained(inner: ScoringModel) -> Model {
+        Model { inner, path: None }
+    }
+
     /// Streams `images` through the scorer without the GIL; every image must be usable.
     fn run(
         &self,

@@ -20,10 +20,15 @@ from typing import Any, List, Tuple, Union
 
 import numpy as np
 
-from ._anomalymatch import AnomalyMatchError, Model, __version__
-from ._anomalymatch import score_files as _score_files
+# The ImageNet weights inside the package start every training, as the command line's do.
+_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights")
+if os.path.isdir(_WEIGHTS):
+    os.environ.setdefault("ANOMALYMATCH_WEIGHTS_DIR", _WEIGHTS)
 
-__all__ = ["AnomalyMatchError", "Model", "score_files", "__version__"]
+from ._anomalymatch import AnomalyMatchError, Model, __version__, train  # noqa: E402
+from ._anomalymatch import score_files as _score_files  # noqa: E402
+
+__all__ = ["AnomalyMatchError", "Model", "score_files", "train", "__version__"]
 
 
 def score_files(

@@ -43,6 +43,17 @@ class Model:
     @property
     def iteration(self) -> int: ...
 
+def train(
+    images: npt.NDArray[Any],
+    labels: Any,
+    unlabelled: Optional[npt.NDArray[Any]] = None,
+    config: Union[None, dict, _Path] = None,
+    layout: _Layout = "auto",
+    progress: bool = True,
+) -> Model:
+    """Train a model on labelled images (labels "anomaly"/"normal" or truth values) and
+    unlabelled ones; config holds the TOML configuration's keys, or is a TOML file."""
+
 def score_files(
     source: _Path,
     checkpoint: _Path,
