@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 /// The trainer every job uses.
 pub type Trainer = FixMatch<EfficientNet, FixMatchAugmenter>;
 
+/// The labelling session every job and face drives ([`session`]).
+pub type LabelSession = Session<EfficientNet, FixMatchAugmenter>;
+
 /// The built-in data set (`data/gz1-demo`), used when no images are named.
 pub const BUILT_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/gz1-demo");
 
@@ -275,7 +278,7 @@ pub fn session(
     images: &Path,
     labels: Option<&Path>,
     report: &dyn Report,
-) -> Result<Session<EfficientNet, FixMatchAugmenter>> {
+) -> Result<LabelSession> {
     let progress = report.progress();
     let start = match labels {
         Some(p) => read_labels(p, report)?,

@@ -46,11 +46,12 @@ impl Step {
 }
 
 /// Trains `iterations` more steps of the session `lock` gives, one lock per step, then saves
-/// its checkpoint so that the model survives a restart as a labelling session's does.
+/// its checkpoint so that the model survives a restart as a labelling session's does. An
+/// error from `on_step` (an interrupt) stops before the next step, without saving.
 pub fn train<C, A, G>(
     lock: impl Fn() -> G,
     iterations: usize,
-    on_step: &mut dyn FnMut(&Step),
+    on_step: &mut dyn FnMut(&Step) -> anomalymatch_core::Result<()>,
 ) -> Result<()>
 where
     C: Classifier,
@@ -67,17 +68,18 @@ where
             loss: last.map(|m| m.loss),
             mask_ratio: last.map(|m| m.mask_ratio),
             ..Step::new(it + 1 - start, iterations, clock)
-        });
+        })?;
     }
     Ok(lock().save_checkpoint()?)
 }
 
 /// Scores the session's pool window a chunk at a time, then the images answered in the current
-/// cycle (which have left the window for the labelled set); returns the scores by name.
+/// cycle (which have left the window for the labelled set); returns the scores by name. An
+/// error from `on_step` (an interrupt) stops before the next chunk.
 pub fn score<C, A, G>(
     lock: impl Fn() -> G,
     options: ScoreOptions,
-    on_step: &mut dyn FnMut(&Step),
+    on_step: &mut dyn FnMut(&Step) -> anomalymatch_core::Result<()>,
 ) -> Result<HashMap<String, f32>>
 where
     C: Classifier,
@@ -100,7 +102,7 @@ where
             window.images.select_named(&window.names, chunk)?
         };
         scores.extend(picked.into_iter().zip(scorer.scores(&images)?));
-        on_step(&Step::new(scores.len(), total, clock));
+        on_step(&Step::new(scores.len(), total, clock))?;
     }
     let (names, images) = {
         let session = lock();
@@ -187,6 +189,7 @@ mod tests {
                 let mut session: MutexGuard<'_, Toy> = shared.lock().unwrap();
                 session.answer(&answered, Event::Anomaly).unwrap();
             }
+            Ok(())
         })
         .unwrap();
         assert_eq!(steps.iter().map(|s| s.done).collect::<Vec<_>>(), [1, 2, 3]);
@@ -212,7 +215,11 @@ mod tests {
             progress: false,
         };
         let mut done = Vec::new();
-        let scores = score(lock, options, &mut |s: &Step| done.push((s.done, s.total))).unwrap();
+        let scores = score(lock, options, &mut |s: &Step| {
+            done.push((s.done, s.total));
+            Ok(())
+        })
+        .unwrap();
         // 19 images left in the window, in chunks of 7.
         assert_eq!(window.len(), 19);
         assert_eq!(done, [(7, 19), (14, 19), (19, 19)]);

@@ -17,6 +17,8 @@ mod files;
 #[cfg(feature = "python")]
 mod model;
 #[cfg(feature = "python")]
+mod session;
+#[cfg(feature = "python")]
 mod training;
 #[cfg(feature = "python")]
 mod watch;
@@ -29,6 +31,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _anomalymatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::Model>()?;
+    m.add_class::<session::Session>()?;
     m.add_function(wrap_pyfunction!(files::score_files, m)?)?;
     m.add_function(wrap_pyfunction!(training::train, m)?)?;
     m.add(

@@ -28,7 +28,7 @@ pub fn train(
     layout: &str,
     progress: bool,
 ) -> PyResult<Model> {
-    let settings = settings(config)?;
+    let settings = settings_with(config, Vec::new())?;
     let labels = read_labels(labels)?;
     let labelled = decode(py, &settings, images, layout, "images")?;
     if labelled.images.len() != labels.len() {
@@ -60,20 +60,30 @@ pub fn train(
     Ok(Model::trained(trained.map_err(py_err)?))
 }
 
-/// The configuration: the defaults, a TOML file, or a dict of keys laid over the defaults.
-fn settings(config: Option<&Bound<'_, PyAny>>) -> PyResult<Settings> {
-    let Some(config) = config else {
-        return anomalymatch_jobs::load(None, &[]).map_err(py_err);
-    };
-    if let Ok(dict) = config.cast::<PyDict>() {
-        let mut overrides = Vec::new();
-        flatten(dict, "", &mut overrides)?;
-        return anomalymatch_jobs::load(None, &overrides).map_err(py_err);
+/// The configuration: the defaults, a TOML file, or a dict of keys laid over the defaults;
+/// then `extra` (the arguments that name keys).
+pub fn settings_with(
+    config: Option<&Bound<'_, PyAny>>,
+    mut extra: Vec<Override>,
+) -> PyResult<Settings> {
+    let mut overrides = Vec::new();
+    let mut file = None;
+    match config {
+        None => {}
+        Some(c) => match c.cast::<PyDict>() {
+            Ok(dict) => flatten(dict, "", &mut overrides)?,
+            Err(_) => {
+                let path: PathBuf = c.extract().map_err(|_| {
+                    PyValueError::new_err(
+                        "config must be None, a dict of configuration keys or a path",
+                    )
+                })?;
+                file = Some(path);
+            }
+        },
     }
-    let path: PathBuf = config.extract().map_err(|_| {
-        PyValueError::new_err("config must be None, a dict of configuration keys or a path")
-    })?;
-    anomalymatch_jobs::load(Some(&path), &[]).map_err(py_err)
+    overrides.append(&mut extra);
+    anomalymatch_jobs::load(file.as_deref(), &overrides).map_err(py_err)
 }
 
 /// `{"train": {"lr": 0.01}}` and `{"train.lr": 0.01}` as the override `train.lr = 0.01`.

@@ -98,7 +98,8 @@ fn run(shared: &Arc<Shared>, job: Job) -> Result<(), JobError> {
     let session = || shared.session();
     match job {
         Job::Train(n) => shared_session::train(session, n, &mut |step| {
-            show(shared, step, format!("iteration {}", step.done))
+            show(shared, step, format!("iteration {}", step.done));
+            Ok(())
         })?,
         Job::Score => {}
         Job::Next => {
@@ -116,7 +117,8 @@ fn run(shared: &Arc<Shared>, job: Job) -> Result<(), JobError> {
         }
     });
     let scores = shared_session::score(session, shared.score, &mut |step| {
-        show(shared, step, "scoring".into())
+        show(shared, step, "scoring".into());
+        Ok(())
     })?;
     let total = scores.len();
     let warm: Vec<String> = {

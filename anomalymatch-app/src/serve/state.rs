@@ -4,10 +4,7 @@
 //! may run at a time.
 
 use super::images::{Display, lock};
-use anomalymatch_active::Session;
-use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::Label;
-use anomalymatch_models::EfficientNet;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::ops::{Deref, DerefMut};
@@ -16,8 +13,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
-/// The session a server drives, over the trainer of every job ([`anomalymatch_jobs::components::Trainer`]).
-pub type ServedSession = Session<EfficientNet, FixMatchAugmenter>;
+/// The session a server drives, as every job opens it.
+pub type ServedSession = anomalymatch_jobs::components::LabelSession;
 
 /// The session and what the page shows of it.
 pub struct Served {

@@ -25,10 +25,10 @@ _WEIGHTS = os.path.join(os.path.dirname(__file__), "weights")
 if os.path.isdir(_WEIGHTS):
     os.environ.setdefault("ANOMALYMATCH_WEIGHTS_DIR", _WEIGHTS)
 
-from ._anomalymatch import AnomalyMatchError, Model, __version__, train  # noqa: E402
+from ._anomalymatch import AnomalyMatchError, Model, Session, __version__, train  # noqa: E402
 from ._anomalymatch import score_files as _score_files  # noqa: E402
 
-__all__ = ["AnomalyMatchError", "Model", "score_files", "train", "__version__"]
+__all__ = ["AnomalyMatchError", "Model", "Session", "score_files", "train", "__version__"]
 
 
 def score_files(
