@@ -65,3 +65,19 @@ def test_ctrl_c_stops_training():
             anomalymatch.train(x, labels, config=config, progress=False)
     finally:
         timer.cancel()
+
+
+def test_the_notebook_example_runs_on_the_built_in_data():
+    pytest.importorskip("PIL")
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "python" / "discover.py"),
+         "--iters", "1", "--size", "32", "--top", "5"],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2000 images" in done.stdout and "top 5:" in done.stdout, done.stdout

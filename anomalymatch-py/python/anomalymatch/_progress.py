@@ -18,7 +18,7 @@ class Bar:
             self._total, self._what = total, what
             self._start = self._last = time.monotonic()
         else:
-            self._tqdm = tqdm(total=total or None, desc=what, unit="img")
+            self._tqdm = tqdm(total=total or None, desc=what)
 
     def update_to(self, done: int) -> None:
         step, self._done = done - self._done, done
@@ -31,7 +31,7 @@ class Bar:
             rate = done / max(now - self._start, 1e-9)
             left = (self._total - done) / rate if self._total and rate > 0 else 0.0
             sys.stderr.write(
-                f"\r{self._what}: {done}/{self._total} ({rate:.0f} img/s, {left:.0f} s left)"
+                f"\r{self._what}: {done}/{self._total} ({rate:.1f}/s, {left:.0f} s left)"
             )
             sys.stderr.flush()
 
