@@ -7,10 +7,10 @@ use anomalymatch_active::session::{
     CycleReport, Session, SessionConfig, SessionEnd, SessionObserver,
 };
 use anomalymatch_active::{SimulatedExpert, by_name};
-use anomalymatch_core::toy::{MaxMeanClassifier, MemorySource, toy_images};
+use anomalymatch_core::toy::{MaxMeanClassifier, MemorySource, toy_data, toy_images, toy_trainer};
 use anomalymatch_core::{
-    Answer, Candidate, ChannelMode, Check, Classifier, DataConfig, IdentityAugmenter, Label,
-    LabelTable, Oracle, OracleOutcome, ScoreOptions, Scorer, TrainConfig, UnlabelledPool, Views,
+    Answer, Candidate, Check, Classifier, IdentityAugmenter, Label, LabelTable, Oracle,
+    OracleOutcome, ScoreOptions, Scorer, TrainConfig, UnlabelledPool, Views,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -52,14 +52,7 @@ fn session_with(
 ) -> Session<MaxMeanClassifier, IdentityAugmenter> {
     let (images, _) = toy_images(120, 8, 10, 5);
     let names: Vec<String> = (0..120).map(|i| format!("img{i:03}.png")).collect();
-    let data = DataConfig {
-        size: 8,
-        channels: ChannelMode::Keep(1),
-        chunk_size: 16,
-        ..DataConfig::default()
-    };
-    let spec = data.spec();
-    let loader = data.check().unwrap().build(()).unwrap();
+    let loader = toy_data(8).check().unwrap().build(()).unwrap();
     let pool = UnlabelledPool::new(
         Box::new(MemorySource::new(&names, &images).unwrap()),
         loader,
@@ -70,16 +63,7 @@ fn session_with(
         lr: 0.1,
         ..TrainConfig::default()
     };
-    let trainer = train
-        .check()
-        .unwrap()
-        .build((
-            MaxMeanClassifier::new().unwrap(),
-            IdentityAugmenter,
-            spec,
-            9,
-        ))
-        .unwrap();
+    let trainer = toy_trainer(train, 8, 9).unwrap();
     let config = SessionConfig {
         cycles: 4,
         iterations: 8,

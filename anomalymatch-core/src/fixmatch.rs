@@ -541,8 +541,7 @@ mod tests {
     /// weak pass must train exactly as the joint one does.
     #[test]
     fn a_separate_weak_pass_trains_as_the_joint_one_without_batch_coupling() {
-        use crate::toy::{MaxMeanClassifier, toy_images};
-        use crate::{ChannelMode, Check, DataConfig, IdentityAugmenter};
+        use crate::toy::{toy_images, toy_trainer};
         let (images, labels) = toy_images(40, 8, 5, 3);
         let labelled: Vec<usize> = (0..10).collect();
         let unlabelled: Vec<usize> = (10..40).collect();
@@ -555,12 +554,6 @@ mod tests {
             labels: &labels[..10],
             unlabelled: &xu,
         };
-        let spec = DataConfig {
-            size: 8,
-            channels: ChannelMode::Keep(1),
-            ..DataConfig::default()
-        }
-        .spec();
         let run = |weak_pass| {
             let config = TrainConfig {
                 batch_size: 4,
@@ -570,16 +563,7 @@ mod tests {
                 weak_pass,
                 ..TrainConfig::default()
             };
-            let mut trainer = config
-                .check()
-                .unwrap()
-                .build((
-                    MaxMeanClassifier::new().unwrap(),
-                    IdentityAugmenter,
-                    spec,
-                    7,
-                ))
-                .unwrap();
+            let mut trainer = toy_trainer(config, 8, 7).unwrap();
             let mut metrics = Vec::new();
             trainer.fit(&data, 5, &mut |m| metrics.push(*m)).unwrap();
             let w: Vec<Vec<f32>> = trainer

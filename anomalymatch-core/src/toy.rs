@@ -1,12 +1,18 @@
 //! A toy classifier, toy images and an in-memory image source, for tests and examples that need
 //! a model but not a network.
 
+use crate::augmenter::IdentityAugmenter;
 use crate::classifier::{Classifier, ModelSpec, NamedVar, VarRole};
+use crate::config::Check;
+use crate::decode::ChannelMode;
 use crate::error::Result;
+use crate::fixmatch::FixMatch;
 use crate::image::ImageBatch;
 use crate::label::Label;
+use crate::loader::DataConfig;
 use crate::rng::item_rng;
 use crate::source::{ImagePayload, ImageSource, SourceImage};
+use crate::train_config::TrainConfig;
 use candle_core::{DType, Device, Tensor, Var};
 use rand::RngExt;
 
@@ -115,6 +121,29 @@ pub fn toy_images(
         });
     }
     (batch, labels)
+}
+
+/// The `[data]` section of [`toy_images`]: one band of `side` pixels, 16 images a chunk.
+pub fn toy_data(side: usize) -> DataConfig {
+    DataConfig {
+        size: side,
+        channels: ChannelMode::Keep(1),
+        chunk_size: 16,
+        ..DataConfig::default()
+    }
+}
+
+/// A FixMatch trainer of [`MaxMeanClassifier`] with `config`, on [`toy_data`] images of `side`
+/// pixels, without augmentation.
+pub fn toy_trainer(
+    config: TrainConfig,
+    side: usize,
+    seed: u64,
+) -> Result<FixMatch<MaxMeanClassifier, IdentityAugmenter>> {
+    let spec = toy_data(side).spec();
+    config
+        .check()?
+        .build((MaxMeanClassifier::new()?, IdentityAugmenter, spec, seed))
 }
 
 /// Images held in memory as an [`ImageSource`] of decoded pixels: a source for tests of

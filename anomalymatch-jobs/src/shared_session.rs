@@ -122,11 +122,10 @@ mod tests {
     use super::*;
     use anomalymatch_active::journal::Event;
     use anomalymatch_active::session::SessionConfig;
-    use anomalymatch_core::toy::{MaxMeanClassifier, MemorySource, toy_images};
-    use anomalymatch_core::{
-        ChannelMode, Check, DataConfig, IdentityAugmenter, Label, TrainConfig, UnlabelledPool,
-        Views,
+    use anomalymatch_core::toy::{
+        MaxMeanClassifier, MemorySource, toy_data, toy_images, toy_trainer,
     };
+    use anomalymatch_core::{Check, IdentityAugmenter, Label, TrainConfig, UnlabelledPool, Views};
     use std::collections::BTreeMap;
     use std::sync::{Mutex, MutexGuard};
 
@@ -136,26 +135,10 @@ mod tests {
     fn toy_session(dir: &std::path::Path) -> Toy {
         let (images, _) = toy_images(60, 8, 10, 5);
         let names: Vec<String> = (0..60).map(|i| format!("img{i:02}.png")).collect();
-        let data = DataConfig {
-            size: 8,
-            channels: ChannelMode::Keep(1),
-            chunk_size: 16,
-            ..DataConfig::default()
-        };
-        let spec = data.spec();
-        let loader = data.check().unwrap().build(()).unwrap();
+        let loader = toy_data(8).check().unwrap().build(()).unwrap();
         let source = MemorySource::new(&names, &images).unwrap();
         let pool = UnlabelledPool::new(Box::new(source), loader, 20).unwrap();
-        let trainer = TrainConfig::default()
-            .check()
-            .unwrap()
-            .build((
-                MaxMeanClassifier::new().unwrap(),
-                IdentityAugmenter,
-                spec,
-                4,
-            ))
-            .unwrap();
+        let trainer = toy_trainer(TrainConfig::default(), 8, 4).unwrap();
         let config = SessionConfig {
             cycles: 2,
             iterations: 3,

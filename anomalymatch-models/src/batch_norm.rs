@@ -163,32 +163,24 @@ fn pooled(mut batches: Vec<ops::BatchStats>) -> Result<ops::BatchStats> {
     {
         return Ok(only);
     }
-    let total: usize = batches.iter().map(|b| b.count).sum();
-    let n = total as f64;
-    let mut mean: Option<Tensor> = None;
+    let Some(first) = batches.first() else {
+        candle_core::bail!("batch norm: no statistics to pool");
+    };
+    let n: f64 = batches.iter().map(|b| b.count as f64).sum();
+    let mut mean = first.mean.zeros_like()?;
     for b in &batches {
-        let part = (&b.mean * (b.count as f64 / n))?;
-        mean = Some(match mean {
-            Some(m) => (m + part)?,
-            None => part,
-        });
+        mean = (mean + (&b.mean * (b.count as f64 / n))?)?;
     }
-    let mean = mean.ok_or_else(|| candle_core::Error::Msg("batch norm: no statistics".into()))?;
-    let mut biased: Option<Tensor> = None;
+    let mut biased = mean.zeros_like()?;
     for b in &batches {
-        let own = (&b.var * ((b.count as f64 - 1.0).max(0.0) / b.count as f64))?;
-        let part = ((own + (&b.mean - &mean)?.sqr()?)? * (b.count as f64 / n))?;
-        biased = Some(match biased {
-            Some(v) => (v + part)?,
-            None => part,
-        });
+        let count = b.count as f64;
+        let own = (&b.var * ((count - 1.0).max(0.0) / count))?;
+        biased = (biased + ((own + (&b.mean - &mean)?.sqr()?)? * (count / n))?)?;
     }
-    let biased =
-        biased.ok_or_else(|| candle_core::Error::Msg("batch norm: no statistics".into()))?;
     Ok(ops::BatchStats {
         mean,
         var: (biased * (n / (n - 1.0).max(1.0)))?,
-        count: total,
+        count: n as usize,
     })
 }
 
