@@ -4,6 +4,8 @@
 
 use anomalymatch_core::{ImageBatch, ImagePayload, ImageSource, SourceImage};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::HashSet;
 
 /// Axis order of a numeric cube of cutouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -135,15 +137,16 @@ impl CubeShape {
     }
 }
 
-/// The values of a cube held in memory, in row-major order (a numpy array's buffer).
-#[derive(Debug, Clone, Copy)]
+/// The values of a cube held in memory, in row-major order (a numpy array's buffer), borrowed
+/// or owned.
+#[derive(Debug, Clone)]
 pub enum CubeValues<'a> {
     /// 8-bit pixels (value / 255).
-    U8(&'a [u8]),
+    U8(Cow<'a, [u8]>),
     /// 16-bit pixels (value / 65535).
-    U16(&'a [u16]),
+    U16(Cow<'a, [u16]>),
     /// Physical values, stretched by the loader.
-    F32(&'a [f32]),
+    F32(Cow<'a, [f32]>),
 }
 
 impl CubeValues<'_> {
@@ -154,15 +157,26 @@ impl CubeValues<'_> {
             CubeValues::F32(v) => v.len(),
         }
     }
+
+    /// The values, copied where borrowed, so that they outlive the buffer they came from.
+    pub fn into_owned(self) -> CubeValues<'static> {
+        match self {
+            CubeValues::U8(v) => CubeValues::U8(Cow::Owned(v.into_owned())),
+            CubeValues::U16(v) => CubeValues::U16(Cow::Owned(v.into_owned())),
+            CubeValues::F32(v) => CubeValues::F32(Cow::Owned(v.into_owned())),
+        }
+    }
 }
 
-/// A cube in memory read as a source of images named by their index (`0`, `1`, ...), so that
-/// it streams through the scorer as files do.
+/// A cube in memory read as a source of images named by their index (`0`, `1`, ...) or by
+/// names given with [`CubeSource::with_names`], so that it streams through the scorer as
+/// files do.
 #[derive(Debug)]
 pub struct CubeSource<'a> {
     values: CubeValues<'a>,
     shape: CubeShape,
     count: usize,
+    names: Option<Vec<String>>,
     at: usize,
 }
 
@@ -188,8 +202,36 @@ impl<'a> CubeSource<'a> {
             values,
             shape: image,
             count,
+            names: None,
             at: 0,
         })
+    }
+
+    /// Names the images, one distinct name each (labels refer to images by name); the message
+    /// says which name is missing or repeated.
+    pub fn with_names(self, names: Vec<String>) -> Result<CubeSource<'a>, String> {
+        if names.len() != self.count {
+            return Err(format!("{} names for {} images", names.len(), self.count));
+        }
+        let mut seen = HashSet::new();
+        if let Some(twice) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(format!("the name {twice:?} is given to two images"));
+        }
+        Ok(CubeSource {
+            names: Some(names),
+            ..self
+        })
+    }
+
+    /// The source over its own copy of the values, to keep beyond the buffer's life.
+    pub fn into_owned(self) -> CubeSource<'static> {
+        CubeSource {
+            values: self.values.into_owned(),
+            shape: self.shape,
+            count: self.count,
+            names: self.names,
+            at: self.at,
+        }
     }
 
     /// The shape of each image.
@@ -207,7 +249,7 @@ impl ImageSource for CubeSource<'_> {
         let end = self.at.saturating_add(max).min(self.count);
         let per = self.shape.image_len();
         let span = self.at * per..end * per;
-        let payloads = match self.values {
+        let payloads = match &self.values {
             CubeValues::U8(v) => self.shape.pixels(&v[span], 255.0),
             CubeValues::U16(v) => self.shape.pixels(&v[span], 65535.0),
             CubeValues::F32(v) => self.shape.arrays(&v[span]),
@@ -215,7 +257,10 @@ impl ImageSource for CubeSource<'_> {
         let chunk = (self.at..end)
             .zip(payloads)
             .map(|(i, payload)| SourceImage {
-                name: i.to_string(),
+                name: match &self.names {
+                    Some(names) => names[i].clone(),
+                    None => i.to_string(),
+                },
                 origin: format!("image {i}"),
                 payload,
             })
@@ -276,8 +321,12 @@ mod tests {
     #[test]
     fn a_cube_in_memory_streams_its_images_by_index() {
         let values: Vec<f32> = (0..2 * 3 * 4 * 4).map(|v| v as f32).collect();
-        let mut source =
-            CubeSource::new(CubeValues::F32(&values), &[2, 3, 4, 4], CubeLayout::Auto).unwrap();
+        let mut source = CubeSource::new(
+            CubeValues::F32(values.into()),
+            &[2, 3, 4, 4],
+            CubeLayout::Auto,
+        )
+        .unwrap();
         assert_eq!(source.image_shape().layout, CubeLayout::Nchw);
         let first = source.next_chunk(1).unwrap();
         let rest = source.next_chunk(5).unwrap();
@@ -287,11 +336,48 @@ mod tests {
         };
         assert_eq!(data[0], 48.0);
         assert!(source.next_chunk(5).unwrap().is_empty());
-        let short = CubeSource::new(CubeValues::U8(&[0; 10]), &[2, 3, 4, 4], CubeLayout::Auto);
+        let short = CubeSource::new(
+            CubeValues::U8([0; 10][..].into()),
+            &[2, 3, 4, 4],
+            CubeLayout::Auto,
+        );
         assert!(
             short
                 .unwrap_err()
                 .contains("10 values do not fill 2 images")
         );
+    }
+
+    #[test]
+    fn named_images_keep_their_names_beyond_the_buffer() {
+        let mut source = {
+            let values = [7u8; 2 * 2 * 2];
+            CubeSource::new(
+                CubeValues::U8((&values[..]).into()),
+                &[2, 2, 2],
+                CubeLayout::Auto,
+            )
+            .unwrap()
+            .with_names(vec!["a.fits".into(), "b.fits".into()])
+            .unwrap()
+            .into_owned()
+        };
+        let chunk = source.next_chunk(5).unwrap();
+        let names: Vec<&str> = chunk.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["a.fits", "b.fits"]);
+        let cube = |n: usize| {
+            CubeSource::new(
+                CubeValues::U8(vec![0; n * 4].into()),
+                &[n, 2, 2],
+                CubeLayout::Auto,
+            )
+            .unwrap()
+        };
+        let twice = cube(2)
+            .with_names(vec!["a".into(), "a".into()])
+            .unwrap_err();
+        assert!(twice.contains("\"a\" is given to two images"), "{twice}");
+        let short = cube(3).with_names(vec!["a".into()]).unwrap_err();
+        assert!(short.contains("1 names for 3 images"), "{short}");
     }
 }

@@ -279,22 +279,29 @@ pub fn session(
     labels: Option<&Path>,
     report: &dyn Report,
 ) -> Result<LabelSession> {
-    let progress = report.progress();
     let start = match labels {
         Some(p) => read_labels(p, report)?,
         None => BTreeMap::new(),
     };
+    session_over(config, open_source(config, images, report)?, start, report)
+}
+
+/// The labelling session in `OUT/session` over any source of images (the Python package's
+/// arrays) with starting labels by name.
+pub fn session_over(
+    config: &Settings,
+    source: Box<dyn ImageSource>,
+    start: BTreeMap<String, Label>,
+    report: &dyn Report,
+) -> Result<LabelSession> {
+    let progress = report.progress();
     let dir = config.output.dir.join("session");
     // Refused here, before the images load, when another process has the session; the
     // session takes the lock for itself when it opens.
     drop(prepare_output(&dir, None, report)?);
     let loader = loader(config)?;
     let spec = loader.spec();
-    let pool = UnlabelledPool::new(
-        open_source(config, images, report)?,
-        loader,
-        config.data.n_to_load,
-    )?;
+    let pool = UnlabelledPool::new(source, loader, config.data.n_to_load)?;
     let trainer = trainer(config, model(config, spec)?, spec, progress)?;
     let session_config = SessionConfig {
         cycles: config.active.cycles,

@@ -88,9 +88,9 @@ impl<'py> ImageArray<'py> {
         let layout: CubeLayout = serde_json::from_value(serde_json::Value::String(layout.into()))
             .map_err(|e| PyValueError::new_err(format!("layout: {e}")))?;
         let values = match &self.values {
-            Values::U8(h) => CubeValues::U8(h.slice()),
-            Values::U16(h) => CubeValues::U16(h.slice()),
-            Values::F32(h) => CubeValues::F32(h.slice()),
+            Values::U8(h) => CubeValues::U8(h.slice().into()),
+            Values::U16(h) => CubeValues::U16(h.slice().into()),
+            Values::F32(h) => CubeValues::F32(h.slice().into()),
         };
         CubeSource::new(values, &self.shape, layout).map_err(|message| {
             PyValueError::new_err(format!(

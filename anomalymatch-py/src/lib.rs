@@ -26,10 +26,16 @@ mod watch;
 #[cfg(feature = "python")]
 use pyo3::prelude::*;
 
+/// The command line's allocator, for the Rust side of the module.
+#[cfg(feature = "python")]
+#[global_allocator]
+static GLOBAL: anomalymatch::allocator::MiMalloc = anomalymatch::allocator::MiMalloc;
+
 /// The native module.
 #[cfg(feature = "python")]
 #[pymodule]
 fn _anomalymatch(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    anomalymatch::allocator::keep_freed_pages();
     m.add_class::<model::Model>()?;
     m.add_class::<session::Session>()?;
     m.add_function(wrap_pyfunction!(files::score_files, m)?)?;

@@ -2,23 +2,26 @@
 //! driven from a notebook. Answers are journalled the moment they are given, so a kernel that
 //! dies loses none; the same `Session(out_dir, ...)` resumes it.
 
+use crate::arrays::ImageArray;
 use crate::errors::py_err;
-use crate::training::settings_with;
+use crate::training::{label_of, settings_with};
 use crate::watch::Watch;
 use anomalymatch_active::by_name;
 use anomalymatch_active::journal::Event;
-use anomalymatch_core::ScoreOptions;
+use anomalymatch_core::{ImageSource, Label, ScoreOptions};
 use anomalymatch_jobs::components::{self, LabelSession};
 use anomalymatch_jobs::shared_session;
 use anomalymatch_jobs::{Override, Silent};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use std::collections::HashMap;
+use pyo3::types::PyDict;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// A labelling session over the images of `images` (a folder, zip, HDF5 or FITS file), kept
-/// in `out_dir/session`, starting from the label file `labels`.
+/// A labelling session over `images` (a folder, zip, HDF5 or FITS file, or a numpy array),
+/// kept in `out_dir/session`, starting from `labels` (a label file, or a dict of labels by
+/// name).
 #[pyclass(module = "anomalymatch", frozen)]
 pub struct Session {
     session: Mutex<LabelSession>,
@@ -26,34 +29,76 @@ pub struct Session {
     scores: Mutex<HashMap<String, f32>>,
     score: ScoreOptions,
     query: String,
+    /// The user's label file, which the export merges over; `None` for a dict of labels.
     labels: Option<PathBuf>,
     dir: PathBuf,
 }
 
 #[pymethods]
 impl Session {
-    /// Opens (or resumes) the session; `config` is as `train` takes it.
+    /// Opens (or resumes) the session; `config` is as `train` takes it. An array's images are
+    /// named by `names` (by their index, `"0"`, `"1"`, ..., without), read as `layout` says,
+    /// and copied, so the array may change afterwards.
     #[new]
-    #[pyo3(signature = (out_dir, images, labels = None, config = None))]
+    #[pyo3(signature = (out_dir, images, labels = None, config = None, names = None, layout = "auto"))]
     fn new(
         py: Python<'_>,
         out_dir: PathBuf,
-        images: PathBuf,
-        labels: Option<PathBuf>,
+        images: &Bound<'_, PyAny>,
+        labels: Option<&Bound<'_, PyAny>>,
         config: Option<&Bound<'_, PyAny>>,
+        names: Option<Vec<String>>,
+        layout: &str,
     ) -> PyResult<Session> {
         let text = |p: &PathBuf| p.display().to_string();
-        let mut extra = vec![
-            Override::new("output.dir", text(&out_dir), "out_dir"),
-            Override::new("data.images", text(&images), "images"),
-        ];
-        if let Some(l) = &labels {
-            extra.push(Override::new("data.labels", text(l), "labels"));
+        let mut extra = vec![Override::new("output.dir", text(&out_dir), "out_dir")];
+        let images_path: Option<PathBuf> = images.extract().ok();
+        if let Some(path) = &images_path {
+            extra.push(Override::new("data.images", text(path), "images"));
         }
+        let (label_file, start) = match labels {
+            None => (None, BTreeMap::new()),
+            Some(l) => match l.cast::<PyDict>() {
+                Ok(dict) => (None, labels_by_name(dict)?),
+                Err(_) => {
+                    let path: PathBuf = l.extract().map_err(|_| {
+                        PyValueError::new_err("labels must be None, a label file or a dict")
+                    })?;
+                    extra.push(Override::new("data.labels", text(&path), "labels"));
+                    (Some(path), BTreeMap::new())
+                }
+            },
+        };
         let settings = settings_with(config, extra)?;
+        let images = match images_path {
+            Some(path) => Images::Path(path),
+            None => {
+                let array = ImageArray::new(images)?;
+                let bands = components::loader(&settings)
+                    .map_err(py_err)?
+                    .spec()
+                    .channels
+                    .channels();
+                let mut cube = array.source(layout, bands)?;
+                if let Some(names) = names {
+                    cube = cube
+                        .with_names(names)
+                        .map_err(|e| PyValueError::new_err(format!("names: {e}")))?;
+                }
+                Images::Array(Box::new(cube.into_owned()))
+            }
+        };
         let session = py
             .detach(|| -> anomalymatch_jobs::Result<LabelSession> {
-                let mut s = components::session(&settings, &images, labels.as_deref(), &Silent)?;
+                let source = match images {
+                    Images::Path(path) => components::open_source(&settings, &path, &Silent)?,
+                    Images::Array(cube) => cube,
+                };
+                let start = match &label_file {
+                    Some(path) => components::read_labels(path, &Silent)?,
+                    None => start,
+                };
+                let mut s = components::session_over(&settings, source, start, &Silent)?;
                 s.load_window()?;
                 Ok(s)
             })
@@ -63,7 +108,7 @@ impl Session {
             scores: Mutex::new(HashMap::new()),
             score: settings.score.options(false),
             query: settings.active.query.clone(),
-            labels,
+            labels: label_file,
             dir: settings.output.dir.join("session"),
         })
     }
@@ -171,6 +216,27 @@ impl Session {
         session.export_remembered(&remembered).map_err(py_err)?;
         Ok((labels, remembered))
     }
+}
+
+/// Where a session's images come from.
+enum Images {
+    /// A source the command line reads.
+    Path(PathBuf),
+    /// A numpy array's images, copied.
+    Array(Box<dyn ImageSource>),
+}
+
+/// Starting labels from a dict of `name: "anomaly" | "normal" | truth value`.
+fn labels_by_name(dict: &Bound<'_, PyDict>) -> PyResult<BTreeMap<String, Label>> {
+    dict.iter()
+        .map(|(name, label)| {
+            let name: String = name
+                .extract()
+                .map_err(|_| PyValueError::new_err("labels: names must be strings"))?;
+            let label = label_of(&label, &format!("labels[{name:?}]"))?;
+            Ok((name, label))
+        })
+        .collect()
 }
 
 impl Session {

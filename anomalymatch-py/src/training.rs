@@ -142,25 +142,29 @@ fn read_labels(labels: &Bound<'_, PyAny>) -> PyResult<Vec<Label>> {
     items
         .iter()
         .enumerate()
-        .map(|(i, l)| {
-            if let Ok(text) = l.extract::<String>() {
-                let label: Label = text
-                    .parse()
-                    .map_err(|e| PyValueError::new_err(format!("labels[{i}]: {e}")))?;
-                return match label {
-                    Label::Unknown => Err(PyValueError::new_err(format!(
-                        "labels[{i}]: {text:?} is not a label to train on"
-                    ))),
-                    known => Ok(known),
-                };
-            }
-            Ok(if l.is_truthy()? {
-                Label::Anomaly
-            } else {
-                Label::Normal
-            })
-        })
+        .map(|(i, l)| label_of(l, &format!("labels[{i}]")))
         .collect()
+}
+
+/// One label: `"anomaly"` or `"normal"`, or a truth value (anomaly when true); `place` names
+/// it in the error.
+pub fn label_of(value: &Bound<'_, PyAny>, place: &str) -> PyResult<Label> {
+    if let Ok(text) = value.extract::<String>() {
+        let label: Label = text
+            .parse()
+            .map_err(|e| PyValueError::new_err(format!("{place}: {e}")))?;
+        return match label {
+            Label::Unknown => Err(PyValueError::new_err(format!(
+                "{place}: {text:?} is not a label to train on"
+            ))),
+            known => Ok(known),
+        };
+    }
+    Ok(if value.is_truthy()? {
+        Label::Anomaly
+    } else {
+        Label::Normal
+    })
 }
 
 /// `images` decoded as the configuration's `[data]` section says; every image must decode.

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import anomalymatch
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,3 +41,9 @@ def checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("trained")
     run("train", "--quiet", "--size", "32", "--iters", "1", "--out", str(out))
     return out / "checkpoint.safetensors"
+
+
+@pytest.fixture(scope="session")
+def model(checkpoint):
+    """That checkpoint, loaded."""
+    return anomalymatch.Model.load(checkpoint)

@@ -13,11 +13,6 @@ import anomalymatch
 from conftest import run
 
 
-@pytest.fixture(scope="module")
-def model(checkpoint):
-    return anomalymatch.Model.load(checkpoint)
-
-
 def images(n=12, side=40, bands=3, seed=0):
     """uint8 images, bands last, with a bright blob of varying size so scores differ."""
     rng = np.random.default_rng(seed)

@@ -61,3 +61,38 @@ os._exit(9)   # as a dying kernel: no clean-up at all
     names = done.stdout.strip().split(",")
     labels = open_session(tmp_path).labels()
     assert all(labels.get(n) == "normal" for n in names), (names, labels)
+
+
+def test_a_session_over_an_array_with_names_and_a_dict_of_labels(tmp_path):
+    from test_model import images
+
+    x = images(n=24, side=32)
+    names = [f"cutout-{i:02}.fits" for i in range(24)]
+    start = {names[0]: "anomaly", names[1]: "normal", names[2]: True}
+    s = anomalymatch.Session(tmp_path, x, labels=start, names=names, config=CONFIG)
+    x[:] = 0  # the session holds a copy: the caller's array is free to change
+    scores = s.score(progress=False)
+    assert set(scores) == set(names[3:])
+    assert len(set(scores.values())) > 1, "the copy was scored, not the zeroed array"
+    picked = [n for n, _ in s.candidates(2, strategy="top")]
+    s.label(picked[0], "normal")
+    s.train(1, progress=False)
+    labels, _ = s.export()
+    text = Path(labels).read_text()
+    assert f"{names[0]},anomaly" in text and f"{picked[0]},normal" in text
+    del s
+    # The same array and names resume it, answers included.
+    again = anomalymatch.Session(tmp_path, x, labels=start, names=names, config=CONFIG)
+    assert again.labels()[picked[0]] == "normal"
+
+
+def test_an_array_session_refuses_names_that_cannot_name_it(tmp_path):
+    from test_model import images
+
+    x = images(n=4, side=32)
+    with pytest.raises(ValueError, match='names: the name "a" is given to two images'):
+        anomalymatch.Session(tmp_path, x, names=["a", "a", "b", "c"], config=CONFIG)
+    with pytest.raises(ValueError, match="names: 2 names for 4 images"):
+        anomalymatch.Session(tmp_path, x, names=["a", "b"], config=CONFIG)
+    with pytest.raises(ValueError, match=r'labels\["a"\]: .*perhaps'):
+        anomalymatch.Session(tmp_path, x, labels={"a": "perhaps"}, config=CONFIG)

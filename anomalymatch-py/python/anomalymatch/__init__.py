@@ -25,6 +25,11 @@ _WEIGHTS = os.path.join(os.path.dirname(__file__), "weights")
 if os.path.isdir(_WEIGHTS):
     os.environ.setdefault("ANOMALYMATCH_WEIGHTS_DIR", _WEIGHTS)
 
+# As the command line does (`anomalymatch::threads`): candle's elementwise ops stay on the
+# calling thread and leave the cores to the network's kernels. Set before the module loads,
+# since candle reads it once.
+os.environ.setdefault("CANDLE_NUM_THREADS", "1")
+
 from ._anomalymatch import AnomalyMatchError, Model, Session, __version__, train  # noqa: E402
 from ._anomalymatch import score_files as _score_files  # noqa: E402
 

@@ -44,15 +44,17 @@ class Model:
     def iteration(self) -> int: ...
 
 class Session:
-    """A labelling session over a source of images, kept in out_dir/session; answers are
-    journalled at once, and the same call resumes it."""
+    """A labelling session over a source of images or a numpy array, kept in out_dir/session;
+    answers are journalled at once, and the same call resumes it."""
 
     def __init__(
         self,
         out_dir: _Path,
-        images: _Path,
-        labels: Optional[_Path] = None,
+        images: Union[_Path, npt.NDArray[Any]],
+        labels: Union[None, _Path, Dict[str, Any]] = None,
         config: Union[None, dict, _Path] = None,
+        names: Optional[List[str]] = None,
+        layout: _Layout = "auto",
     ) -> None: ...
     def train(self, iterations: int, progress: bool = True) -> None: ...
     def score(self, progress: bool = True) -> Dict[str, float]: ...
