@@ -71,6 +71,11 @@ impl Session {
         };
         let settings = settings_with(config, extra)?;
         let images = match images_path {
+            Some(_) if names.is_some() => {
+                return Err(PyValueError::new_err(
+                    "names are for an array of images; a file or folder names its own",
+                ));
+            }
             Some(path) => Images::Path(path),
             None => {
                 let array = ImageArray::new(images)?;

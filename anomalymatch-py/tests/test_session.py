@@ -10,6 +10,7 @@ import pytest
 import anomalymatch
 
 from conftest import ROOT
+from test_model import images
 
 MINI = ROOT / "data" / "gz1-mini"
 CONFIG = {"data": {"size": 32, "n_to_load": 60}, "train": {"batch_size": 4, "uratio": 2}}
@@ -64,8 +65,6 @@ os._exit(9)   # as a dying kernel: no clean-up at all
 
 
 def test_a_session_over_an_array_with_names_and_a_dict_of_labels(tmp_path):
-    from test_model import images
-
     x = images(n=24, side=32)
     names = [f"cutout-{i:02}.fits" for i in range(24)]
     start = {names[0]: "anomaly", names[1]: "normal", names[2]: True}
@@ -87,12 +86,12 @@ def test_a_session_over_an_array_with_names_and_a_dict_of_labels(tmp_path):
 
 
 def test_an_array_session_refuses_names_that_cannot_name_it(tmp_path):
-    from test_model import images
-
     x = images(n=4, side=32)
     with pytest.raises(ValueError, match='names: the name "a" is given to two images'):
         anomalymatch.Session(tmp_path, x, names=["a", "a", "b", "c"], config=CONFIG)
     with pytest.raises(ValueError, match="names: 2 names for 4 images"):
         anomalymatch.Session(tmp_path, x, names=["a", "b"], config=CONFIG)
+    with pytest.raises(ValueError, match="names are for an array"):
+        anomalymatch.Session(tmp_path, MINI / "images", names=["a"], config=CONFIG)
     with pytest.raises(ValueError, match=r'labels\["a"\]: .*perhaps'):
         anomalymatch.Session(tmp_path, x, labels={"a": "perhaps"}, config=CONFIG)
