@@ -1,14 +1,15 @@
-"""PyTorch's EfficientNet-Lite0 at 96x96 on the CPU: the baseline of `cargo bench --bench model`.
+"""EfficientNet-Lite0 at 96x96 on the CPU, ours against PyTorch's, in one sitting.
 
-Measures the two figures the Rust bench prints, under the same shapes:
+Runs `cargo bench --bench model -- ours` (our figures, and the machine's matrix-product peak
+timed in the same run), then measures PyTorch under the same shapes:
   - inference, batch 256, eval mode under torch.inference_mode();
   - a FixMatch-sized training step, 176 images (forward, cross-entropy, backward, SGD with
     Nesterov momentum and weight decay), as `benches/model.rs` runs it.
-Each in NCHW and in channels_last memory format. Run it right before or after the Rust bench,
-on the same idle machine, and compare images/s:
+PyTorch runs in NCHW and in channels_last memory format. The table gives images/s, our ratio
+to PyTorch's faster format, and each side's share of the peak. On an idle machine:
 
     pip install -r benches/requirements-pytorch.txt
-    python3 benches/pytorch_lite0.py --threads 2
+    python3 benches/pytorch_lite0.py --threads 2 --seconds 8
 
 The network is EfficientNet-Lite0 written with plain torch.nn layers, each convolution padding
 itself (k // 2): the same layers and multiply-adds as ours, without the separate padding op
@@ -19,12 +20,19 @@ speed does not depend on the values.
 
 import argparse
 import json
+import re
+import subprocess
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
 SIZE = 96
+ROOT = Path(__file__).resolve().parents[1]
+# Forward passes' worth of FLOPs per image: backward costs about two (gradients wrt the inputs
+# and wrt the weights), as benches/model.rs counts them.
+FIGURES = {"inference-256": 1.0, "train-step-176": 3.0}
 
 # EfficientNet-B0's stages (Tan & Le 2019, table 1): kernel, repeats, stride, expansion, width.
 STAGES = [(3, 1, 1, 1, 16), (3, 2, 2, 6, 24), (5, 2, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -75,14 +83,30 @@ def rate(step, n, seconds):
     return best
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seconds", type=float, default=20.0, help="time per measurement")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+def ours():
+    """Our images/s per figure, GFLOP per image and the matmul peak, from the Rust bench."""
+    done = subprocess.run(["cargo", "bench", "--bench", "model", "--", "ours"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    out = done.stdout
+    rates = {}
+    for figure in FIGURES:
+        # criterion: "lite0-96px/<figure>/ours ... thrpt:  [low unit mid unit high unit]"
+        m = re.search(rf"{figure}/ours\s.*?thrpt:\s+\[\S+\s+\S+\s+([\d.]+)\s+(K?)elem/s", out,
+                      re.S)
+        if m is None:
+            raise SystemExit(f"no throughput of {figure}/ours in the bench's output:\n{out}")
+        rates[figure] = float(m[1]) * (1000.0 if m[2] == "K" else 1.0)
+    m = re.search(r"([\d.]+) GFLOP per image; matmul-2048 peak ([\d.]+) GFLOP/s", out)
+    if m is None:
+        raise SystemExit(f"no FLOP line in the bench's output:\n{out}")
+    return rates, float(m[1]), float(m[2])
+
+
+def theirs(threads, seconds):
+    """PyTorch's images/s per figure and memory format."""
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
-    results = {"torch": torch.__version__, "threads": args.threads}
+    rates = {}
     for fmt_name, fmt in [("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)]:
         model = lite0().to(memory_format=fmt)
 
@@ -93,7 +117,7 @@ def main():
             with torch.inference_mode():
                 model(x)
 
-        results[f"inference-256/{fmt_name}"] = rate(infer, 256, args.seconds)
+        rates[f"inference-256/{fmt_name}"] = rate(infer, 256, seconds)
 
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.0075, momentum=0.9, nesterov=True,
@@ -106,10 +130,31 @@ def main():
             torch.nn.functional.cross_entropy(model(xt), yt).backward()
             opt.step()
 
-        results[f"train-step-176/{fmt_name}"] = rate(train, 176, args.seconds)
-    for k, v in results.items():
-        print(f"{k}: {v:.1f} images/s" if isinstance(v, float) else f"{k}: {v}")
-    print(json.dumps(results))
+        rates[f"train-step-176/{fmt_name}"] = rate(train, 176, seconds)
+    return rates
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=20.0, help="time per PyTorch measurement")
+    args = p.parse_args()
+    rust, gflop, peak = ours()
+    torch_rates = theirs(args.threads, args.seconds)
+    print(f"torch {torch.__version__}, {args.threads} threads; {gflop:.3f} GFLOP per image; "
+          f"matmul peak {peak:.0f} GFLOP/s")
+    print("| figure | ours | PyTorch NCHW | PyTorch channels_last | ours / PyTorch's best "
+          "| ours, % of peak | PyTorch's best, % of peak |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    share = {f: 100.0 * passes * gflop / peak for f, passes in FIGURES.items()}
+    for figure in FIGURES:
+        nchw, last = torch_rates[f"{figure}/nchw"], torch_rates[f"{figure}/channels_last"]
+        best = max(nchw, last)
+        print(f"| {figure} | {rust[figure]:.0f} | {nchw:.0f} | {last:.0f} | "
+              f"{rust[figure] / best:.2f} | {rust[figure] * share[figure]:.0f}% | "
+              f"{best * share[figure]:.0f}% |")
+    print(json.dumps({"torch": torch.__version__, "threads": args.threads, "ours": rust,
+                      "pytorch": torch_rates, "gflop_per_image": gflop, "peak_gflops": peak}))
 
 
 if __name__ == "__main__":
