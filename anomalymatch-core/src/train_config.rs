@@ -31,7 +31,9 @@ pub enum WeakPass {
     /// A training pass of its own that records nothing for the backward pass
     /// ([`crate::Classifier::forward_weak`]): about 45% less backward work and activation
     /// memory at the default `uratio`. Each pass normalises with its own batch's statistics;
-    /// the running statistics still see the step's images as one batch.
+    /// the running statistics still see the step's images as one batch. On the protocol
+    /// (original preset, seeds 42-44) it ranked a little worse than the joint pass, so it is
+    /// not the default (README, "Results on real galaxies").
     Separate,
 }
 
