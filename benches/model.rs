@@ -105,6 +105,7 @@ fn bench(c: &mut Criterion) {
     ops::use_builtin_kernels(false);
     g.finish();
     flop_rates(&sgd);
+    op_times(&sgd);
 }
 
 /// Seconds per call of `f`: the best of five, after one warm-up call.
@@ -141,6 +142,45 @@ fn flop_rates(sgd: &SgdConfig) {
         flops / 1e9,
         100.0 * infer / peak,
         100.0 * train / peak
+    );
+}
+
+/// Where a 176-image training step's time goes: each of our kernels, forward and backward
+/// (exclusive times, `ops::timing`), and the rest (candle's own ops, the optimiser, the loss).
+fn op_times(sgd: &SgdConfig) {
+    const STEPS: u32 = 3;
+    let m = model();
+    let (x, y) = (images(176), labels(176));
+    let mut opt = Sgd::new(m.variables(), *sgd);
+    train_step(&m, &mut opt, &x, &y);
+    ops::timing::enable(true);
+    let start = std::time::Instant::now();
+    for _ in 0..STEPS {
+        train_step(&m, &mut opt, &x, &y);
+    }
+    let step = start.elapsed().as_secs_f64() / f64::from(STEPS);
+    ops::timing::enable(false);
+    let rows = ops::timing::take();
+    println!(
+        "train-step-176 per op, ms per step (share of {:.0} ms):",
+        1e3 * step
+    );
+    let mut ours = 0.0;
+    for r in &rows {
+        let ms = 1e3 * r.seconds / f64::from(STEPS);
+        ours += ms;
+        let pass = if r.backward { "backward" } else { "forward" };
+        println!(
+            "  {:<28} {pass:<8} {ms:8.1} ({:4.1}%)",
+            r.name,
+            100.0 * ms / (1e3 * step)
+        );
+    }
+    let rest = 1e3 * step - ours;
+    println!(
+        "  {:<37} {rest:8.1} ({:4.1}%)",
+        "candle's ops and the rest",
+        100.0 * rest / (1e3 * step)
     );
 }
 

@@ -59,6 +59,7 @@ mod depthwise;
 mod eval;
 mod pointwise;
 mod simd;
+pub mod timing;
 
 /// Depthwise 2-D convolution: `x [N, C, H, W]`, `w [C, 1, k, k]`, zero padding
 /// `(before, after)` on both spatial axes (TensorFlow's SAME puts the odd pixel after).
@@ -667,7 +668,7 @@ fn run<const N: usize>(
     let inputs: [Operand<'_>; N] = inputs
         .try_into()
         .map_err(|_| candle_core::Error::Msg(format!("{}: operand count", kernel.name())))?;
-    let (out, shape) = kernel.forward(inputs)?;
+    let (out, shape) = timing::timed(kernel.name(), false, || kernel.forward(inputs))?;
     Ok((CpuStorage::F32(out), shape))
 }
 
@@ -681,7 +682,7 @@ impl<K: Kernel<1>> CustomOp1 for Cpu<K> {
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let [gx] = self.0.backward([x], grad)?;
+        let [gx] = timing::timed(self.0.name(), true, || self.0.backward([x], grad))?;
         Ok(gx)
     }
 }
@@ -708,7 +709,7 @@ impl<K: Kernel<2>> CustomOp2 for Cpu<K> {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let [ga, gb] = self.0.backward([a, b], grad)?;
+        let [ga, gb] = timing::timed(self.0.name(), true, || self.0.backward([a, b], grad))?;
         Ok((ga, gb))
     }
 }
@@ -738,7 +739,7 @@ impl<K: Kernel<3>> CustomOp3 for Cpu<K> {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let [ga, gb, gc] = self.0.backward([a, b, c], grad)?;
+        let [ga, gb, gc] = timing::timed(self.0.name(), true, || self.0.backward([a, b, c], grad))?;
         Ok((ga, gb, gc))
     }
 }
