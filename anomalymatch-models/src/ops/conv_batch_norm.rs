@@ -79,7 +79,7 @@ struct LinkSpec {
 /// What the forward pass leaves, per link, for the backward pass and the running statistics.
 /// A link's activated output is not kept: the backward pass recomputes it from the convolution's
 /// output where the next link needs it, an elementwise pass that saves an activation-sized
-/// tensor per internal link (about a third of a training step's memory).
+/// tensor per internal link (a fifth of a default training step's peak memory).
 struct SavedLink {
     /// The convolution's output, the batch norm's input.
     conv_out: Tensor,
