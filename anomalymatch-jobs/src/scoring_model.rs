@@ -55,13 +55,7 @@ impl ScoringModel {
                 info.spec.architecture
             )));
         }
-        // The checkpoint's pixels are a new value of the section: checked as such.
-        let loader = data.clone().with_spec(info.data).check()?.build(())?;
-        Ok(ScoringModel {
-            model,
-            info,
-            loader,
-        })
+        ScoringModel::with_loader(model, info, data)
     }
 
     /// The EMA model of `trainer` (trained on `data`'s pixels), as a checkpoint of it would
@@ -75,6 +69,12 @@ impl ScoringModel {
             train: trainer.config().clone(),
             iteration: trainer.iteration(),
         };
+        ScoringModel::with_loader(model, info, data)
+    }
+
+    /// `model` with what it records and a loader of `data` set to its pixels.
+    fn with_loader(model: EfficientNet, info: CheckpointInfo, data: &DataConfig) -> Result<Self> {
+        // The checkpoint's pixels are a new value of the section: checked as such.
         let loader = data.clone().with_spec(info.data).check()?.build(())?;
         Ok(ScoringModel {
             model,
