@@ -28,6 +28,8 @@ lever() {
     flips) printf '%s\n' 1 --set score.views=flips ;;
     lite1) printf '%s\n' 1 --set model.architecture=efficientnet-lite1 \
         --set model.weights=../shared/weights/efficientnet-lite1-77cc7160.pth ;;
+    lite2) printf '%s\n' 1 --set model.architecture=efficientnet-lite2 \
+        --set model.weights=../shared/weights/efficientnet-lite2-9656183e.pth ;;
     base2) echo 2 ;;
     ensemble2) printf '%s\n' 2 --set active.ensemble=2 ;;
     final_iters200) printf '%s\n' 3 --iters 200 ;;
@@ -37,7 +39,7 @@ lever() {
 
 levers=("$@")
 [ ${#levers[@]} -gt 0 ] || levers=(base supervised iters200 size128 class_thresholds cosine
-    lr015 pcut080 uratio3 flips lite1 size160 base2 ensemble2)
+    lr015 pcut080 uratio3 flips lite1 lite2 size160 base2 ensemble2)
 for name in "${levers[@]}"; do
     mapfile -t spec < <(lever "$name")
     [ ${#spec[@]} -gt 0 ] || continue

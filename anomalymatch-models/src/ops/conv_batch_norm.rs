@@ -52,12 +52,11 @@ pub(super) fn train(x: &Tensor, links: &[ConvBn<'_>]) -> Result<(Tensor, Vec<Bat
     let stats = saved
         .iter()
         .map(|s| {
-            let (n, _, h, w) = s.conv_out.dims4()?;
             Ok(BatchStats {
                 mean: Tensor::new(s.norm.mean(), device)?,
                 var: (Tensor::new(s.var.as_slice(), device)?
-                    * batch_norm::unbiased_factor(n * h * w))?,
-                count: n * h * w,
+                    * batch_norm::unbiased_factor(s.count))?,
+                count: s.count,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -79,10 +78,14 @@ struct LinkSpec {
 /// What the forward pass leaves, per link, for the backward pass and the running statistics.
 /// A link's activated output is not kept: the backward pass recomputes it from the convolution's
 /// output where the next link needs it, an elementwise pass that saves an activation-sized
-/// tensor per internal link (a fifth of a default training step's peak memory).
+/// tensor per internal link (a fifth of a default training step's peak memory). The backward
+/// pass takes each convolution output as it finishes with it: by the first blocks, where the
+/// tensors are largest, the later blocks' are gone (a quarter of the step's peak).
 struct SavedLink {
-    /// The convolution's output, the batch norm's input.
-    conv_out: Tensor,
+    /// The convolution's output, the batch norm's input; the backward pass takes it.
+    conv_out: Option<Tensor>,
+    /// Values per channel the batch statistics were taken over.
+    count: usize,
     /// Biased batch variance (the mean is the batch norm's).
     var: Vec<f32>,
     norm: BatchNorm,
@@ -92,7 +95,10 @@ impl SavedLink {
     /// The link's activated output, as the forward pass computed it, from its scale and shift
     /// (the first `2 * channels` values of `affine`).
     fn output(&self, affine: &[f32], channels: usize) -> Result<Tensor> {
-        let (storage, layout) = self.conv_out.storage_and_layout();
+        let Some(conv_out) = &self.conv_out else {
+            bail!("conv_batch_norm: a saved tensor was used after the backward pass");
+        };
+        let (storage, layout) = conv_out.storage_and_layout();
         let Storage::Cpu(s) = &*storage else {
             bail!("conv_batch_norm: a saved tensor left the CPU");
         };
@@ -186,8 +192,10 @@ impl Kernel<3> for ConvBnChain {
                 },
             );
             let (y, _) = norm.forward([conv_out, gamma, beta])?;
+            let (n, _, height, width) = shape.dims4()?;
             saved.push(SavedLink {
-                conv_out: Tensor::from_vec(a, shape.clone(), &Device::Cpu)?,
+                conv_out: Some(Tensor::from_vec(a, shape.clone(), &Device::Cpu)?),
+                count: n * height * width,
                 var,
                 norm,
             });
@@ -205,7 +213,7 @@ impl Kernel<3> for ConvBnChain {
         [x, weights, affine]: [&Tensor; 3],
         grad: &Tensor,
     ) -> Result<[Option<Tensor>; 3]> {
-        let saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
         if saved.len() != self.links.len() {
             bail!("conv_batch_norm: backward before forward");
         }
@@ -217,11 +225,16 @@ impl Kernel<3> for ConvBnChain {
         let mut grad_affine = vec![None; self.links.len()];
         let mut grad = grad.clone();
         let mut grad_x = None;
+        // Each tensor is dropped as soon as it has served, so that the step's peak (the backward
+        // pass through the first, largest blocks) holds no saved tensor of the later blocks.
         for (i, (link, &(w_at, a_at))) in self.links.iter().zip(&offsets).enumerate().rev() {
-            let s = &saved[i];
             let c = link.channels;
             let (gamma, beta) = (&affine[a_at..a_at + c], &affine[a_at + c..a_at + 2 * c]);
-            let (grad_a, sums) = s.norm.gradients(&s.conv_out, gamma, beta, &grad)?;
+            let Some(conv_out) = saved[i].conv_out.take() else {
+                bail!("conv_batch_norm: backward ran twice");
+            };
+            let (grad_a, sums) = saved[i].norm.gradients(&conv_out, gamma, beta, &grad)?;
+            drop((conv_out, grad));
             let w = weights
                 .narrow(0, w_at, link.weight.elem_count())?
                 .reshape(&link.weight)?;
@@ -233,15 +246,19 @@ impl Kernel<3> for ConvBnChain {
                 None => None,
             };
             let input = recomputed.as_ref().unwrap_or(x);
-            let need_x = i > 0 || x.track_op();
-            let (gx, gw) = link.conv.gradients(input, &w, &grad_a, need_x, true)?;
-            grad_w[i] = gw.map(|g| g.flatten_all()).transpose()?;
+            let (_, _, h, width) = input.dims4()?;
+            grad_w[i] = Some(link.conv.grad_weight(input, &w, &grad_a)?.flatten_all()?);
+            drop(recomputed);
             // `sums` rows are the gradients of beta and gamma; the operand has gamma first.
             grad_affine[i] = Some(Tensor::cat(&[sums.get(1)?, sums.get(0)?], 0)?);
-            match gx {
-                Some(g) if i > 0 => grad = g,
-                gx => grad_x = gx,
+            if i == 0 {
+                grad_x = x
+                    .track_op()
+                    .then(|| link.conv.grad_input((h, width), &w, &grad_a))
+                    .transpose()?;
+                break;
             }
+            grad = link.conv.grad_input((h, width), &w, &grad_a)?;
         }
         let collect = |parts: Vec<Option<Tensor>>| -> Result<Tensor> {
             let parts = parts.into_iter().collect::<Option<Vec<_>>>();
@@ -335,6 +352,26 @@ mod tests {
                 (Conv::Pointwise, vec![5, 12, 1, 1], Activation::Identity),
             ],
         );
+    }
+
+    /// The backward pass frees what the forward pass saved, so a second one must say so.
+    #[test]
+    fn a_second_backward_pass_is_an_error() {
+        let x = Var::from_tensor(&random(&[2, 4, 5, 5], 81)).unwrap();
+        let [w, g, b] = vars(&[6, 4, 1, 1], 82);
+        let link = ConvBn {
+            weight: &w,
+            conv: Conv::Pointwise,
+            gamma: &g,
+            beta: &b,
+            eps: 1e-3,
+            act: Activation::Relu6,
+        };
+        let (y, _) = conv_batch_norm_train(&x, &[link]).unwrap();
+        let loss = y.sum_all().unwrap();
+        assert!(loss.backward().is_ok());
+        let err = loss.backward().unwrap_err().to_string();
+        assert!(err.contains("backward ran twice"), "{err}");
     }
 
     #[test]

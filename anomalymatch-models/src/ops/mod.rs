@@ -131,42 +131,34 @@ impl Conv {
         x.contiguous()?.apply_op2(&w.contiguous()?, Cpu(self))
     }
 
-    /// The CPU gradients wrt `x` (if `need_x`) and `w` (if `need_w`).
-    fn gradients(
-        self,
-        x: &Tensor,
-        w: &Tensor,
-        grad: &Tensor,
-        need_x: bool,
-        need_w: bool,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    /// The CPU gradient wrt the input, whose height and width are `h` and `w`.
+    fn grad_input(self, (h, width): (usize, usize), w: &Tensor, grad: &Tensor) -> Result<Tensor> {
         let grad = grad.contiguous()?;
-        let grad_x = need_x
-            .then(|| match self {
-                Conv::Pointwise => grad.apply_op2_no_bwd(w, &Cpu(pointwise::GradInput)),
-                Conv::Depthwise { stride, padding } => {
-                    let (_, _, h, width) = x.dims4()?;
-                    let op = depthwise::GradInput {
-                        stride,
-                        padding,
-                        h,
-                        w: width,
-                    };
-                    grad.apply_op2_no_bwd(w, &Cpu(op))
-                }
-            })
-            .transpose()?;
-        let grad_w = need_w
-            .then(|| match self {
-                Conv::Pointwise => x.apply_op2_no_bwd(&grad, &Cpu(pointwise::GradWeight)),
-                Conv::Depthwise { stride, padding } => {
-                    let k = w.dim(2)?;
-                    let op = depthwise::GradWeight { stride, padding, k };
-                    x.apply_op2_no_bwd(&grad, &Cpu(op))
-                }
-            })
-            .transpose()?;
-        Ok((grad_x, grad_w))
+        match self {
+            Conv::Pointwise => grad.apply_op2_no_bwd(w, &Cpu(pointwise::GradInput)),
+            Conv::Depthwise { stride, padding } => {
+                let op = depthwise::GradInput {
+                    stride,
+                    padding,
+                    h,
+                    w: width,
+                };
+                grad.apply_op2_no_bwd(w, &Cpu(op))
+            }
+        }
+    }
+
+    /// The CPU gradient wrt the weight `w`, for the input `x`.
+    fn grad_weight(self, x: &Tensor, w: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let grad = grad.contiguous()?;
+        match self {
+            Conv::Pointwise => x.apply_op2_no_bwd(&grad, &Cpu(pointwise::GradWeight)),
+            Conv::Depthwise { stride, padding } => {
+                let k = w.dim(2)?;
+                let op = depthwise::GradWeight { stride, padding, k };
+                x.apply_op2_no_bwd(&grad, &Cpu(op))
+            }
+        }
     }
 }
 
@@ -187,7 +179,15 @@ impl Kernel<2> for Conv {
 
     fn backward(&self, [x, w]: [&Tensor; 2], grad: &Tensor) -> Result<[Option<Tensor>; 2]> {
         // Inputs outside the graph (the images, frozen weights) need no gradient.
-        let (gx, gw) = self.gradients(x, w, grad, x.track_op(), w.track_op())?;
+        let (_, _, h, width) = x.dims4()?;
+        let gx = x
+            .track_op()
+            .then(|| self.grad_input((h, width), w, grad))
+            .transpose()?;
+        let gw = w
+            .track_op()
+            .then(|| self.grad_weight(x, w, grad))
+            .transpose()?;
         Ok([gx, gw])
     }
 }
