@@ -207,9 +207,11 @@ pub fn model(config: &Settings, spec: DataSpec) -> Result<EfficientNet> {
 }
 
 /// Bytes a training step keeps per input pixel of EfficientNet-Lite0 (activations for the
-/// backward pass): a protocol run at 96x96 with 176 images per step peaked at about 4.7 GB,
-/// 0.7 GB of it the decoded pool.
-const STEP_BYTES_PER_PIXEL: f64 = 2400.0;
+/// backward pass, and the allocator's slack). `train` on the built-in data (7ce3c63) peaked
+/// at 0.59 GB with 22 images per step and at 1.88 GB with 176 at 96x96 (910 bytes per pixel
+/// for each further image), and for Lite1 at 240x240 at 13.4 GB, 1.4 GB of it the pool
+/// (about 1,060 bytes per pixel after Lite1's depth factor).
+const STEP_BYTES_PER_PIXEL: f64 = 1100.0;
 
 /// Refuses, before any work, an image size the network cannot take and a run that would not
 /// fit in memory: the unlabelled window plus one training step, estimated from the
