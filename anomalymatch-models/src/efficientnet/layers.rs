@@ -188,7 +188,7 @@ impl Stem {
     /// Training mode: the batch norm uses the batch's statistics and updates its running ones.
     pub(super) fn forward_train(&self, x: &Tensor, act: Activation, pass: Pass) -> Result<Tensor> {
         let (x, pad) = self.padding.apply(x)?;
-        let x = x.conv2d(&pass.param(&self.conv), pad, Self::STRIDE, 1, 1)?;
+        let x = ops::conv2d_train(&x, &pass.param(&self.conv), pad, Self::STRIDE)?;
         self.bn.forward_train(&x, act, pass)
     }
 

@@ -54,6 +54,7 @@ macro_rules! with_scalar {
 
 mod activation;
 mod batch_norm;
+mod conv2d;
 mod conv_batch_norm;
 mod depthwise;
 mod eval;
@@ -82,6 +83,17 @@ pub fn pointwise_conv2d(x: &Tensor, w: &Tensor) -> Result<Tensor> {
         Conv::Pointwise.cpu(x, w)
     } else {
         builtin::pointwise_conv2d(x, w)
+    }
+}
+
+/// A dense convolution `x [N, Cin, H, W] * w [Cout, Cin, k, k]` with zero padding `padding`
+/// and stride `stride`, in training: where `x` needs no gradient (a stem's images), the
+/// backward pass computes only the weight's, with the same values as candle's `conv2d`.
+pub fn conv2d_train(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
+    if fast_path(&[x, w]) && !x.track_op() {
+        conv2d::train(x, w, padding, stride)
+    } else {
+        x.conv2d(w, padding, stride, 1, 1)
     }
 }
 
