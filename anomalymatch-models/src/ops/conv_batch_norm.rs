@@ -354,19 +354,24 @@ mod tests {
         );
     }
 
+    /// A pointwise link over the variables `[w, g, b]`.
+    fn pointwise([w, g, b]: &[Var; 3], act: Activation) -> ConvBn<'_> {
+        ConvBn {
+            weight: w,
+            conv: Conv::Pointwise,
+            gamma: g,
+            beta: b,
+            eps: 1e-3,
+            act,
+        }
+    }
+
     /// The backward pass frees what the forward pass saved, so a second one must say so.
     #[test]
     fn a_second_backward_pass_is_an_error() {
         let x = Var::from_tensor(&random(&[2, 4, 5, 5], 81)).unwrap();
-        let [w, g, b] = vars(&[6, 4, 1, 1], 82);
-        let link = ConvBn {
-            weight: &w,
-            conv: Conv::Pointwise,
-            gamma: &g,
-            beta: &b,
-            eps: 1e-3,
-            act: Activation::Relu6,
-        };
+        let params = vars(&[6, 4, 1, 1], 82);
+        let link = pointwise(&params, Activation::Relu6);
         let (y, _) = conv_batch_norm_train(&x, &[link]).unwrap();
         let loss = y.sum_all().unwrap();
         assert!(loss.backward().is_ok());
@@ -377,15 +382,8 @@ mod tests {
     #[test]
     fn rejects_mismatched_layers() {
         let x = random(&[1, 2, 3, 3], 71);
-        let [w, g, b] = vars(&[4, 3, 1, 1], 72);
-        let link = ConvBn {
-            weight: &w,
-            conv: Conv::Pointwise,
-            gamma: &g,
-            beta: &b,
-            eps: 1e-3,
-            act: Activation::Identity,
-        };
+        let params = vars(&[4, 3, 1, 1], 72);
+        let link = pointwise(&params, Activation::Identity);
         assert!(conv_batch_norm_train(&x, &[link]).is_err());
         assert!(conv_batch_norm_train(&x, &[]).is_err());
     }
