@@ -36,17 +36,21 @@ pub fn keep_freed_pages() {
     // SAFETY: `mi_option_set` only stores an integer in mimalloc's option table; it is valid
     // to call at any time, from any thread, whether or not mimalloc serves allocations.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    let mut arena = std::mem::MaybeUninit::<libmimalloc_sys::mi_arena_id_t>::uninit();
-    // SAFETY: reserves address space for mimalloc's own use and writes the arena's id to a
-    // local that is never read. Where it fails (no address space left), allocation goes on
-    // from the OS as before, so the error code is not needed.
-    unsafe {
-        libmimalloc_sys::mi_reserve_os_memory_ex(
-            ARENA_BYTES,
-            false,
-            false,
-            false,
-            arena.as_mut_ptr(),
-        )
-    };
+    // Once per process: each call would reserve another arena.
+    static RESERVE: std::sync::Once = std::sync::Once::new();
+    RESERVE.call_once(|| {
+        let mut arena = std::mem::MaybeUninit::<libmimalloc_sys::mi_arena_id_t>::uninit();
+        // SAFETY: reserves address space for mimalloc's own use and writes the arena's id to
+        // a local that is never read. Where it fails (no address space left), allocation
+        // goes on from the OS as before, so the error code is not needed.
+        unsafe {
+            libmimalloc_sys::mi_reserve_os_memory_ex(
+                ARENA_BYTES,
+                false,
+                false,
+                false,
+                arena.as_mut_ptr(),
+            )
+        };
+    });
 }

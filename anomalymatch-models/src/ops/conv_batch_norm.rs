@@ -221,8 +221,9 @@ impl Kernel<3> for ConvBnChain {
         let weights = weights.detach();
         let affine = affine.flatten_all()?.to_vec1::<f32>()?;
         let offsets = self.offsets();
-        let mut grad_w = vec![None; self.links.len()];
-        let mut grad_affine = vec![None; self.links.len()];
+        // Filled from the last link back, then put in the operands' order.
+        let mut grad_w = Vec::with_capacity(self.links.len());
+        let mut grad_affine = Vec::with_capacity(self.links.len());
         let mut grad = grad.clone();
         let mut grad_x = None;
         // Each tensor is dropped as soon as it has served, so that the step's peak (the backward
@@ -247,10 +248,10 @@ impl Kernel<3> for ConvBnChain {
             };
             let input = recomputed.as_ref().unwrap_or(x);
             let (_, _, h, width) = input.dims4()?;
-            grad_w[i] = Some(link.conv.grad_weight(input, &w, &grad_a)?.flatten_all()?);
+            grad_w.push(link.conv.grad_weight(input, &w, &grad_a)?.flatten_all()?);
             drop(recomputed);
             // `sums` rows are the gradients of beta and gamma; the operand has gamma first.
-            grad_affine[i] = Some(Tensor::cat(&[sums.get(1)?, sums.get(0)?], 0)?);
+            grad_affine.push(Tensor::cat(&[sums.get(1)?, sums.get(0)?], 0)?);
             if i == 0 {
                 grad_x = x
                     .track_op()
@@ -260,14 +261,13 @@ impl Kernel<3> for ConvBnChain {
             }
             grad = link.conv.grad_input((h, width), &w, &grad_a)?;
         }
-        let collect = |parts: Vec<Option<Tensor>>| -> Result<Tensor> {
-            let parts = parts.into_iter().collect::<Option<Vec<_>>>();
-            match parts {
-                Some(parts) => Tensor::cat(&parts, 0),
-                None => bail!("conv_batch_norm: a layer gave no gradient"),
-            }
-        };
-        Ok([grad_x, Some(collect(grad_w)?), Some(collect(grad_affine)?)])
+        grad_w.reverse();
+        grad_affine.reverse();
+        Ok([
+            grad_x,
+            Some(Tensor::cat(&grad_w, 0)?),
+            Some(Tensor::cat(&grad_affine, 0)?),
+        ])
     }
 }
 
