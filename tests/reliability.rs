@@ -208,6 +208,19 @@ fn item_04_05_absurd_sizes_are_refused_before_any_work() {
     fails(
         &["discover", "--out", o, "--size", "4096"],
         2,
+        &["data.size = 4096", "GB", "model.recompute = true"],
+    );
+    fails(
+        &[
+            "discover",
+            "--out",
+            o,
+            "--size",
+            "4096",
+            "--set",
+            "model.recompute=true",
+        ],
+        2,
         &["data.size = 4096", "GB"],
     );
     fails(

@@ -213,6 +213,11 @@ pub fn model(config: &Settings, spec: DataSpec) -> Result<EfficientNet> {
 /// (about 1,060 bytes per pixel after Lite1's depth factor).
 const STEP_BYTES_PER_PIXEL: f64 = 1100.0;
 
+/// [`STEP_BYTES_PER_PIXEL`] with `model.recompute`: 1.56 GB for Lite0 at 96x96 with 176 images
+/// (760 bytes per pixel over the 0.33 GB held before the step), and 9.1 GB for Lite1 at
+/// 240x240 (690 after the depth factor), at ad06d9b plus the option.
+const RECOMPUTE_STEP_BYTES_PER_PIXEL: f64 = 800.0;
+
 /// Refuses, before any work, an image size the network cannot take and a run that would not
 /// fit in memory: the unlabelled window plus one training step, estimated from the
 /// configuration, against the memory available now.
@@ -229,16 +234,26 @@ fn check_resources(config: &Settings, model: &EfficientNet, spec: DataSpec) -> R
     let window = config.data.n_to_load as f64 * image;
     let per_step = (config.train.batch_size * (1 + 2 * config.train.uratio)) as f64;
     let p = config.model.architecture.params();
-    let step = per_step * pixels * STEP_BYTES_PER_PIXEL * p.width * p.width * p.depth;
+    let per_pixel = if config.model.recompute {
+        RECOMPUTE_STEP_BYTES_PER_PIXEL
+    } else {
+        STEP_BYTES_PER_PIXEL
+    };
+    let step = per_step * pixels * per_pixel * p.width * p.width * p.depth;
     let need = window + step;
     if let Some(available) = available_memory()
         && need > available
     {
         let gb = |b: f64| b / 1e9;
+        let or_recompute = if config.model.recompute {
+            ""
+        } else {
+            ", or set model.recompute = true (a third less for each step, a quarter more time)"
+        };
         return Err(JobError::Usage(format!(
             "data.size = {} with data.n_to_load = {} and train.batch_size = {} would need about \
              {:.1} GB ({:.1} GB of images, {:.1} GB per training step), but {:.1} GB is \
-             available; lower one of them",
+             available; lower one of them{or_recompute}",
             spec.size,
             config.data.n_to_load,
             config.train.batch_size,

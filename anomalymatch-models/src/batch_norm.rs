@@ -16,6 +16,10 @@ use std::sync::{Mutex, PoisonError};
 pub enum Pass {
     /// The graph for a backward pass; batch norms update their running statistics.
     Graph,
+    /// As [`Pass::Graph`], but each fused chain of convolutions and batch norms keeps only its
+    /// batch statistics and runs its convolutions again in the backward pass: the same
+    /// gradients for less memory and more time.
+    Recompute,
     /// Nothing: the parameters are used detached, so each layer's output is freed as soon as
     /// the next one has used it. Batch norms hold their batch statistics for the next
     /// [`Pass::Graph`], which updates the running statistics with both as one batch (FixMatch's
@@ -27,9 +31,14 @@ impl Pass {
     /// `t` as this pass uses a parameter: as it is, or detached.
     pub fn param(self, t: &Tensor) -> Tensor {
         match self {
-            Pass::Graph => t.clone(),
+            Pass::Graph | Pass::Recompute => t.clone(),
             Pass::Detached => t.detach(),
         }
+    }
+
+    /// Whether the pass records a graph for a backward pass.
+    pub fn records(self) -> bool {
+        self != Pass::Detached
     }
 }
 
@@ -125,7 +134,7 @@ impl BatchNorm2d {
     fn update_running(&self, stats: ops::BatchStats, pass: Pass) -> Result<()> {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         held.push(stats);
-        if pass == Pass::Detached {
+        if !pass.records() {
             return Ok(());
         }
         let stats = pooled(std::mem::take(&mut *held))?;
@@ -210,7 +219,7 @@ pub fn conv_bn_chain(
             act,
         })
         .collect();
-    let (y, stats) = ops::conv_batch_norm_train(x, &links)?;
+    let (y, stats) = ops::conv_batch_norm_train(x, &links, pass == Pass::Recompute)?;
     // Spatial sizes only shrink along the chain, so the output has the fewest values.
     if let Some(&(_, _, bn, _)) = layers.last() {
         bn.check_batch(&y)?;

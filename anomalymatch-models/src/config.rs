@@ -30,6 +30,9 @@ pub struct ModelConfig {
     pub bn_eps: f64,
     /// Where the network runs: `cpu`, `cuda`, `cuda:N` or `metal` (GPU builds only).
     pub device: String,
+    /// Train with less memory and more time: the backward pass recomputes the convolution
+    /// outputs that the forward pass would otherwise keep. The results are the same.
+    pub recompute: bool,
 }
 
 impl Default for ModelConfig {
@@ -46,6 +49,7 @@ impl Default for ModelConfig {
             bn_momentum: network.bn_momentum,
             bn_eps: network.bn_eps,
             device: "cpu".into(),
+            recompute: network.recompute,
         }
     }
 }
@@ -72,6 +76,7 @@ impl ModelConfig {
             bn_momentum: self.bn_momentum,
             bn_eps: self.bn_eps,
             seed: input.seed,
+            recompute: self.recompute,
             ..EfficientNetConfig::new(self.architecture)
         }
     }

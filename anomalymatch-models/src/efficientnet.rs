@@ -230,7 +230,16 @@ impl EfficientNet {
 
     /// Global-average-pooled features `[N, D]` before dropout and the classifier.
     pub fn features_t(&self, x: &Tensor, train: bool) -> anomalymatch_core::Result<Tensor> {
-        self.features(x, train.then_some(Pass::Graph))
+        self.features(x, train.then_some(self.graph_pass()))
+    }
+
+    /// The pass that records a graph, as the configuration trades memory for time.
+    fn graph_pass(&self) -> Pass {
+        if self.config.recompute {
+            Pass::Recompute
+        } else {
+            Pass::Graph
+        }
     }
 
     /// The pooled features in eval mode (`None`) or in a training pass.
@@ -262,7 +271,7 @@ impl EfficientNet {
         if train.is_some() && self.config.dropout > 0.0 {
             x = x.mul(&self.masks.keep(x.dims(), 1.0 - self.config.dropout)?)?;
         }
-        Ok(self.fc.forward_t(&x, train == Some(Pass::Graph))?)
+        Ok(self.fc.forward_t(&x, train.is_some_and(Pass::records))?)
     }
 
     /// Inference: every batch norm folded into its convolution, the fused kernels of
@@ -308,7 +317,7 @@ impl Classifier for EfficientNet {
     /// In training mode, backpropagating through a stride-2 convolution needs square inputs:
     /// candle 0.11's convolution backward derives the output padding from the height alone.
     fn forward_t(&self, images: &Tensor, train: bool) -> anomalymatch_core::Result<Tensor> {
-        self.logits(images, train.then_some(Pass::Graph))
+        self.logits(images, train.then_some(self.graph_pass()))
     }
 
     fn forward_weak(&self, images: &Tensor) -> anomalymatch_core::Result<Tensor> {

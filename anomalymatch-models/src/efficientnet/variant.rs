@@ -184,6 +184,11 @@ pub struct EfficientNetConfig {
     pub bn_eps: f64,
     /// Seed of the random initialisation and of the dropout and drop-connect masks.
     pub seed: u64,
+    /// Trade time for memory in training: the fused convolution chains keep only their batch
+    /// statistics and recompute the rest in the backward pass, with the same gradients. How a
+    /// network trains, not what it is, so checkpoints do not record it.
+    #[serde(skip)]
+    pub recompute: bool,
 }
 
 impl EfficientNetConfig {
@@ -199,6 +204,7 @@ impl EfficientNetConfig {
             bn_momentum: 0.01,
             bn_eps: 1e-3,
             seed: 0,
+            recompute: false,
         }
     }
 
@@ -234,6 +240,12 @@ impl EfficientNetConfig {
     /// Sets the seed of initialisation and masks.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+
+    /// Sets whether training recomputes the convolution outputs in the backward pass.
+    pub fn with_recompute(mut self, recompute: bool) -> Self {
+        self.recompute = recompute;
         self
     }
 }

@@ -14,8 +14,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::batch_norm::{self, BatchNorm};
 use super::{Activation, BatchStats, Conv, ConvBn, Cpu, Kernel, Operand};
 
-/// `links` applied in order to `x`, in training mode, for f32 CPU tensors.
-pub(super) fn train(x: &Tensor, links: &[ConvBn<'_>]) -> Result<(Tensor, Vec<BatchStats>)> {
+/// `links` applied in order to `x`, in training mode, for f32 CPU tensors; with `recompute`,
+/// the backward pass recomputes the convolution outputs instead of the forward pass keeping them.
+pub(super) fn train(
+    x: &Tensor,
+    links: &[ConvBn<'_>],
+    recompute: bool,
+) -> Result<(Tensor, Vec<BatchStats>)> {
     if links.is_empty() {
         bail!("conv_batch_norm: no layers");
     }
@@ -40,6 +45,7 @@ pub(super) fn train(x: &Tensor, links: &[ConvBn<'_>]) -> Result<(Tensor, Vec<Bat
     let saved = Arc::new(Mutex::new(Vec::new()));
     let op = ConvBnChain {
         links: specs,
+        recompute,
         saved: Arc::clone(&saved),
     };
     let y = x.contiguous()?.apply_op3(
@@ -82,7 +88,8 @@ struct LinkSpec {
 /// pass takes each convolution output as it finishes with it: by the first blocks, where the
 /// tensors are largest, the later blocks' are gone (a quarter of the step's peak).
 struct SavedLink {
-    /// The convolution's output, the batch norm's input; the backward pass takes it.
+    /// The convolution's output, the batch norm's input; the backward pass takes it (and, when
+    /// the chain recomputes, first puts it there).
     conv_out: Option<Tensor>,
     /// Values per channel the batch statistics were taken over.
     count: usize,
@@ -98,27 +105,36 @@ impl SavedLink {
         let Some(conv_out) = &self.conv_out else {
             bail!("conv_batch_norm: a saved tensor was used after the backward pass");
         };
-        let (storage, layout) = conv_out.storage_and_layout();
-        let Storage::Cpu(s) = &*storage else {
-            bail!("conv_batch_norm: a saved tensor left the CPU");
-        };
         let per_channel = Shape::from(channels);
         let operand = |data| Operand {
             data,
             shape: &per_channel,
         };
-        let (y, shape) = self.norm.forward([
-            Operand::new(s, layout)?,
-            operand(&affine[..channels]),
-            operand(&affine[channels..2 * channels]),
-        ])?;
+        let (y, shape) = with_operand(conv_out, |a| {
+            self.norm.forward([
+                a,
+                operand(&affine[..channels]),
+                operand(&affine[channels..2 * channels]),
+            ])
+        })?;
         Tensor::from_vec(y, shape, &Device::Cpu)
     }
+}
+
+/// `f` of the contiguous f32 CPU tensor `t` as a kernel operand.
+fn with_operand<R>(t: &Tensor, f: impl FnOnce(Operand<'_>) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(s) = &*storage else {
+        bail!("conv_batch_norm: a tensor of the chain left the CPU");
+    };
+    f(Operand::new(s, layout)?)
 }
 
 /// The fused op on `(x, flat weights, [gamma_1; beta_1; gamma_2; ...])`.
 struct ConvBnChain {
     links: Vec<LinkSpec>,
+    /// Keep only the batch statistics, and run the convolutions again in the backward pass.
+    recompute: bool,
     saved: Arc<Mutex<Vec<SavedLink>>>,
 }
 
@@ -132,6 +148,33 @@ impl ConvBnChain {
             at.push((w + l.weight.elem_count(), a + 2 * l.channels));
         }
         at
+    }
+
+    /// Runs the convolutions of the forward pass again from `x`, each link's input its
+    /// predecessor's output as its saved batch norm gives it, into the links' saved outputs:
+    /// the same kernels on the same values give the same bits.
+    fn recompute(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        affine: &[f32],
+        saved: &mut [SavedLink],
+    ) -> Result<()> {
+        let mut input: Option<Tensor> = None;
+        for (i, (link, &(w_at, a_at))) in self.links.iter().zip(&self.offsets()).enumerate() {
+            let (a, shape) = with_operand(weights, |all| {
+                let w = Operand {
+                    data: &all.data[w_at..w_at + link.weight.elem_count()],
+                    shape: &link.weight,
+                };
+                with_operand(input.as_ref().unwrap_or(x), |t| link.conv.forward([t, w]))
+            })?;
+            saved[i].conv_out = Some(Tensor::from_vec(a, shape, &Device::Cpu)?);
+            if i + 1 < self.links.len() {
+                input = Some(saved[i].output(&affine[a_at..], link.channels)?);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -159,13 +202,7 @@ impl Kernel<3> for ConvBnChain {
             };
             let (a, shape) = match &input {
                 None => link.conv.forward([x, w])?,
-                Some(t) => {
-                    let (storage, layout) = t.storage_and_layout();
-                    let Storage::Cpu(s) = &*storage else {
-                        bail!("conv_batch_norm: intermediate tensor left the CPU");
-                    };
-                    link.conv.forward([Operand::new(s, layout)?, w])?
-                }
+                Some(t) => with_operand(t, |t| link.conv.forward([t, w]))?,
             };
             let c = shape.dims4()?.1;
             if c != link.channels {
@@ -193,8 +230,11 @@ impl Kernel<3> for ConvBnChain {
             );
             let (y, _) = norm.forward([conv_out, gamma, beta])?;
             let (n, _, height, width) = shape.dims4()?;
+            let keep = !self.recompute;
             saved.push(SavedLink {
-                conv_out: Some(Tensor::from_vec(a, shape.clone(), &Device::Cpu)?),
+                conv_out: keep
+                    .then(|| Tensor::from_vec(a, shape.clone(), &Device::Cpu))
+                    .transpose()?,
                 count: n * height * width,
                 var,
                 norm,
@@ -221,6 +261,9 @@ impl Kernel<3> for ConvBnChain {
         let weights = weights.detach();
         let affine = affine.flatten_all()?.to_vec1::<f32>()?;
         let offsets = self.offsets();
+        if self.recompute {
+            self.recompute(x, &weights, &affine, &mut saved)?;
+        }
         // Filled from the last link back, then put in the operands' order.
         let mut grad_w = Vec::with_capacity(self.links.len());
         let mut grad_affine = Vec::with_capacity(self.links.len());
@@ -310,7 +353,7 @@ mod tests {
                 act: *act,
             })
             .collect();
-        let (fused, stats) = conv_batch_norm_train(&x, &links).unwrap();
+        let (fused, stats) = conv_batch_norm_train(&x, &links, false).unwrap();
         let mut plain: Tensor = x.as_tensor().clone();
         for (link, s) in links.iter().zip(&stats) {
             let a = link.conv.apply(&plain, link.weight).unwrap();
@@ -366,13 +409,61 @@ mod tests {
         }
     }
 
+    /// Recomputing the convolutions in the backward pass gives the kept tensors' gradients, bit
+    /// for bit, through an MBConv chain with a stride-2 depthwise layer.
+    #[test]
+    fn recomputing_gives_the_kept_gradients() {
+        let x = Var::from_tensor(&random(&[3, 4, 9, 9], 91)).unwrap();
+        let params = [
+            vars(&[12, 4, 1, 1], 92),
+            vars(&[12, 1, 3, 3], 95),
+            vars(&[5, 12, 1, 1], 98),
+        ];
+        let mut links = vec![
+            pointwise(&params[0], Activation::Silu),
+            pointwise(&params[2], Activation::Identity),
+        ];
+        let [w, gamma, beta] = &params[1];
+        links.insert(
+            1,
+            ConvBn {
+                weight: w,
+                conv: Conv::Depthwise {
+                    stride: 2,
+                    padding: (0, 1),
+                },
+                gamma,
+                beta,
+                eps: 1e-3,
+                act: Activation::Silu,
+            },
+        );
+        let run = |recompute| -> Vec<Vec<f32>> {
+            let (y, _) = conv_batch_norm_train(&x, &links, recompute).unwrap();
+            let up = random(y.dims(), 99);
+            let grads = (y.clone() * up)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let mut out = vec![y.flatten_all().unwrap().to_vec1().unwrap()];
+            for v in std::iter::once(&x).chain(params.iter().flatten()) {
+                let g = grads.get(v.as_tensor()).unwrap();
+                out.push(g.flatten_all().unwrap().to_vec1().unwrap());
+            }
+            out
+        };
+        assert!(run(false) == run(true), "outputs or gradients differ");
+    }
+
     /// The backward pass frees what the forward pass saved, so a second one must say so.
     #[test]
     fn a_second_backward_pass_is_an_error() {
         let x = Var::from_tensor(&random(&[2, 4, 5, 5], 81)).unwrap();
         let params = vars(&[6, 4, 1, 1], 82);
         let link = pointwise(&params, Activation::Relu6);
-        let (y, _) = conv_batch_norm_train(&x, &[link]).unwrap();
+        let (y, _) = conv_batch_norm_train(&x, &[link], false).unwrap();
         let loss = y.sum_all().unwrap();
         assert!(loss.backward().is_ok());
         let err = loss.backward().unwrap_err().to_string();
@@ -384,7 +475,7 @@ mod tests {
         let x = random(&[1, 2, 3, 3], 71);
         let params = vars(&[4, 3, 1, 1], 72);
         let link = pointwise(&params, Activation::Identity);
-        assert!(conv_batch_norm_train(&x, &[link]).is_err());
-        assert!(conv_batch_norm_train(&x, &[]).is_err());
+        assert!(conv_batch_norm_train(&x, &[link], false).is_err());
+        assert!(conv_batch_norm_train(&x, &[], false).is_err());
     }
 }

@@ -230,16 +230,21 @@ pub struct ConvBn<'a> {
 /// per edge: a Lite0 training step at 96x96 took 1.93 s instead of 2.36 s with separate
 /// convolution and batch-norm nodes (`cargo bench --bench model`, 2 cores). Gradients flow to
 /// `x` and to every weight, `gamma` and `beta`.
+///
+/// With `recompute`, the CPU node keeps only the batch statistics, not the convolutions'
+/// outputs, and its backward pass runs the convolutions again: the same gradients, bit for bit,
+/// for less memory and more time. Elsewhere candle's graph keeps what it keeps.
 pub fn conv_batch_norm_train(
     x: &Tensor,
     links: &[ConvBn<'_>],
+    recompute: bool,
 ) -> Result<(Tensor, Vec<BatchStats>)> {
     let fast = fast_path(&[x])
         && links
             .iter()
             .all(|l| fast_path(&[l.weight, l.gamma, l.beta]));
     if fast {
-        return conv_batch_norm::train(x, links);
+        return conv_batch_norm::train(x, links, recompute);
     }
     let mut y = x.clone();
     let mut stats = Vec::with_capacity(links.len());
