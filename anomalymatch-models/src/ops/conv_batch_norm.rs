@@ -81,6 +81,16 @@ struct LinkSpec {
     act: Activation,
 }
 
+impl LinkSpec {
+    /// The link's convolution weight within the chain's flat weights, from offset `at`.
+    fn weight_in<'a>(&'a self, all: &'a [f32], at: usize) -> Operand<'a> {
+        Operand {
+            data: &all[at..at + self.weight.elem_count()],
+            shape: &self.weight,
+        }
+    }
+}
+
 /// What the forward pass leaves, per link, for the backward pass and the running statistics.
 /// A link's activated output is not kept: the backward pass recomputes it from the convolution's
 /// output where the next link needs it, an elementwise pass that saves an activation-sized
@@ -163,10 +173,7 @@ impl ConvBnChain {
         let mut input: Option<Tensor> = None;
         for (i, (link, &(w_at, a_at))) in self.links.iter().zip(&self.offsets()).enumerate() {
             let (a, shape) = with_operand(weights, |all| {
-                let w = Operand {
-                    data: &all.data[w_at..w_at + link.weight.elem_count()],
-                    shape: &link.weight,
-                };
+                let w = link.weight_in(all.data, w_at);
                 with_operand(input.as_ref().unwrap_or(x), |t| link.conv.forward([t, w]))
             })?;
             saved[i].conv_out = Some(Tensor::from_vec(a, shape, &Device::Cpu)?);
@@ -196,10 +203,7 @@ impl Kernel<3> for ConvBnChain {
         let mut saved = Vec::with_capacity(self.links.len());
         let mut input: Option<Tensor> = None;
         for (i, (link, &(w_at, a_at))) in self.links.iter().zip(&offsets).enumerate() {
-            let w = Operand {
-                data: &weights.data[w_at..w_at + link.weight.elem_count()],
-                shape: &link.weight,
-            };
+            let w = link.weight_in(weights.data, w_at);
             let (a, shape) = match &input {
                 None => link.conv.forward([x, w])?,
                 Some(t) => with_operand(t, |t| link.conv.forward([t, w]))?,
@@ -230,9 +234,8 @@ impl Kernel<3> for ConvBnChain {
             );
             let (y, _) = norm.forward([conv_out, gamma, beta])?;
             let (n, _, height, width) = shape.dims4()?;
-            let keep = !self.recompute;
             saved.push(SavedLink {
-                conv_out: keep
+                conv_out: (!self.recompute)
                     .then(|| Tensor::from_vec(a, shape.clone(), &Device::Cpu))
                     .transpose()?,
                 count: n * height * width,
