@@ -7,7 +7,7 @@
 
 use anomalymatch::augment::FixMatchAugmenter;
 use anomalymatch::core::fixmatch::TrainData;
-use anomalymatch::core::{Check, DataConfig, ImageBatch, Label, TrainConfig};
+use anomalymatch::core::{Check, DataConfig, ImageBatch, ImageStore, Label, TrainConfig};
 use anomalymatch::models::{ModelConfig, ModelInput};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
@@ -19,10 +19,10 @@ static GLOBAL: anomalymatch::allocator::MiMalloc = anomalymatch::allocator::MiMa
 /// Steps per measured call: the overlap only shows from the second step of a `fit` on.
 const STEPS: usize = 4;
 
-fn images(n: usize, seed: u64) -> ImageBatch {
+fn images(n: usize, seed: u64) -> ImageStore {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let data = (0..n * 3 * 96 * 96).map(|_| rng.random::<f32>()).collect();
-    ImageBatch::from_vec(data, 3, 96, 96).unwrap()
+    ImageStore::quantize(&ImageBatch::from_vec(data, 3, 96, 96).unwrap())
 }
 
 fn bench(c: &mut Criterion) {

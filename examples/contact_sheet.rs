@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .to_string();
     let loader = DataConfig::default().check()?.build(())?;
     let mut source = FolderSource::with_names(root.join("images"), [name.clone()])?;
-    let galaxy = loader.load_all(&mut source, false)?.images;
+    let stored = loader.load_all(&mut source, false)?.images;
+    let galaxy = stored.to_batch()?;
 
     // Every view with its caption, in sheet order.
     let mut views: Vec<(String, ImageBatch)> = vec![("original".into(), galaxy.clone())];
@@ -39,7 +40,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             views.push((format!("{op:?} {m}"), op.apply_to(m, &galaxy)?));
         }
     }
-    let eight = galaxy.select(&[0; 8])?;
+    let eight = stored.select(&[0; 8])?;
     for (caption, augmenter, strong) in [
         ("fixmatch strong", FixMatchAugmenter::fixmatch(), true),
         ("fixmatch weak", FixMatchAugmenter::fixmatch(), false),

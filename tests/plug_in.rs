@@ -7,8 +7,8 @@ use anomalymatch::core::fixmatch::{FixMatch, TrainData};
 use anomalymatch::core::toy::toy_images;
 use anomalymatch::core::{
     Answer, Augmenter, Candidate, ChannelMode, Check, Classifier, DataSpec, ImageBatch,
-    ImagePayload, ImageSource, Label, Oracle, OracleOutcome, QueryInput, QueryStrategy, Result,
-    ScoreOptions, Scorer, SourceImage, Stretch, TrainConfig, Views,
+    ImagePayload, ImageSource, ImageStore, Label, Oracle, OracleOutcome, QueryInput, QueryStrategy,
+    Result, ScoreOptions, Scorer, SourceImage, Stretch, TrainConfig, Views,
 };
 use candle_core::{DType, Device, Tensor, Var};
 use rand::{RngExt, SeedableRng};
@@ -192,7 +192,7 @@ impl ImageSource for Memory {
 
 const SIDE: usize = 8;
 
-fn make_images(n: usize, anomaly_every: usize, seed: u64) -> (ImageBatch, Vec<Label>) {
+fn make_images(n: usize, anomaly_every: usize, seed: u64) -> (ImageStore, Vec<Label>) {
     toy_images(n, SIDE, anomaly_every, seed)
 }
 

@@ -27,7 +27,7 @@ use anomalymatch_core::fixmatch::{FixMatch, StepMetrics, TrainData};
 use anomalymatch_core::lock::FolderLock;
 use anomalymatch_core::score::Views;
 use anomalymatch_core::{
-    Answer, Augmenter, Candidate, Classifier, Embeddings, FailedImage, ImageBatch, Label,
+    Answer, Augmenter, Candidate, Classifier, Embeddings, FailedImage, ImageStore, Label,
     LabelTable, LabelledSet, MergeReport, Oracle, OracleOutcome, QueryInput, QueryStrategy,
     UnlabelledPool,
 };
@@ -625,7 +625,7 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
 
     /// The anomaly scores of `images`: the current EMA model's, averaged with those of the
     /// models that ended the previous cycles, up to [`SessionConfig::ensemble`] in all.
-    fn scores(&self, images: &ImageBatch) -> Result<Vec<f32>> {
+    fn scores(&self, images: &ImageStore) -> Result<Vec<f32>> {
         let options = self.config.score_options();
         let mut sum = Scorer::new(self.trainer.ema(), options).scores(images)?;
         let keep = self.config.ensemble - 1;
@@ -882,8 +882,8 @@ impl<C: Classifier, A: Augmenter> Session<C, A> {
 /// model has none.
 fn both_embeddings<C: Classifier>(
     scorer: &Scorer<'_, C>,
-    window: &ImageBatch,
-    labelled: &ImageBatch,
+    window: &ImageStore,
+    labelled: &ImageStore,
 ) -> Result<Option<Embeddings>> {
     let (Some(a), Some(b)) = (scorer.embeddings(window)?, scorer.embeddings(labelled)?) else {
         return Ok(None);

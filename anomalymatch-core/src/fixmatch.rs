@@ -16,6 +16,7 @@ use crate::config::Checked;
 use crate::ema::ema_update;
 use crate::error::{Error, Result};
 use crate::image::ImageBatch;
+use crate::image_store::ImageStore;
 use crate::label::Label;
 use crate::loader::DataSpec;
 use crate::optim::{Sgd, SgdConfig};
@@ -35,11 +36,11 @@ const STREAM_MASKS: u64 = 2;
 #[derive(Debug, Clone, Copy)]
 pub struct TrainData<'a> {
     /// Labelled images.
-    pub labelled: &'a ImageBatch,
+    pub labelled: &'a ImageStore,
     /// Their labels, all `Normal` or `Anomaly`.
     pub labels: &'a [Label],
     /// Unlabelled images (the in-memory pool).
-    pub unlabelled: &'a ImageBatch,
+    pub unlabelled: &'a ImageStore,
 }
 
 /// Figures of one training step, handed to the caller's observer.
@@ -323,7 +324,7 @@ fn check_data(data: &TrainData<'_>) -> Result<()> {
             "no labelled image to train on".into(),
         ));
     }
-    let same_shape = |b: &ImageBatch| {
+    let same_shape = |b: &ImageStore| {
         (b.channels(), b.height(), b.width())
             == (
                 data.labelled.channels(),
@@ -546,8 +547,8 @@ mod tests {
         let labelled: Vec<usize> = (0..10).collect();
         let unlabelled: Vec<usize> = (10..40).collect();
         let (xl, xu) = (
-            images.select(&labelled).unwrap(),
-            images.select(&unlabelled).unwrap(),
+            images.subset(&labelled).unwrap(),
+            images.subset(&unlabelled).unwrap(),
         );
         let data = TrainData {
             labelled: &xl,

@@ -1,4 +1,5 @@
-//! Batches of decoded images on the CPU: contiguous `f32` in `[N, C, H, W]` order, values in `[0, 1]`.
+//! Batches of images the augmentations and the network work on: contiguous `f32` in `[N, C, H, W]`
+//! order, values in `[0, 1]`. Images held in memory wait as bytes in [`crate::ImageStore`].
 
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -121,26 +122,6 @@ impl ImageBatch {
         })
     }
 
-    /// The images among `names` (this batch's names, in its order) that `wanted` names, in
-    /// `wanted`'s order, with their names; wanted names not in `names` are left out.
-    pub fn select_named<S: AsRef<str>>(
-        &self,
-        names: &[String],
-        wanted: &[S],
-    ) -> Result<(Vec<String>, ImageBatch)> {
-        let at: std::collections::HashMap<&str, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
-        let idx: Vec<usize> = wanted
-            .iter()
-            .filter_map(|n| at.get(n.as_ref()).copied())
-            .collect();
-        let picked = idx.iter().map(|&i| names[i].clone()).collect();
-        Ok((picked, self.select(&idx)?))
-    }
-
     /// Appends the images of `other`, which must have the same image shape.
     pub fn extend(&mut self, other: &ImageBatch) -> Result<()> {
         if self.data.is_empty() {
@@ -182,16 +163,6 @@ mod tests {
         e.extend(&b).unwrap();
         assert_eq!(e.len(), 3);
         assert!(e.extend(&ImageBatch::zeros(1, 3, 2, 2)).is_err());
-    }
-
-    #[test]
-    fn select_named_follows_the_wanted_order_and_skips_strangers() {
-        let b = ImageBatch::from_vec((0..12).map(|v| v as f32).collect(), 1, 2, 2).unwrap();
-        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
-        let (picked, images) = b.select_named(&names, &["c", "x", "a"]).unwrap();
-        assert_eq!(picked, ["c", "a"]);
-        assert_eq!(images.image(0), &[8.0, 9.0, 10.0, 11.0]);
-        assert_eq!(images.image(1), &[0.0, 1.0, 2.0, 3.0]);
     }
 
     #[test]

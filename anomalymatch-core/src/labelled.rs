@@ -2,7 +2,7 @@
 //! grows as an expert's answers arrive.
 
 use crate::error::{Error, Result};
-use crate::image::ImageBatch;
+use crate::image_store::ImageStore;
 use crate::label::Label;
 
 /// Labelled images held in memory: `names[i]` has `labels[i]` and is image `i`.
@@ -10,12 +10,12 @@ use crate::label::Label;
 pub struct LabelledSet {
     names: Vec<String>,
     labels: Vec<Label>,
-    images: ImageBatch,
+    images: ImageStore,
 }
 
 impl LabelledSet {
     /// Bundles names, labels and images; all three must have the same length.
-    pub fn new(names: Vec<String>, labels: Vec<Label>, images: ImageBatch) -> Result<Self> {
+    pub fn new(names: Vec<String>, labels: Vec<Label>, images: ImageStore) -> Result<Self> {
         aligned(names.len(), labels.len(), images.len())?;
         Ok(LabelledSet {
             names,
@@ -45,7 +45,7 @@ impl LabelledSet {
     }
 
     /// The images, aligned with [`LabelledSet::names`].
-    pub fn images(&self) -> &ImageBatch {
+    pub fn images(&self) -> &ImageStore {
         &self.images
     }
 
@@ -56,7 +56,7 @@ impl LabelledSet {
 
     /// The images at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> Result<LabelledSet> {
-        let images = self.images.select(indices)?;
+        let images = self.images.subset(indices)?;
         Ok(LabelledSet {
             names: indices.iter().map(|&i| self.names[i].clone()).collect(),
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
@@ -80,7 +80,7 @@ impl LabelledSet {
         &mut self,
         names: &[String],
         labels: &[Label],
-        images: &ImageBatch,
+        images: &ImageStore,
     ) -> Result<()> {
         aligned(names.len(), labels.len(), images.len())?;
         self.images.extend(images)?;
@@ -106,8 +106,10 @@ mod tests {
     use super::*;
 
     fn set() -> LabelledSet {
-        let images =
-            ImageBatch::from_vec((0..3).map(|i| i as f32 / 10.0).collect(), 1, 1, 1).unwrap();
+        let images = ImageStore::quantize(
+            &crate::ImageBatch::from_vec((0..3).map(|i| i as f32 / 10.0).collect(), 1, 1, 1)
+                .unwrap(),
+        );
         let names = ["a.png", "b.png", "c.png"].map(String::from).to_vec();
         LabelledSet::new(
             names,
@@ -124,7 +126,7 @@ mod tests {
         let mut sub = full.subset(&[2, 1]).unwrap();
         assert_eq!(sub.names(), &["c.png", "b.png"]);
         assert_eq!(sub.labels(), &[Label::Normal, Label::Anomaly]);
-        assert_eq!(sub.images().image(0), &[0.2]);
+        assert_eq!(sub.images().image(0), &[51]);
         let one = full.subset(&[0]).unwrap();
         sub.extend(one.names(), one.labels(), one.images()).unwrap();
         assert_eq!(sub.len(), 3);

@@ -1,4 +1,4 @@
-//! Loading images from any [`ImageSource`] into [`ImageBatch`]es: chunk by chunk, decoded in
+//! Loading images from any [`ImageSource`] into [`ImageStore`]s: chunk by chunk, decoded in
 //! parallel, with unreadable files counted and named instead of aborting the job.
 
 use crate::config::{Build, Check, Checked, check_path, check_range, key};
@@ -6,6 +6,7 @@ use crate::decode::{ChannelMode, DecodeError, decode_into};
 use crate::error::{Error, Result};
 use crate::framing::Crop;
 use crate::image::ImageBatch;
+use crate::image_store::ImageStore;
 use crate::pipeline::pipelined;
 use crate::progress::Progress;
 use crate::source::{ImageSource, SourceImage};
@@ -212,8 +213,8 @@ impl LoadReport {
 pub struct Loaded {
     /// Names of the loaded images, in source order.
     pub names: Vec<String>,
-    /// The images, `[N, C, size, size]`.
-    pub images: ImageBatch,
+    /// The images, `[N, C, size, size]`, at 8 bits.
+    pub images: ImageStore,
     /// Counts and failures.
     pub report: LoadReport,
 }
@@ -262,7 +263,7 @@ impl ImageLoader {
         let s = self.spec.size;
         Loaded {
             names: Vec::new(),
-            images: ImageBatch::zeros(0, self.spec.channels.channels(), s, s),
+            images: ImageStore::empty(self.spec.channels.channels(), s, s),
             report: LoadReport::default(),
         }
     }
@@ -308,7 +309,8 @@ impl ImageLoader {
         data.truncate(kept * per);
         report.loaded = kept;
         let s = self.spec.size;
-        let images = ImageBatch::from_vec(data, self.spec.channels.channels(), s, s)?;
+        let decoded = ImageBatch::from_vec(data, self.spec.channels.channels(), s, s)?;
+        let images = ImageStore::quantize(&decoded);
         Ok(Loaded {
             names,
             images,
@@ -381,6 +383,14 @@ mod tests {
         .unwrap()
     }
 
+    /// Half a stored level: how far the loader's rounding moves a value.
+    const HALF_LEVEL: f32 = 0.5 / 255.0 + 1e-6;
+
+    /// The loaded images as values in `[0, 1]`.
+    fn values(loaded: &Loaded) -> ImageBatch {
+        loaded.images.to_batch().unwrap()
+    }
+
     fn load_folder(dir: &Path, l: &ImageLoader) -> Result<Loaded> {
         l.load_all(&mut FolderSource::open(dir)?, false)
     }
@@ -428,7 +438,7 @@ mod tests {
         let failed = &loaded.report.failed[0];
         assert_eq!(failed.name, "d_corrupt.jpeg");
         assert!(failed.origin.ends_with("d_corrupt.jpeg"));
-        let images = &loaded.images;
+        let images = &values(&loaded);
         assert_eq!(
             (
                 images.len(),
@@ -445,17 +455,18 @@ mod tests {
         let rgba = images.image(2);
         assert!(rgba[..64].iter().all(|&v| (v - 1.0).abs() < 1e-6));
         assert!(rgba[64..].iter().all(|&v| v.abs() < 1e-6));
-        // 16-bit values keep their precision: v / 65535, not v >> 8.
+        // 16-bit values are scaled by 65535, not shifted by 8 bits (1000 >> 8 is a level
+        // lower), before the loader rounds them to 8 bits.
         assert!(
             images
                 .image(3)
                 .iter()
-                .all(|&v| (v - 1000.0 / 65535.0).abs() < 1e-6)
+                .all(|&v| (v - 1000.0 / 65535.0).abs() < HALF_LEVEL)
         );
         let rgb16 = images.image(4);
-        assert!((rgb16[0] - 257.0 / 65535.0).abs() < 1e-6);
-        assert!((rgb16[64] - 1.0).abs() < 1e-6);
-        assert!((rgb16[128] - 40000.0 / 65535.0).abs() < 1e-6);
+        assert!((rgb16[0] - 257.0 / 65535.0).abs() < HALF_LEVEL);
+        assert!((rgb16[64] - 1.0).abs() < HALF_LEVEL);
+        assert!((rgb16[128] - 40000.0 / 65535.0).abs() < HALF_LEVEL);
         // JPEG red channel near 200/255 (lossy).
         let jpeg = images.image(0);
         assert!(jpeg[..64].iter().all(|&v| (v - 200.0 / 255.0).abs() < 0.03));
@@ -489,18 +500,23 @@ mod tests {
         assert_eq!(grey.images.len(), 5);
         // Luma of pure red is 0.299.
         assert!(
-            grey.images
+            values(&grey)
                 .image(2)
                 .iter()
-                .all(|&v| (v - 0.299).abs() < 1e-4)
+                .all(|&v| (v - 0.299).abs() < HALF_LEVEL)
         );
-        assert!(grey.images.image(1).iter().all(|&v| (v - 0.2).abs() < 1e-5));
+        assert!(
+            values(&grey)
+                .image(1)
+                .iter()
+                .all(|&v| (v - 0.2).abs() < 1e-5)
+        );
 
         // Keep(4) keeps RGBA's alpha and fails (counted) on images with fewer channels.
         let four = load_folder(dir.path(), &loader(4, ChannelMode::Keep(4), false)).unwrap();
         assert_eq!(four.names, ["c_rgba.PNG"]);
         assert!(
-            four.images.image(0)[48..]
+            values(&four).image(0)[48..]
                 .iter()
                 .all(|&v| (v - 7.0 / 255.0).abs() < 1e-5)
         );
@@ -532,11 +548,10 @@ mod tests {
         assert_eq!(loaded.images.channels(), 5);
         assert_eq!(loaded.images.height(), 4);
         assert!(
-            loaded
-                .images
+            values(&loaded)
                 .as_slice()
                 .iter()
-                .all(|&v| (v - 0.25).abs() < 1e-6)
+                .all(|&v| (v - 0.25).abs() < HALF_LEVEL)
         );
         assert_eq!(loaded.report.failed[0].message, "no such file");
         // Five bands cannot be shown as RGB.
@@ -582,7 +597,7 @@ mod tests {
             let cube = with(crop, ChannelMode::Keep(2))
                 .decode_chunk(&items)
                 .unwrap();
-            for pixels in [png.images.image(0), cube.images.image(0)] {
+            for pixels in [values(&png).image(0), values(&cube).image(0)] {
                 let darkest = pixels.iter().copied().fold(f32::INFINITY, f32::min);
                 if crop == Crop::WHOLE {
                     assert!(darkest < 0.01, "crop {crop}: {pixels:?}");
@@ -608,7 +623,7 @@ mod tests {
             let cube = with(crop, ChannelMode::Keep(2))
                 .decode_chunk(&cube(planar.clone(), 64, 64))
                 .unwrap();
-            for pixels in [png.images.image(0), cube.images.image(0)] {
+            for pixels in [values(&png).image(0), values(&cube).image(0)] {
                 let share = lit(pixels);
                 if crop == Crop::Auto {
                     assert!(share > 0.15, "{crop}: {share}");
@@ -620,7 +635,7 @@ mod tests {
         // The whole-frame loader shows the dark border again; a crop of nothing is refused.
         let whole = with(Crop::Share(0.5), ChannelMode::Rgb).whole_frame();
         let png = load_folder(dir.path(), &whole).unwrap();
-        assert!(png.images.image(0).iter().any(|&v| v < 0.01));
+        assert!(values(&png).image(0).iter().any(|&v| v < 0.01));
         let err = DataConfig {
             crop: Crop::Share(0.0),
             ..DataConfig::default()
@@ -657,8 +672,8 @@ mod tests {
         let loaded = l.decode_chunk(std::slice::from_ref(&two_bands)).unwrap();
         let third = 1.0 / 3.0;
         let expected = [0.0, third, 0.0, 1.0, 0.0, third, 2.0 * third, 1.0];
-        for (got, want) in loaded.images.image(0).iter().zip(expected) {
-            assert!((got - want).abs() < 1e-6, "{:?}", loaded.images.image(0));
+        for (got, want) in values(&loaded).image(0).iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "{:?}", values(&loaded).image(0));
         }
         // One band shown as RGB is replicated; a wrong length is counted, not fatal.
         let l = config(ChannelMode::Rgb, Stretch::default())
@@ -673,7 +688,8 @@ mod tests {
         ];
         let loaded = l.decode_chunk(&items).unwrap();
         assert_eq!(loaded.names, ["a"]);
-        let rgb = loaded.images.image(0);
+        let batch = values(&loaded);
+        let rgb = batch.image(0);
         assert_eq!(rgb[..4], rgb[4..8]);
         assert!(rgb[0] < 0.01 && rgb[3] > 0.99, "{rgb:?}");
         assert!(loaded.report.failed[0].message.contains("3 values"));
@@ -752,7 +768,8 @@ mod tests {
         .unwrap();
         for size in [96, 200, 600] {
             let loaded = load_folder(dir.path(), &loader(size, ChannelMode::Rgb, true)).unwrap();
-            let flat = loaded.images.image(0);
+            let batch = values(&loaded);
+            let flat = batch.image(0);
             for (c, level) in [90.0f32, 128.0, 255.0].iter().enumerate() {
                 let plane = &flat[c * size * size..(c + 1) * size * size];
                 assert!(
@@ -760,12 +777,17 @@ mod tests {
                     "size {size}"
                 );
             }
-            let stripes = loaded.images.image(1);
+            let stripes = batch.image(1);
             assert!(stripes.iter().all(|v| (0.0..=1.0).contains(v)));
         }
         // Shrinking fine stripes averages them (antialiasing) instead of picking black or white.
         let small = load_folder(dir.path(), &loader(10, ChannelMode::Grayscale, true)).unwrap();
-        assert!(small.images.image(1).iter().all(|&v| (v - 0.5).abs() < 0.1));
+        assert!(
+            values(&small)
+                .image(1)
+                .iter()
+                .all(|&v| (v - 0.5).abs() < 0.1)
+        );
     }
 
     #[test]
@@ -829,12 +851,13 @@ mod tests {
         let loaded = l.decode_chunk(&chunk).unwrap();
         assert_eq!(loaded.images.len(), 50);
         assert_eq!(loaded.images.image_len(), 3 * 96 * 96);
-        let values = loaded.images.as_slice();
-        assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
+        let batch = values(&loaded);
+        let all = batch.as_slice();
+        assert!(all.iter().all(|v| (0.0..=1.0).contains(v)));
         // Galaxies on a dark sky: a dark mean, but a bright centre.
-        let mean = values.iter().sum::<f32>() / values.len() as f32;
+        let mean = all.iter().sum::<f32>() / all.len() as f32;
         assert!(mean > 0.005 && mean < 0.3, "mean {mean}");
-        let centre = loaded.images.image(0)[48 * 96 + 48];
+        let centre = batch.image(0)[48 * 96 + 48];
         assert!(centre > mean, "centre {centre} vs mean {mean}");
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::classifier::Classifier;
 use crate::error::{Error, Result};
-use crate::image::ImageBatch;
+use crate::image_store::ImageStore;
 use crate::loader::{FailedImage, ImageLoader, Loaded, PIPELINE_DEPTH};
 use crate::pipeline::pipelined;
 use crate::progress::Progress;
@@ -64,13 +64,13 @@ impl<'a, C: Classifier + ?Sized> Scorer<'a, C> {
 
     /// The anomaly score of every image, `batch_size` images per forward pass so memory stays
     /// bounded.
-    pub fn scores(&self, images: &ImageBatch) -> Result<Vec<f32>> {
+    pub fn scores(&self, images: &ImageStore) -> Result<Vec<f32>> {
         Ok(self.score_batches(images, false)?.0)
     }
 
     /// Every image's embedding (the backbone's pooled features), or `None` when the model has
     /// no embedding.
-    pub fn embeddings(&self, images: &ImageBatch) -> Result<Option<Embeddings>> {
+    pub fn embeddings(&self, images: &ImageStore) -> Result<Option<Embeddings>> {
         let mut data = Vec::new();
         let mut dim = 0;
         for batch in self.batches(images.len())? {
@@ -89,7 +89,7 @@ impl<'a, C: Classifier + ?Sized> Scorer<'a, C> {
     /// through the backbone gives both).
     fn score_batches(
         &self,
-        images: &ImageBatch,
+        images: &ImageStore,
         embed: bool,
     ) -> Result<(Vec<f32>, Option<Embeddings>)> {
         let views = self.options.views;

@@ -8,6 +8,7 @@ use crate::decode::ChannelMode;
 use crate::error::Result;
 use crate::fixmatch::FixMatch;
 use crate::image::ImageBatch;
+use crate::image_store::ImageStore;
 use crate::label::Label;
 use crate::loader::DataConfig;
 use crate::rng::item_rng;
@@ -98,7 +99,7 @@ pub fn toy_images(
     side: usize,
     anomaly_every: usize,
     seed: u64,
-) -> (ImageBatch, Vec<Label>) {
+) -> (ImageStore, Vec<Label>) {
     let mut batch = ImageBatch::zeros(n, 1, side, side);
     let mut labels = Vec::with_capacity(n);
     for i in 0..n {
@@ -120,7 +121,7 @@ pub fn toy_images(
             Label::Normal
         });
     }
-    (batch, labels)
+    (ImageStore::quantize(&batch), labels)
 }
 
 /// The `[data]` section of [`toy_images`]: one band of `side` pixels, 16 images a chunk.
@@ -156,7 +157,7 @@ pub struct MemorySource {
 
 impl MemorySource {
     /// Image `i` of `images` named `names[i]`, with origin `memory:NAME`.
-    pub fn new(names: &[String], images: &ImageBatch) -> Result<Self> {
+    pub fn new(names: &[String], images: &ImageStore) -> Result<Self> {
         let items = names
             .iter()
             .enumerate()

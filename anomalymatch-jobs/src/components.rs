@@ -8,8 +8,8 @@ use crate::report::Report;
 use anomalymatch_active::{Session, SessionConfig};
 use anomalymatch_augment::FixMatchAugmenter;
 use anomalymatch_core::{
-    ClassTable, DataSpec, FailedImage, FixMatch, ImageLoader, ImageSource, Label, LabelTable,
-    LabelledSet, UnlabelledPool, lock::FolderLock,
+    ClassTable, DataSpec, FailedImage, FixMatch, ImageLoader, ImageSource, ImageStore, Label,
+    LabelTable, LabelledSet, UnlabelledPool, lock::FolderLock,
 };
 use anomalymatch_models::{EfficientNet, ModelInput};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -230,7 +230,7 @@ fn check_resources(config: &Settings, model: &EfficientNet, spec: DataSpec) -> R
         )));
     }
     let pixels = (spec.size * spec.size) as f64;
-    let image = pixels * spec.channels.channels() as f64 * 4.0;
+    let image = pixels * (spec.channels.channels() * ImageStore::SAMPLE_BYTES) as f64;
     let window = config.data.n_to_load as f64 * image;
     let per_step = (config.train.batch_size * (1 + 2 * config.train.uratio)) as f64;
     let p = config.model.architecture.params();

@@ -10,7 +10,7 @@ use crate::error::{JobError, Result};
 use crate::report::Report;
 use anomalymatch_core::atomic::{remove_stale_temps, write_bytes_atomic};
 use anomalymatch_core::fixmatch::TrainData;
-use anomalymatch_core::{ImageBatch, Label, StepMetrics, UnlabelledPool};
+use anomalymatch_core::{ImageStore, Label, StepMetrics, UnlabelledPool};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -119,9 +119,9 @@ pub fn train(config: &Settings, from: Option<&Path>, report: &dyn Report) -> Res
 /// trained so far is then dropped. Returns the trainer, whose EMA model scores.
 pub fn train_in_memory(
     config: &Settings,
-    labelled: &ImageBatch,
+    labelled: &ImageStore,
     labels: &[Label],
-    unlabelled: &ImageBatch,
+    unlabelled: &ImageStore,
     on_step: &mut dyn FnMut(&StepMetrics) -> anomalymatch_core::Result<()>,
 ) -> Result<components::Trainer> {
     let spec = components::loader(config)?.spec();

@@ -132,7 +132,7 @@ fn pretrained_lite0_fits_64_galaxies() {
 #[test]
 fn resumed_fixmatch_draws_the_masks_of_an_uninterrupted_run() {
     use anomalymatch_core::{
-        ChannelMode, DataSpec, FixMatch, IdentityAugmenter, ImageBatch, Label, Stretch,
+        ChannelMode, DataSpec, FixMatch, IdentityAugmenter, ImageBatch, ImageStore, Label, Stretch,
         TrainConfig, TrainData,
     };
     let size = 32;
@@ -140,7 +140,7 @@ fn resumed_fixmatch_draws_the_masks_of_an_uninterrupted_run() {
         let v = (0..n * 3 * size * size)
             .map(|i| ((i * 7919 + salt) % 255) as f32 / 255.0)
             .collect();
-        ImageBatch::from_vec(v, 3, size, size).unwrap()
+        ImageStore::quantize(&ImageBatch::from_vec(v, 3, size, size).unwrap())
     };
     let (labelled, unlabelled) = (values(4, 1), values(8, 2));
     let labels = [Label::Anomaly, Label::Normal, Label::Normal, Label::Anomaly];

@@ -4,7 +4,7 @@ use crate::arrays::ImageArray;
 use crate::errors::py_err;
 use crate::model::Model;
 use crate::watch::Watch;
-use anomalymatch_core::{ImageBatch, Label, Loaded};
+use anomalymatch_core::{ImageStore, Label, Loaded};
 use anomalymatch_jobs::components;
 use anomalymatch_jobs::scoring_model::ScoringModel;
 use anomalymatch_jobs::train::train_in_memory;
@@ -42,7 +42,7 @@ pub fn train(
         Some(u) => decode(py, &settings, u, layout, "unlabelled")?.images,
         None => {
             let b = &labelled.images;
-            ImageBatch::zeros(0, b.channels(), b.height(), b.width())
+            ImageStore::empty(b.channels(), b.height(), b.width())
         }
     };
     let mut watch = Watch::new(py, settings.train.iterations, "training", progress)?;
