@@ -33,6 +33,7 @@ lever() {
     base2) echo 2 ;;
     ensemble2) printf '%s\n' 2 --set active.ensemble=2 ;;
     final_iters200) printf '%s\n' 3 --iters 200 ;;
+    combo) printf '%s\n' 3 --iters 200 --set score.views=flips --set train.p_cutoff=0.8 ;;
     *) echo "unknown lever: $1" >&2; return 1 ;;
     esac
 }
