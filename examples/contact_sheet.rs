@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let loader = DataConfig::default().check()?.build(())?;
     let mut source = FolderSource::with_names(root.join("images"), [name.clone()])?;
     let stored = loader.load_all(&mut source, false)?.images;
-    let galaxy = stored.to_batch()?;
+    let galaxy = stored.to_batch();
 
     // Every view with its caption, in sheet order.
     let mut views: Vec<(String, ImageBatch)> = vec![("original".into(), galaxy.clone())];

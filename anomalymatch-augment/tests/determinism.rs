@@ -1,8 +1,7 @@
 //! Seeded, reproducible, thread-count independent augmentation through core's `Augmenter`.
 
-use anomalymatch_augment::convert::{batch_from_u8, batch_to_u8};
 use anomalymatch_augment::{FixMatchAugmenter, Op, OpSpec, RandAugment, WeakAugment, WeakConfig};
-use anomalymatch_core::{Augmenter, Error, ImageBatch};
+use anomalymatch_core::{Augmenter, Error, ImageBatch, ImageStore};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -91,10 +90,12 @@ fn every_op_runs_on_any_channel_count() {
 #[test]
 fn u8_images_through_the_augmenter() {
     let levels: Vec<u8> = (0..2 * 3 * 8 * 8).map(|i| (i * 7 % 256) as u8).collect();
-    let images = batch_from_u8(&levels, 3, 8, 8).unwrap();
+    let images = ImageStore::from_vec(levels.clone(), 3, 8, 8)
+        .unwrap()
+        .to_batch();
     // Posterize to 4 bits only: every output level has its low 4 bits clear.
     let strong = RandAugment::new(vec![OpSpec::new(Op::Posterize, 4.0, 4.0)], 2, None).unwrap();
-    let out = batch_to_u8(&strong.apply(&images, 1).unwrap());
+    let out = ImageStore::quantize(&strong.apply(&images, 1).unwrap()).into_vec();
     assert!(out.iter().all(|v| v & 0x0f == 0));
     assert_eq!(out.len(), levels.len());
 }

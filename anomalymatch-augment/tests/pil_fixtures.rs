@@ -7,7 +7,7 @@
 //! whole levels and rounds its intermediate grey images; we stay continuous).
 
 use anomalymatch_augment::Op;
-use anomalymatch_augment::convert::batch_from_u8;
+use anomalymatch_core::ImageStore;
 use serde_json::Value;
 
 fn op_named(name: &str) -> Op {
@@ -55,7 +55,9 @@ fn every_op_matches_pil() {
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        let batch = batch_from_u8(&levels, channels, h, w).unwrap();
+        let batch = ImageStore::from_vec(levels, channels, h, w)
+            .unwrap()
+            .to_batch();
         let got = op.apply_to(magnitude, &batch).unwrap();
         let (lo, hi) = bounds(op);
         let entry = per_op.entry(name.to_string()).or_insert((0, 0.0, 0.0));

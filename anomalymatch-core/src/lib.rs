@@ -52,7 +52,7 @@ pub use error::{Error, Result};
 pub use fixmatch::{FixMatch, StepMetrics, TrainData};
 pub use folder::FolderSource;
 pub use framing::Crop;
-pub use image::ImageBatch;
+pub use image::{ImageBatch, Images, Sample};
 pub use image_store::ImageStore;
 pub use label::Label;
 pub use label_file::{LabelTable, MergeReport};

@@ -388,7 +388,7 @@ mod tests {
 
     /// The loaded images as values in `[0, 1]`.
     fn values(loaded: &Loaded) -> ImageBatch {
-        loaded.images.to_batch().unwrap()
+        loaded.images.to_batch()
     }
 
     fn load_folder(dir: &Path, l: &ImageLoader) -> Result<Loaded> {

@@ -65,7 +65,7 @@ pub fn contact_sheet(
             "{gone} top candidate(s) could not be read again for the contact sheet"
         ));
     }
-    let shown = loaded.images.to_batch()?;
+    let shown = loaded.images.to_batch();
     let mut tiles = Vec::with_capacity(top.len());
     for (rank, r) in top.iter().enumerate() {
         if let Some(i) = loaded.names.iter().position(|n| *n == r.name) {

@@ -147,7 +147,7 @@ impl Display {
                 .map_err(|e| e.to_string())?
                 .0
         };
-        let b = &loaded.images.to_batch().map_err(|e| e.to_string())?;
+        let b = &loaded.images.to_batch();
         let shown: Vec<bool> = (0..b.channels())
             .map(|k| (bands >> k.min(63)) & 1 == 1)
             .collect();

@@ -15,11 +15,7 @@
 //! values lie within 1.5 levels of PIL's (usually above it by less than one).
 
 use super::Dims;
-
-/// The 8-bit level PIL would see for a value in `[0, 1]`.
-fn level(v: f32) -> u8 {
-    (v * 255.0).round().clamp(0.0, 255.0) as u8
-}
+use anomalymatch_core::Sample;
 
 /// `degenerate + factor * (v - degenerate)`, clipped to `[0, 1]` as PIL clips extrapolation.
 fn blend(degenerate: f32, v: f32, factor: f32) -> f32 {
@@ -132,7 +128,7 @@ pub(crate) fn equalize(img: &mut [f32], dims: Dims) {
     for ch in img.chunks_exact_mut(dims.plane()) {
         let mut hist = [0usize; 256];
         for &v in ch.iter() {
-            hist[level(v) as usize] += 1;
+            hist[u8::from_value(v) as usize] += 1;
         }
         let occupied = hist.iter().filter(|&&n| n > 0).count();
         let last = hist.iter().rev().find(|&&n| n > 0).copied().unwrap_or(0);
@@ -143,10 +139,11 @@ pub(crate) fn equalize(img: &mut [f32], dims: Dims) {
         let mut lut = [0f32; 256];
         let mut n = step / 2;
         for (out, count) in lut.iter_mut().zip(hist) {
-            *out = (n / step).min(255) as f32 / 255.0;
+            *out = ((n / step).min(255) as u8).value();
             n += count;
         }
-        ch.iter_mut().for_each(|v| *v = lut[level(*v) as usize]);
+        ch.iter_mut()
+            .for_each(|v| *v = lut[u8::from_value(*v) as usize]);
     }
 }
 
@@ -154,13 +151,13 @@ pub(crate) fn equalize(img: &mut [f32], dims: Dims) {
 pub(crate) fn posterize(img: &mut [f32], bits: u32) {
     let mask = !((1u32 << (8 - bits.min(8))) - 1) as u8;
     img.iter_mut()
-        .for_each(|v| *v = (level(*v) & mask) as f32 / 255.0);
+        .for_each(|v| *v = (u8::from_value(*v) & mask).value());
 }
 
 /// PIL `ImageOps.solarize`: a value whose 8-bit level is at or above `threshold` becomes `1 - v`.
 pub(crate) fn solarize(img: &mut [f32], threshold: f32) {
     img.iter_mut().for_each(|v| {
-        if level(*v) as f32 >= threshold {
+        if u8::from_value(*v) as f32 >= threshold {
             *v = 1.0 - *v;
         }
     });
