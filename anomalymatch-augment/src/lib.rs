@@ -11,9 +11,9 @@
 //!   [`FixMatchAugmenter::fixmatch`] and [`FixMatchAugmenter::astro`] for sky images.
 //!
 //! Images are core's [`anomalymatch_core::ImageBatch`] (`f32` in `[0, 1]`, any number of
-//! channels); 8-bit pixels come in and out through [`anomalymatch_core::ImageStore`]. Every image gets its own generator,
-//! `item_rng(seed, stream, index)`, and batches are processed in parallel with rayon, so the
-//! output for a seed is the same whatever the number of threads.
+//! channels); 8-bit pixels come in and out through [`anomalymatch_core::ImageStore`]. Every
+//! image gets its own generator, `item_rng(seed, stream, index)`, and batches are processed in
+//! parallel with rayon, so the output for a seed is the same whatever the number of threads.
 
 pub mod config;
 pub mod cutout;

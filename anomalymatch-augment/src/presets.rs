@@ -50,12 +50,12 @@ impl FixMatchAugmenter {
         FixMatchAugmenter { weak, strong }
     }
 
-    /// FixMatch as published: [`WeakConfig::fixmatch`] and [`RandAugment::fixmatch`].
+    /// FixMatch as published: [`crate::WeakConfig::fixmatch`] and [`RandAugment::fixmatch`].
     pub fn fixmatch() -> Self {
         Self::preset(AugmentPreset::Fixmatch)
     }
 
-    /// For sky images: [`WeakConfig::astro`] (adds top-bottom flips and quarter turns), and a
+    /// For sky images: [`crate::WeakConfig::astro`] (adds top-bottom flips and quarter turns), and a
     /// strong view of 3 ops from [`astro_ops`] then Cutout filled with each band's mean (close to
     /// the sky background) rather than grey.
     pub fn astro() -> Self {

@@ -144,8 +144,9 @@ impl<T: Sample> Images<T> {
         self.map(T::value)
     }
 
-    /// The same images with `f` applied to every sample.
-    pub fn map<U: Sample>(&self, f: impl Fn(T) -> U) -> Images<U> {
+    /// The same images with `f` applied to every sample; [`Images::to_batch`] and
+    /// [`crate::ImageStore::quantize`] are the two conversions.
+    pub(crate) fn map<U: Sample>(&self, f: impl Fn(T) -> U) -> Images<U> {
         Images {
             data: self.data.iter().map(|&q| f(q)).collect(),
             channels: self.channels,
